@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Run every test: each CUnit suite in its own process under a timeout, then
+# every end-to-end driver in tests/e2e/.  Ends with "N passed, N failed".
+#   scripts/run-tests.sh BUILD_DIR [--unit-only]
+set -u
+B=${1:-build}
+MODE=${2:-all}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+UT="$B/bin/unit_tests"
+SUITE_TIMEOUT=${MPC_SUITE_TIMEOUT:-300}
+E2E_TIMEOUT=${MPC_E2E_TIMEOUT:-600}
+passed=0
+failed=0
+failures=()
+
+shm_before=$(ls /dev/shm 2>/dev/null | grep -c '^mpc' || true)
+
+while read -r suite ntests; do
+  [ -n "$suite" ] || continue
+  out=$(mktemp)
+  timeout -k 5 "$SUITE_TIMEOUT" "$UT" --suite "$suite" >"$out" 2>&1
+  rc=$?
+  cat "$out"
+  line=$(grep '^MPC-RESULT ' "$out" | tail -n 1)
+  rm -f "$out"
+  if [ -n "$line" ]; then
+    p=$(sed -n 's/.*passed=\([0-9]*\).*/\1/p' <<<"$line")
+    f=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' <<<"$line")
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -gt 0 ] && failures+=("unit suite $suite: $f failed")
+  else
+    # The suite crashed or timed out: all of its tests count as failed.
+    echo "!! suite $suite did not finish (exit $rc): counting its $ntests tests as failed"
+    failed=$((failed + ntests)); failures+=("unit suite $suite: crashed/timed out (exit $rc)")
+  fi
+done < <("$UT" --list)
+
+if [ "$MODE" != "--unit-only" ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  export MPC_BUILD="$ROOT/$B"
+  [ -d "$B" ] && MPC_BUILD=$(cd "$B" && pwd)
+  for t in "$ROOT"/tests/e2e/*.sh; do
+    [ -e "$t" ] || continue
+    name=$(basename "$t")
+    echo
+    echo "== e2e: $name"
+    out=$(mktemp)
+    timeout -k 5 "$E2E_TIMEOUT" bash "$t" >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    # Drivers print TAP-style lines: "ok - what" / "not ok - what".
+    p=$(grep -c '^ok ' "$out" || true)
+    f=$(grep -c '^not ok ' "$out" || true)
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+      f=1; echo "not ok - $name exited $rc"
+    fi
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -gt 0 ] && failures+=("e2e $name: $f failed")
+    rm -f "$out"
+  done
+fi
+
+# Nothing may be left behind in /dev/shm by any test.
+shm_after=$(ls /dev/shm 2>/dev/null | grep -c '^mpc' || true)
+if [ "$shm_after" -gt "$shm_before" ]; then
+  echo "not ok - /dev/shm objects left behind: $(ls /dev/shm | grep '^mpc' | head)"
+  failed=$((failed + 1)); failures+=("/dev/shm leftovers")
+else
+  echo "ok - no /dev/shm objects left behind"
+  passed=$((passed + 1))
+fi
+
+echo
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "Failures:"; printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
