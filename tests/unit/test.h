@@ -35,3 +35,12 @@ int mpct_pid_alive(pid_t pid);
 double mpct_now(void);
 
 #endif
+
+/* Run a job serially in this process, the way mpc-run would on one rank but
+ * without workers: init, then next -> run -> gather for every task, then
+ * finish and fini.  argv[0] must be the job name.  For job unit tests.
+ * Returns 0, the first negative code from init/next/gather/finish, or
+ * MPC_EUSAGE from init (message copied into err when err != NULL). */
+#include "mpc/job.h"
+int mpct_job_run(const mpc_job_t *job, int argc, char **argv,
+                 mpc_job_report_t *report, mpc_buf_t *err);
