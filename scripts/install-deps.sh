@@ -7,9 +7,9 @@ set -euo pipefail
 # Build and test dependencies (the product's own).
 PKGS=(libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libpng-dev
       libjpeg-dev zlib1g-dev libcunit1-dev pkg-config make gcc)
-# What the tests compare against, when present (pandas, Pillow, h5py, GNU parallel).
+# What the tests compare against: pandas describe(), Pillow resize.
 # Benchmarks add their competitors with scripts/bench/install-competitors.sh.
-TEST_PKGS=(python3 python3-numpy)
+TEST_PKGS=(python3 python3-numpy python3-pandas python3-pil)
 
 missing=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }

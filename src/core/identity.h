@@ -2,4 +2,6 @@
 #ifndef MPC_CORE_IDENTITY_H
 #define MPC_CORE_IDENTITY_H
 void mpc__identity_set(int rank, const char *host);
+/* Called in a new worker process with its slot. */
+void mpc__identity_set_worker(int index);
 #endif
