@@ -105,6 +105,7 @@ typedef struct mpc_pool_opts {
   size_t mem_limit;         /**< bytes of address space per worker (RLIMIT_AS); 0: none */
   mpc_progress_t progress;  /**< progress bar on stderr during map calls */
   int no_signals;           /**< do not catch SIGINT/SIGTERM during map calls */
+  int defer_start;          /**< only start the fork server; workers come with mpc_pool_start() */
 } mpc_pool_opts_t;
 
 /** @brief Usable CPUs: SLURM_CPUS_PER_TASK if set, else the affinity mask count. */
@@ -117,6 +118,16 @@ int mpc_cpu_count(void);
  * @return 0, MPC_EINVAL, MPC_ENOMEM, MPC_ECHILD (workers could not start), -errno.
  */
 MPC_MUST_CHECK int mpc_pool_new(mpc_pool_t **out, const mpc_pool_opts_t *opts);
+
+/**
+ * @brief With opts.defer_start: start the workers now.  They are forked by the
+ * fork server that mpc_pool_new() started, so this is safe after MPI_Init (the
+ * MPI layer creates its pool before MPI_Init and learns how many workers it
+ * wants after it).
+ * @param[in] workers  0: opts.workers, or mpc_cpu_count() if that is 0.
+ * @return 0, MPC_ESTATE (already started), MPC_ECHILD, -errno.
+ */
+MPC_MUST_CHECK int mpc_pool_start(mpc_pool_t *p, int workers);
 
 /** @brief Number of worker slots. */
 int mpc_pool_workers(const mpc_pool_t *p);
