@@ -360,6 +360,7 @@ static void test_job_failures_in_joblog(void) {
   jr_t r;
   run_job(&r, 0, "--joblog", tpath("log"), "echo x{}; [ {} = ok ] || kill -{} $$", ":::",
           "ok", "9", "15", NULL);
+  jr_free(&r);
   run_job(&r, 0, "--joblog", tpath("log"), "echo {}; exit {}", ":::", "0", "3", "0", NULL);
   CU_ASSERT_EQUAL(r.rc, 0);
   CU_ASSERT_EQUAL(r.rep.ok, 2);
@@ -494,7 +495,7 @@ static void test_job_resume(void) {
   CU_ASSERT_EQUAL(j.n, 5); /* t1 t3 t2 t4 t5 */
   CU_ASSERT_EQUAL(j.bad, 1); /* the cut-off line, now terminated */
   for (int i = 1; i <= 5; i++) {
-    char c[8];
+    char c[32];
     snprintf(c, sizeof c, "echo t%d", i);
     CU_ASSERT_PTR_NOT_NULL(cmd_joblog_find(&j, c, strlen(c), NULL, 0, 0));
   }
