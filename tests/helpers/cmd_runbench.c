@@ -8,7 +8,8 @@
  *
  *   cmd_runbench P JOB-ARGS...       e.g.  cmd_runbench 2 'echo {}' :::: args
  *
- * Prints "runfn tasks=N seconds=S tps=R" on stderr. */
+ * Prints "runfn tasks=N seconds=S tps=R" on stderr.  MPC_RUNBENCH_RESUME=1
+ * sets env.resume (as mpc-run --resume would). */
 #include "../../jobs/cmd/cmd.c"
 #include "../../jobs/cmd/joblog.c"
 #include "../../jobs/cmd/spawn.c"
@@ -43,7 +44,9 @@ int main(int argc, char **argv) {
   }
   int P = atoi(argv[1]);
   argv[1] = "cmd";
-  mpc_job_env_t env = {.rank = 0, .nranks = 1, .workers = P};
+  const char *res = getenv("MPC_RUNBENCH_RESUME");
+  mpc_job_env_t env = {.rank = 0, .nranks = 1, .workers = P,
+                       .resume = res && strcmp(res, "1") == 0};
   mpc_buf_t err = MPC_BUF_INIT, key = MPC_BUF_INIT;
   void *st = NULL;
   int rc = mpc_job_cmd.init(argc - 1, argv + 1, &env, &st, &err);
