@@ -557,7 +557,7 @@ static int cmd_gather(void *state, const mpc_job_result_t *res) {
       cmd_task_release(&t);
     } else {
       r.seq = res->seq + 1;
-      rc = mpc_buf_append(&cmdbuf, res->key, strlen(res->key));
+      rc = res->key ? mpc_buf_append(&cmdbuf, res->key, strlen(res->key)) : 0;
     }
     r.ex.exitval = -1;
     r.ex.sig = res->status == MPC_TASK_CRASHED   ? res->code

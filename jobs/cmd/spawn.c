@@ -165,9 +165,28 @@ static void ignored_signals(sigset_t *set) {
 
 static int devnull_fd(void) {
   static int fd = -1;
-  if (fd < 0)
+  if (fd < 0) {
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && fd <= 2) {
+      int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      close(fd);
+      fd = n;
+    }
+  }
   return fd;
+}
+
+/* Keep our descriptors off 0-2 (a worker may run with those closed), so the
+ * dup2() actions in the child can never overwrite one another. */
+static int lift_fd(int *fd) {
+  if (*fd > 2)
+    return 0;
+  int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+  if (n < 0)
+    return -errno;
+  close(*fd);
+  *fd = n;
+  return 0;
 }
 
 static int pidfd_open_(pid_t pid) {
@@ -272,6 +291,12 @@ int cmd_spawn(const char *cmd, char *const *envp, double timeout,
   int dn = devnull_fd();
   if (dn < 0 || pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0) {
     ex->spawn_err = -errno;
+    goto out;
+  }
+  if ((rc = lift_fd(&po[0])) || (rc = lift_fd(&po[1])) || (rc = lift_fd(&pe[0])) ||
+      (rc = lift_fd(&pe[1]))) {
+    ex->spawn_err = rc;
+    rc = 0;
     goto out;
   }
   int src = spawn_child(cmd, envp, dn, po[1], pe[1], &pid);

@@ -216,6 +216,31 @@ static void test_spawn_environment(void) {
   mpc_buf_free(&se);
 }
 
+/* In a child with 0, 1 and 2 closed (a daemonised worker): the pipes land on
+ * low descriptors and must still reach the command's stdout and stderr. */
+static int closed_std_child(void *arg) {
+  (void)arg;
+  close(0);
+  close(1);
+  close(2);
+  mpc_buf_t so = MPC_BUF_INIT, se = MPC_BUF_INIT;
+  cmd_exec_t ex;
+  if (cmd_spawn("echo out; echo err >&2; cat", cmd_task_env(1, 0, 0, "h"), 10, NULL, 0,
+                &so, &se, &ex) != 0)
+    return 1;
+  if (ex.exitval != 0 || ex.timed_out)
+    return 2;
+  if (so.len != 4 || memcmp(so.data, "out\n", 4) != 0)
+    return 3;
+  if (se.len != 4 || memcmp(se.data, "err\n", 4) != 0)
+    return 4;
+  return 0;
+}
+
+static void test_spawn_closed_std_fds(void) {
+  CU_ASSERT_EQUAL(mpct_run_child(closed_std_child, NULL, 30), 0);
+}
+
 static int all_bytes(const mpc_buf_t *b, char c) {
   for (size_t i = 0; i < b->len; i++)
     if (b->data[i] != (unsigned char)c)
@@ -603,6 +628,7 @@ static void test_job_large_outputs(void) {
 MPC_TESTS(cmd_run) = {
     {"spawn: exit status, signal, capture, no fd leak", test_spawn_status},
     {"spawn: environment, stdin, process group, SIGPIPE", test_spawn_environment},
+    {"spawn: works with 0-2 closed in the worker", test_spawn_closed_std_fds},
     {"spawn: megabytes on both streams, no deadlock", test_spawn_big_output},
     {"spawn: timeout kills the whole group", test_spawn_timeout_kills_group},
     {"groups of killed workers are killed", test_pgtab_reaps_orphans},
