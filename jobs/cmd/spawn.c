@@ -199,17 +199,20 @@ static int pidfd_open_(pid_t pid) {
 #endif
 }
 
+/* Read what the pipe holds.  Room grows 4 KiB at a time while the output is
+ * small (most commands print a line or nothing), 64 KiB after that.
+ * @return 1 (more may come), 0 (EOF), or MPC_ENOMEM. */
 static int drain(int fd, mpc_buf_t *b) {
   for (;;) {
-    int rc = mpc_buf_reserve(b, 65536);
+    int rc = mpc_buf_reserve(b, b->len < 65536 ? 4096 : 65536);
     if (rc)
       return rc;
-    ssize_t r = read(fd, b->data + b->len, b->cap - b->len);
+    size_t room = b->cap - b->len;
+    ssize_t r = read(fd, b->data + b->len, room);
     if (r > 0) {
       b->len += (size_t)r;
-      /* A short read means the pipe is empty for now. */
-      if ((size_t)r < 65536)
-        return 1;
+      if ((size_t)r < room)
+        return 1; /* a short read: the pipe is empty for now */
       continue;
     }
     if (r == 0)
@@ -218,7 +221,7 @@ static int drain(int fd, mpc_buf_t *b) {
       continue;
     if (errno == EAGAIN)
       return 1;
-    return 0; /* treat read errors as EOF */
+    return 0; /* a read error ends the stream like EOF */
   }
 }
 
