@@ -541,8 +541,31 @@ static int cmd_gather(void *state, const mpc_job_result_t *res) {
   cmd_rec_t r;
   mpc_buf_t msg = MPC_BUF_INIT, cmdbuf = MPC_BUF_INIT;
   int rc = 0;
-  if (res->resumed)
-    return 0; /* done by an earlier run (mpc-run's journal) */
+  if (res->resumed) {
+    /* Done by an earlier run according to mpc-run's journal (--journal with
+     * --resume).  next() only produces commands the joblog does not list,
+     * so add the line the joblog lacks (no output: it was printed then). */
+    cmd_task_t t;
+    if (st->joblog_fd < 0 || cmd_task_decode(&t, res->input, res->input_len) != 0)
+      return 0;
+    char fill[24];
+    snprintf(fill, sizeof fill, "%d", res->worker >= 0 ? res->worker + 1 : 1);
+    rc = cmd_render(&cmdbuf, t.cmd, t.len, t.slots, t.nslots, fill);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    cmd_joblog_line_t l = {.seq = t.seq,
+                           .host = res->host && res->host[0] ? res->host : ":",
+                           .start = (double)ts.tv_sec + ts.tv_nsec * 1e-9 - res->seconds,
+                           .runtime = res->seconds,
+                           .cmd = cmdbuf.data ? (const char *)cmdbuf.data : "",
+                           .cmd_len = cmdbuf.len};
+    cmd_task_release(&t);
+    mpc_buf_clear(&st->line);
+    if (rc == 0 && (rc = cmd_joblog_format(&st->line, &l)) == 0)
+      rc = write_all(st->joblog_fd, st->line.data, st->line.len);
+    mpc_buf_free(&cmdbuf);
+    return rc;
+  }
   if (cmd_rec_decode(&r, res->output, res->output_len) != 0) {
     /* No record: the worker died, timed out or never ran the task. */
     cmd_task_t t;

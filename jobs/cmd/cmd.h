@@ -154,10 +154,15 @@ int cmd_spawn(const char *cmd, char *const *envp, double timeout,
 char *const *cmd_task_env(uint64_t seq, int rank, int worker, const char *host);
 
 /* Result record (worker -> master), the same for success and failure:
+ *   a 64-byte text line, space-padded, ending in '\n' ("exit status 3",
+ *   "killed by signal 9 (Killed)", "ok"...: what mpc-run's summary shows) |
  *   "MPCCMD1\0" | i32 exitval | i32 sig | i32 timed_out | i32 spawn_err |
  *   f64 start | f64 runtime | u64 seq | u64 stdout_len | u64 stderr_len |
  *   u64 cmd_len | stdout | stderr | cmd (as run, {%} filled in) */
-#define CMD_REC_HDR 72
+#define CMD_REC_TEXT 64
+#define CMD_REC_HDR (CMD_REC_TEXT + 72)
+/** One line saying what happened to a command ("exit status 3"...). */
+void cmd_exec_describe(const cmd_exec_t *ex, char *buf, size_t n);
 /** Put a header with zero lengths in `out` (stdout is then appended directly). */
 int cmd_rec_begin(mpc_buf_t *out);
 /** Complete the record: `out` holds the header + stdout; append stderr and cmd. */

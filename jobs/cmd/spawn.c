@@ -434,10 +434,33 @@ out:
 
 static const char k_magic[8] = "MPCCMD1";
 
+/* The record starts with a line of text (space-padded, ending in '\n') that
+ * says what happened: mpc-run shows a failed task's first output line in its
+ * summary, so that line must read well.  The binary part follows. */
+#define TXT CMD_REC_TEXT
+#define BIN (CMD_REC_HDR - CMD_REC_TEXT)
+
 int cmd_rec_begin(mpc_buf_t *out) {
   unsigned char z[CMD_REC_HDR] = {0};
-  memcpy(z, k_magic, 8);
+  memset(z, ' ', TXT - 1);
+  z[TXT - 1] = '\n';
+  memcpy(z + TXT, k_magic, 8);
   return mpc_buf_set(out, z, sizeof z);
+}
+
+void cmd_exec_describe(const cmd_exec_t *ex, char *buf, size_t n) {
+  if (ex->spawn_err == MPC_EINVAL)
+    snprintf(buf, n, "the command contains a NUL byte");
+  else if (ex->spawn_err)
+    snprintf(buf, n, "cannot start /bin/sh: %s", mpc_strerror(ex->spawn_err));
+  else if (ex->timed_out)
+    snprintf(buf, n, "timed out after %.3f s (signal %d)", ex->runtime, ex->sig);
+  else if (ex->sig)
+    snprintf(buf, n, "killed by signal %d (%s)", ex->sig, strsignal(ex->sig));
+  else if (ex->exitval)
+    snprintf(buf, n, "exit status %d", ex->exitval);
+  else
+    snprintf(buf, n, "ok");
 }
 
 int cmd_rec_finish(mpc_buf_t *out, const cmd_exec_t *ex, uint64_t seq,
@@ -450,7 +473,16 @@ int cmd_rec_finish(mpc_buf_t *out, const cmd_exec_t *ex, uint64_t seq,
   if (rc || (rc = mpc_buf_append(out, se, se_len)) ||
       (rc = mpc_buf_append(out, cmd, cmd_len)))
     return rc;
-  unsigned char *h = out->data;
+  unsigned char *t = out->data, *h = out->data + TXT;
+  char text[TXT];
+  cmd_exec_describe(ex, text, sizeof text);
+  size_t tl = strlen(text);
+  for (size_t i = 0; i < tl; i++)
+    if ((unsigned char)text[i] < 0x20)
+      text[i] = ' ';
+  memset(t, ' ', TXT - 1);
+  memcpy(t, text, tl < TXT - 1 ? tl : TXT - 1);
+  t[TXT - 1] = '\n';
   int32_t v[4] = {ex->exitval, ex->sig, ex->timed_out, ex->spawn_err};
   memcpy(h, k_magic, 8);
   memcpy(h + 8, v, 16);
@@ -464,9 +496,10 @@ int cmd_rec_finish(mpc_buf_t *out, const cmd_exec_t *ex, uint64_t seq,
 }
 
 int cmd_rec_decode(cmd_rec_t *r, const void *p, size_t len) {
-  const unsigned char *h = p;
+  const unsigned char *h = (const unsigned char *)p + TXT;
   memset(r, 0, sizeof *r);
-  if (!p || len < CMD_REC_HDR || memcmp(h, k_magic, 8) != 0)
+  if (!p || len < CMD_REC_HDR || ((const char *)p)[TXT - 1] != '\n' ||
+      memcmp(h, k_magic, 8) != 0)
     return MPC_EFORMAT;
   int32_t v[4];
   uint64_t so, se, cl;
@@ -484,7 +517,7 @@ int cmd_rec_decode(cmd_rec_t *r, const void *p, size_t len) {
   r->ex.sig = v[1];
   r->ex.timed_out = v[2];
   r->ex.spawn_err = v[3];
-  r->so = (const char *)h + CMD_REC_HDR;
+  r->so = (const char *)p + CMD_REC_HDR;
   r->so_len = so;
   r->se = r->so + so;
   r->se_len = se;

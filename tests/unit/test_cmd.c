@@ -180,6 +180,9 @@ static void test_record(void) {
   CU_ASSERT_EQUAL(cmd_rec_finish(&out, &ex, 9, "ERR", 3, "false", 5), 0);
   cmd_rec_t r;
   CU_ASSERT_EQUAL_FATAL(cmd_rec_decode(&r, out.data, out.len), 0);
+  /* The first line reads well in mpc-run's failure summary. */
+  CU_ASSERT_EQUAL(memcmp(out.data, "exit status 3   ", 16), 0);
+  CU_ASSERT_PTR_EQUAL(memchr(out.data, '\n', out.len), out.data + CMD_REC_TEXT - 1);
   CU_ASSERT_EQUAL(r.seq, 9);
   CU_ASSERT_EQUAL(r.ex.exitval, 3);
   CU_ASSERT_DOUBLE_EQUAL(r.ex.start, 1700000000.25, 1e-9);
