@@ -36,6 +36,10 @@ check "the same under mpirun -n 3" "$got" "$want"
 got=$("$RUN" cmd -w 2 'echo {%}' ::: a b c d e f g h 2>/dev/null | sort -u | tr '\n' ' ')
 case "$got" in "1 " | "1 2 " | "2 ") pass "{%} is a worker slot in 1..2" ;; *) fail "{%} is a worker slot in 1..2" "got $got" ;; esac
 
+# After --, words like -n belong to the template, not to mpc-run.
+got=$("$RUN" cmd -w 2 -k -- printf '%s' -n {} ::: a b 2>/dev/null)
+check "-- protects template words from mpc-run's options" "$got" "-na-nb"
+
 # Newlines in an argument stay one argument.
 got=$("$RUN" cmd 'printf "[%s]" {}' ::: "$(printf 'two\nlines')" 2>/dev/null)
 check "an argument with a newline is one argument" "$got" "$(printf '[two\nlines]')"
