@@ -176,8 +176,13 @@ MPC_MUST_CHECK int mpc_pool_imap_unordered(mpc_pool_t *p, const mpc_slice_t *in,
 
 /** @brief Results of a map call. */
 size_t mpc_results_count(const mpc_results_t *r);
-/** @brief Result i (input order); valid until mpc_results_free(). */
-const mpc_result_t *mpc_results_get(const mpc_results_t *r, size_t i);
+/**
+ * @brief Result i (input order), copied into *out.  out->data points into the
+ * container and stays valid until mpc_results_free().
+ * @return 0, or MPC_EINVAL when i is out of range.
+ */
+MPC_MUST_CHECK int mpc_results_get(const mpc_results_t *r, size_t i,
+                                   mpc_result_t *out);
 /** @brief Number of results whose status is not MPC_TASK_OK. */
 size_t mpc_results_failed(const mpc_results_t *r);
 void mpc_results_free(mpc_results_t *r);

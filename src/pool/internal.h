@@ -14,7 +14,24 @@
 /* Task ring record types (parent -> worker). */
 enum { T_UNIT = 1, T_RETIRE = 2 };
 /* Result ring record types (worker -> parent). */
-enum { R_RESULT = 1 };
+enum { R_RESULT = 1, R_BATCH = 2 };
+
+/* R_BATCH payload: results of consecutive entries of one unit, for units of
+ * many small tasks: this header, then per entry a batch_ent_t and its output
+ * padded to 8.  Entry k's start is entry k-1's end (the first: start_ns). */
+typedef struct batch_hdr {
+  uint32_t n;        /* entries in this record */
+  uint32_t first;    /* index of the first within the unit */
+  uint64_t start_ns;
+} batch_hdr_t;
+typedef struct batch_ent {
+  int32_t code;
+  uint32_t len;
+  uint64_t end_ns;
+} batch_ent_t;
+#define BATCH_MAX_OUT 4096u   /* larger outputs go in their own R_RESULT */
+#define BATCH_MAX_BYTES 65536u
+#define BATCH_MAX_NS 50000u  /* flush at least every 50 us */
 
 /* T_UNIT payload: u32 count, u32 pad, then `count` entries of
  *   [u64 id][u64 len][len bytes, padded to 8]. */

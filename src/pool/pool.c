@@ -460,37 +460,35 @@ static void requeue_one(mpc_pool_t *p, unit_t *u, uint32_t i) {
   pend_push_front(p, v);
 }
 
-static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint64_t did,
-                         const unsigned char *payload, size_t len) {
-  unit_t *u = w->fifo;
-  res_hdr_t h;
-  if (!u || u->did != did || len < sizeof h)
-    return MPC_EPROTO;
-  memcpy(&h, payload, sizeof h);
-  if (h.idx != u->done)
-    return MPC_EPROTO;
-  account_time(p, h.end_ns - h.start_ns);
+/* Entry u->done of w's head unit u finished with `code` and output data. */
+static int finish_entry(mpc_pool_t *p, int slot, worker_t *w, unit_t *u,
+                        int code, const void *data, size_t len,
+                        uint64_t start_ns, uint64_t end_ns) {
+  uint64_t id;
+  if (u->kind == U_OWNED) {
+    uint64_t l;
+    memcpy(&id, u->blob + u->blob_off, 8);
+    memcpy(&l, u->blob + u->blob_off + 8, 8);
+    u->blob_off += ENTRY_HDR + PAD8(l);
+  } else {
+    id = u->first + u->done;
+  }
+  account_time(p, end_ns - start_ns);
   mpc_result_t r = {
-      .id = h.id,
-      .status = h.code ? MPC_TASK_ERROR : MPC_TASK_OK,
-      .code = h.code,
-      .data = payload + sizeof h,
-      .len = len - sizeof h,
+      .id = id,
+      .status = code ? MPC_TASK_ERROR : MPC_TASK_OK,
+      .code = code,
+      .data = data,
+      .len = len,
       .attempts = u->attempts,
       .worker = slot,
       .pid = w->pid ? w->pid : (pid_t)atomic_load(&w->shm->pid),
-      .start = (double)h.start_ns * 1e-9,
-      .end = (double)h.end_ns * 1e-9,
+      .start = (double)start_ns * 1e-9,
+      .end = (double)end_ns * 1e-9,
       .maxrss_kb = (long)atomic_load_explicit(&w->shm->maxrss_kb,
                                               memory_order_relaxed),
   };
-  if (u->kind == U_OWNED) {
-    uint64_t l;
-    memcpy(&l, u->blob + u->blob_off + 8, 8);
-    u->blob_off += ENTRY_HDR + PAD8(l);
-  }
-  if (r.status == MPC_TASK_ERROR && !u->canceled &&
-      retryable(p, r.status, u->attempts)) {
+  if (code && !u->canceled && retryable(p, r.status, u->attempts)) {
     unit_t *v = unit_slice(p, u, u->done, 1);
     if (!v)
       return MPC_ENOMEM;
@@ -504,6 +502,48 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint64_t did,
   if (u->done == u->count)
     fifo_pop(w);
   return 1;
+}
+
+static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
+                         uint64_t did, const unsigned char *payload,
+                         size_t len) {
+  unit_t *u = w->fifo;
+  if (!u || u->did != did)
+    return MPC_EPROTO;
+  if (RING_TYPE(type) == R_BATCH) {
+    batch_hdr_t h;
+    if (len < sizeof h)
+      return MPC_EPROTO;
+    memcpy(&h, payload, sizeof h);
+    if (h.first != u->done || h.n > u->count - u->done)
+      return MPC_EPROTO;
+    size_t off = sizeof h;
+    uint64_t t = h.start_ns;
+    for (uint32_t k = 0; k < h.n; k++) {
+      batch_ent_t e;
+      if (off + sizeof e > len)
+        return MPC_EPROTO;
+      memcpy(&e, payload + off, sizeof e);
+      off += sizeof e;
+      if (off + e.len > len)
+        return MPC_EPROTO;
+      int rc = finish_entry(p, slot, w, u, e.code, payload + off, e.len, t,
+                            e.end_ns);
+      if (rc < 0)
+        return rc;
+      off += PAD8(e.len);
+      t = e.end_ns;
+    }
+    return (int)h.n;
+  }
+  res_hdr_t h;
+  if (len < sizeof h)
+    return MPC_EPROTO;
+  memcpy(&h, payload, sizeof h);
+  if (h.idx != u->done)
+    return MPC_EPROTO;
+  return finish_entry(p, slot, w, u, h.code, payload + sizeof h,
+                      len - sizeof h, h.start_ns, h.end_ns);
 }
 
 /* Drain w's result ring; returns results handled or a negative error. */
@@ -525,11 +565,11 @@ static int collect(mpc_pool_t *p, int slot) {
       ring_release(w->rr, pos, rec);
       if (type & RING_MORE)
         continue;
-      rc = handle_result(p, slot, w, did, w->rasm.data, w->rasm.len);
+      rc = handle_result(p, slot, w, type, did, w->rasm.data, w->rasm.len);
       mpc_buf_free(&w->rasm);
     } else {
-      rc = handle_result(p, slot, w, rec->id, (const unsigned char *)(rec + 1),
-                         rec->len);
+      rc = handle_result(p, slot, w, rec->type, rec->id,
+                         (const unsigned char *)(rec + 1), rec->len);
       ring_release(w->rr, pos, rec);
     }
     if (rc < 0)
@@ -542,6 +582,16 @@ static int collect(mpc_pool_t *p, int slot) {
 }
 
 /* ---- worker exits ------------------------------------------------------------- */
+
+/* Index in w's head unit of the entry `cur` says is running, or -1.  It can
+ * be past u->done: results of small tasks are batched before publication. */
+static long running_idx(const worker_t *w, uint64_t cur) {
+  const unit_t *u = w->fifo;
+  if (!u || cur == 0 || ((cur - 1) >> 24) != u->did)
+    return -1;
+  uint32_t idx = (uint32_t)((cur - 1) & 0xffffff);
+  return idx >= u->done && idx < u->count ? (long)idx : -1;
+}
 
 /* A worker is gone (exit status `st`).  Collect what it published, decide the
  * fate of the task it was running, requeue everything behind it, replace it. */
@@ -563,7 +613,18 @@ static int worker_gone(mpc_pool_t *p, int slot, int st, long maxrss) {
   } else if (was_ready) {
     p->init_fail_streak = 0;
   }
-  if (u && cur == CUR_PACK(u->did, u->done)) {
+  long ri = running_idx(w, cur);
+  if (u && ri > (long)u->done) {
+    /* Entries before the culprit finished but their batched results were
+     * lost with the worker: they run again. */
+    unit_t *pre = unit_slice(p, u, u->done, (uint32_t)(ri - u->done));
+    if (!pre)
+      return p->fatal = MPC_ENOMEM;
+    *rest_tail = pre;
+    rest_tail = &pre->next;
+    u->done = (uint32_t)ri;
+  }
+  if (ri >= 0) {
     /* The entry at the head was running: it is the culprit. */
     mpc_task_status_t status;
     int code;
@@ -959,8 +1020,15 @@ static double check_timeouts(mpc_pool_t *p) {
     if (w->state != WS_LIVE || !w->fifo || w->kill_reason)
       continue;
     uint64_t cur = atomic_load_explicit(&w->shm->cur, memory_order_acquire);
-    if (cur != CUR_PACK(w->fifo->did, w->fifo->done))
+    if (running_idx(w, cur) < 0) {
+      /* Work is queued but we have not seen it start: a task can begin
+       * without telling us, so look again soon. */
+      double soon = (double)now * 1e-9 +
+                    (p->o.timeout / 4 < 0.05 ? p->o.timeout / 4 : 0.05);
+      if (!next || soon < next)
+        next = soon;
       continue;
+    }
     uint64_t start = atomic_load(&w->shm->cur_start_ns);
     double deadline = (double)start * 1e-9 + p->o.timeout;
     if ((double)now * 1e-9 >= deadline)
@@ -1192,21 +1260,48 @@ static void sig_leave(sigsave_t *s) {
 
 /* ---- map calls ------------------------------------------------------------------ */
 
+/* Map results are kept compact (a million tasks, a million of these) and
+ * expanded into an mpc_result_t on access. */
+typedef struct cres {
+  uint64_t off; /* output offset in the arena */
+  uint64_t len;
+  double start, end;
+  int32_t code;
+  int32_t pid;
+  int32_t maxrss_kb;
+  int16_t worker;
+  uint8_t status;
+  uint8_t attempts;
+} cres_t;
+
 struct mpc_results {
   size_t n, failed;
-  mpc_result_t *r;
-  size_t *off;
+  cres_t *r;
   mpc_buf_t arena;
 };
 
 static int store_result(void *ctx, const mpc_result_t *r) {
   mpc_results_t *res = ctx;
-  mpc_result_t *d = &res->r[r->id];
-  *d = *r;
-  res->off[r->id] = res->arena.len;
-  if (r->len && mpc_buf_append(&res->arena, r->data, r->len) != 0)
-    d->len = 0;
-  d->data = NULL;
+  cres_t *d = &res->r[r->id];
+  d->off = res->arena.len;
+  d->len = r->len;
+  if (r->len) {
+    if (res->arena.cap - res->arena.len >= r->len) {
+      memcpy(res->arena.data + res->arena.len, r->data, r->len);
+      res->arena.len += r->len;
+    } else if (mpc_buf_append(&res->arena, r->data, r->len) != 0) {
+      d->len = 0;
+    }
+  }
+  d->start = r->start;
+  d->end = r->end;
+  d->code = r->code;
+  d->pid = r->pid;
+  d->maxrss_kb = r->maxrss_kb > INT32_MAX ? INT32_MAX : (int32_t)r->maxrss_kb;
+  d->worker = (int16_t)r->worker;
+  d->status = (uint8_t)r->status;
+  d->attempts = r->attempts > 255 ? 255 : (uint8_t)r->attempts;
+  res->failed += r->status != MPC_TASK_OK;
   return 0;
 }
 
@@ -1265,20 +1360,12 @@ static int map_collect(mpc_pool_t *p, size_t n, mpc_results_t **out) {
   if (!res)
     return MPC_ENOMEM;
   res->n = n;
-  res->r = calloc(n ? n : 1, sizeof *res->r);
-  res->off = calloc(n ? n : 1, sizeof *res->off);
-  if (!res->r || !res->off) {
+  res->r = malloc((n ? n : 1) * sizeof *res->r);
+  if (!res->r) {
     mpc_results_free(res);
     return MPC_ENOMEM;
   }
   int rc = map_array_run(p, n, store_result, res);
-  for (size_t i = 0; i < n; i++) {
-    res->r[i].data = res->arena.data ? res->arena.data + res->off[i] : NULL;
-    if (res->r[i].status != MPC_TASK_OK)
-      res->failed++;
-  }
-  free(res->off);
-  res->off = NULL;
   if (rc < 0 && rc != MPC_EINTR) {
     mpc_results_free(res);
     return rc;
@@ -1316,15 +1403,30 @@ int mpc_pool_imap_unordered(mpc_pool_t *p, const mpc_slice_t *in, size_t n,
 }
 
 size_t mpc_results_count(const mpc_results_t *r) { return r ? r->n : 0; }
-const mpc_result_t *mpc_results_get(const mpc_results_t *r, size_t i) {
-  return r && i < r->n ? &r->r[i] : NULL;
+int mpc_results_get(const mpc_results_t *r, size_t i, mpc_result_t *out) {
+  if (!r || !out || i >= r->n)
+    return MPC_EINVAL;
+  const cres_t *c = &r->r[i];
+  *out = (mpc_result_t){
+      .id = i,
+      .status = (mpc_task_status_t)c->status,
+      .code = c->code,
+      .data = c->len ? r->arena.data + c->off : NULL,
+      .len = (size_t)c->len,
+      .attempts = c->attempts,
+      .worker = c->worker,
+      .pid = c->pid,
+      .start = c->start,
+      .end = c->end,
+      .maxrss_kb = c->maxrss_kb,
+  };
+  return 0;
 }
 size_t mpc_results_failed(const mpc_results_t *r) { return r ? r->failed : 0; }
 void mpc_results_free(mpc_results_t *r) {
   if (!r)
     return;
   free(r->r);
-  free(r->off);
   mpc_buf_free(&r->arena);
   free(r);
 }
@@ -1676,8 +1778,7 @@ int mpc_pool_cancel(mpc_pool_t *p, uint64_t tag) {
     for (unit_t *u = w->fifo; u; u = u->next)
       if (unit_has(p, u, tag)) {
         u->canceled = 1;
-        if (u == w->fifo &&
-            atomic_load(&w->shm->cur) == CUR_PACK(u->did, u->done))
+        if (u == w->fifo && running_idx(w, atomic_load(&w->shm->cur)) >= 0)
           worker_kill(w, KR_CANCEL);
         return 0;
       }

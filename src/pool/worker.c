@@ -111,8 +111,34 @@ static void note_rss(wctx_t *w, uint64_t now) {
   w->last_rss_ns = now;
 }
 
+typedef struct batch {
+  mpc_buf_t b;
+  uint32_t n;
+  uint64_t t0;
+} batch_t;
+
+static void batch_flush(wctx_t *w, uint64_t did, batch_t *bt) {
+  if (!bt->n)
+    return;
+  batch_hdr_t *h = (batch_hdr_t *)bt->b.data;
+  h->n = bt->n;
+  ring_t *r = w->rr;
+  ring_rec_t *rec;
+  uint64_t pos = 0;
+  WAIT_UNTIL(w, (rec = ring_reserve(r, bt->b.len, &pos)) != NULL);
+  rec->type = R_BATCH;
+  rec->len = (uint32_t)bt->b.len;
+  rec->id = did;
+  memcpy(rec + 1, bt->b.data, bt->b.len);
+  ring_commit(r, pos, bt->b.len);
+  ring_parent(w);
+  bt->n = 0;
+  bt->b.len = 0;
+}
+
 static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
-                     const unsigned char *p, size_t len, mpc_buf_t *out) {
+                     const unsigned char *p, size_t len, mpc_buf_t *out,
+                     batch_t *bt) {
   if (len < UNIT_HDR)
     _exit(WORKER_EXIT_INIT + 1);
   uint32_t count;
@@ -131,12 +157,35 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
     int code = cfg->fn(cfg->ctx, in, (size_t)elen, out);
     uint64_t end = mpc__now_ns();
     atomic_store_explicit(&w->shm->child_pgid, 0, memory_order_relaxed);
-    res_hdr_t h = {.id = id, .idx = i, .code = code, .start_ns = t,
-                   .end_ns = end};
     note_rss(w, end);
-    put_result(w, did, &h, out->data, out->len);
+    if (count > 1 && out->len <= BATCH_MAX_OUT) {
+      /* Small result of a many-task unit: batch it. */
+      if (!bt->n) {
+        batch_hdr_t h = {.n = 0, .first = i, .start_ns = t};
+        bt->b.len = 0;
+        if (mpc_buf_append(&bt->b, &h, sizeof h))
+          _exit(WORKER_EXIT_INIT + 2);
+        bt->t0 = t;
+      }
+      batch_ent_t e = {.code = code, .len = (uint32_t)out->len, .end_ns = end};
+      static const unsigned char zeros[8];
+      if (mpc_buf_append(&bt->b, &e, sizeof e) ||
+          mpc_buf_append(&bt->b, out->data, out->len) ||
+          mpc_buf_append(&bt->b, zeros, PAD8(out->len) - out->len))
+        _exit(WORKER_EXIT_INIT + 2);
+      bt->n++;
+      if (i + 1 == count || end - bt->t0 >= BATCH_MAX_NS ||
+          bt->b.len >= BATCH_MAX_BYTES)
+        batch_flush(w, did, bt);
+    } else {
+      batch_flush(w, did, bt);
+      res_hdr_t h = {.id = id, .idx = i, .code = code, .start_ns = t,
+                     .end_ns = end};
+      put_result(w, did, &h, out->data, out->len);
+    }
     t = end;
   }
+  batch_flush(w, did, bt);
   /* Keep big outputs from pinning memory for the rest of the worker's life. */
   if (out->cap > (1u << 20))
     mpc_buf_free(out);
@@ -170,6 +219,7 @@ void mpc__worker_main(const worker_cfg_t *cfg, int slot, int memfd, int sock) {
   ring_parent(&w);
 
   mpc_buf_t out = MPC_BUF_INIT, rasm = MPC_BUF_INIT;
+  batch_t bt = {.b = MPC_BUF_INIT};
   for (;;) {
     ring_rec_t *rec;
     uint64_t pos = 0;
@@ -186,12 +236,13 @@ void mpc__worker_main(const worker_cfg_t *cfg, int slot, int memfd, int sock) {
       ring_parent(&w);
       if (type & RING_MORE)
         continue;
-      run_unit(&w, cfg, did, rasm.data, rasm.len, &out);
+      run_unit(&w, cfg, did, rasm.data, rasm.len, &out, &bt);
       mpc_buf_free(&rasm);
       continue;
     }
     /* Zero copy: the task reads its input where it lies in the ring. */
-    run_unit(&w, cfg, did, (const unsigned char *)(rec + 1), rec->len, &out);
+    run_unit(&w, cfg, did, (const unsigned char *)(rec + 1), rec->len, &out,
+             &bt);
     ring_release(w.tr, pos, rec);
     ring_parent(&w);
   }

@@ -15,6 +15,21 @@
 
 #include "mpc/pool.h"
 
+/* The 8-byte value at p (outputs need not be aligned). */
+static uint64_t u64at(const void *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* Result i as a pointer (a few recent ones stay valid), or NULL. */
+static const mpc_result_t *rget(const mpc_results_t *r, size_t i) {
+  static mpc_result_t slots[8];
+  static unsigned k;
+  mpc_result_t *x = &slots[k++ % 8];
+  return mpc_results_get(r, i, x) == 0 ? x : NULL;
+}
+
 /* Task ops for the test function. */
 enum { OP_ECHO = 0, OP_SEGV, OP_ABORT, OP_EXIT, OP_HANG, OP_SLEEP, OP_ERROR,
        OP_BIG, OP_PID, OP_FLAKY };
@@ -117,16 +132,16 @@ static void test_zero_and_one(void) {
   op_t one = {.op = OP_ECHO, .val = 21};
   CU_ASSERT_EQUAL(mpc_pool_map_array(p, &one, sizeof one, 1, &r), 0);
   CU_ASSERT_EQUAL_FATAL(mpc_results_count(r), 1);
-  const mpc_result_t *x = mpc_results_get(r, 0);
+  const mpc_result_t *x = rget(r, 0);
   CU_ASSERT_EQUAL(x->status, MPC_TASK_OK);
   CU_ASSERT_EQUAL(x->len, 8);
-  CU_ASSERT_EQUAL(*(const uint64_t *)x->data, 42);
+  CU_ASSERT_EQUAL(u64at(x->data), 42);
   mpc_results_free(r);
   /* A 0-byte input is a task too: its output is empty. */
   mpc_slice_t empty = {.data = NULL, .len = 0};
   CU_ASSERT_EQUAL(mpc_pool_map(p, &empty, 1, &r), 0);
-  CU_ASSERT_EQUAL(mpc_results_get(r, 0)->status, MPC_TASK_OK);
-  CU_ASSERT_EQUAL(mpc_results_get(r, 0)->len, 0);
+  CU_ASSERT_EQUAL(rget(r, 0)->status, MPC_TASK_OK);
+  CU_ASSERT_EQUAL(rget(r, 0)->len, 0);
   mpc_results_free(r);
   mpc_pool_free(p);
 }
@@ -145,8 +160,8 @@ static void test_million_ordered(void) {
   CU_ASSERT_EQUAL(mpc_results_failed(r), 0);
   size_t bad = 0;
   for (size_t i = 0; i < MILLION; i++) {
-    const mpc_result_t *x = mpc_results_get(r, i);
-    if (x->id != i || x->len != 8 || *(const uint64_t *)x->data != in[i])
+    const mpc_result_t *x = rget(r, i);
+    if (x->id != i || x->len != 8 || u64at(x->data) != in[i])
       bad++;
   }
   CU_ASSERT_EQUAL(bad, 0);
@@ -165,7 +180,7 @@ static int seen_cb(void *ctx, const mpc_result_t *r) {
   seen_t *s = ctx;
   s->count++;
   if (r->id >= s->n || r->status != MPC_TASK_OK || r->len != 8 ||
-      *(const uint64_t *)r->data != s->in[r->id]) {
+      u64at(r->data) != s->in[r->id]) {
     s->wrong++;
     return 0;
   }
@@ -216,7 +231,7 @@ static void test_big_messages(void) {
   mpc_results_t *r = NULL;
   CU_ASSERT_EQUAL_FATAL(mpc_pool_map(p, in, 3, &r), 0);
   for (int i = 0; i < 3; i++) {
-    const mpc_result_t *x = mpc_results_get(r, (size_t)i);
+    const mpc_result_t *x = rget(r, (size_t)i);
     CU_ASSERT_EQUAL(x->status, MPC_TASK_OK);
     CU_ASSERT_EQUAL(x->len, in[i].len);
     CU_ASSERT(x->len == in[i].len && memcmp(x->data, in[i].data, x->len) == 0);
@@ -225,7 +240,7 @@ static void test_big_messages(void) {
   /* A 64 MiB output from a small input. */
   op_t o = {.op = OP_BIG, .val = n};
   CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, &o, sizeof o, 1, &r), 0);
-  const mpc_result_t *x = mpc_results_get(r, 0);
+  const mpc_result_t *x = rget(r, 0);
   CU_ASSERT_EQUAL(x->len, n);
   size_t bad = 0;
   for (size_t i = 0; i < x->len; i++)
@@ -272,7 +287,7 @@ static void test_max_tasks_replaces(void) {
   pid_t pids[50];
   int counts[50] = {0}, np = 0, over = 0;
   for (int i = 0; i < 50; i++) {
-    pid_t pid = mpc_results_get(r, (size_t)i)->pid;
+    pid_t pid = rget(r, (size_t)i)->pid;
     int k = 0;
     while (k < np && pids[k] != pid)
       k++;
@@ -304,27 +319,27 @@ static void test_crash_isolation(void) {
   CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, ops, sizeof *ops, N, &r), 0);
   CU_ASSERT_EQUAL(mpc_results_failed(r), 5);
   const mpc_result_t *x;
-  x = mpc_results_get(r, 3);
+  x = rget(r, 3);
   CU_ASSERT_EQUAL(x->status, MPC_TASK_CRASHED);
   CU_ASSERT_EQUAL(x->code, SIGSEGV);
-  x = mpc_results_get(r, 7);
+  x = rget(r, 7);
   CU_ASSERT_EQUAL(x->status, MPC_TASK_CRASHED);
   CU_ASSERT_EQUAL(x->code, SIGABRT);
-  x = mpc_results_get(r, 11);
+  x = rget(r, 11);
   CU_ASSERT_EQUAL(x->status, MPC_TASK_EXITED);
   CU_ASSERT_EQUAL(x->code, 3);
-  x = mpc_results_get(r, 15);
+  x = rget(r, 15);
   CU_ASSERT_EQUAL(x->status, MPC_TASK_TIMEOUT);
-  x = mpc_results_get(r, 19);
+  x = rget(r, 19);
   CU_ASSERT_EQUAL(x->status, MPC_TASK_ERROR);
   CU_ASSERT_EQUAL(x->code, 5);
   CU_ASSERT(x->len == strlen("task 19 refused") &&
             memcmp(x->data, "task 19 refused", x->len) == 0);
   int ok = 0;
   for (int i = 0; i < N; i++) {
-    x = mpc_results_get(r, (size_t)i);
+    x = rget(r, (size_t)i);
     if (x->status == MPC_TASK_OK && x->len == 8 &&
-        *(const uint64_t *)x->data == (uint64_t)i * 2)
+        u64at(x->data) == (uint64_t)i * 2)
       ok++;
     CU_ASSERT_EQUAL(x->attempts, 1);
   }
@@ -334,6 +349,36 @@ static void test_crash_isolation(void) {
   CU_ASSERT_EQUAL(mpc_pool_map_array(p, ops, sizeof *ops, 2, &r), 0);
   CU_ASSERT_EQUAL(mpc_results_failed(r), 0);
   mpc_results_free(r);
+  mpc_pool_free(p);
+}
+
+/* A crash in the middle of a large chunk of tiny tasks: results of the tasks
+ * before it were batched, not yet published; they must still come out once. */
+static void test_crash_in_chunk(void) {
+  setup_shared();
+  mpc_pool_opts_t o = {.workers = 2, .fn = test_fn, .chunk = 500,
+                       .progress = MPC_PROGRESS_OFF};
+  mpc_pool_t *p = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_new(&p, &o), 0);
+  enum { N = 10000 };
+  op_t *ops = calloc(N, sizeof *ops);
+  for (int i = 0; i < N; i++)
+    ops[i] = (op_t){.op = OP_ECHO, .val = (uint64_t)i};
+  ops[777].op = OP_SEGV;
+  ops[5001].op = OP_ABORT;
+  mpc_results_t *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, ops, sizeof *ops, N, &r), 0);
+  CU_ASSERT_EQUAL(mpc_results_failed(r), 2);
+  CU_ASSERT_EQUAL(rget(r, 777)->code, SIGSEGV);
+  CU_ASSERT_EQUAL(rget(r, 5001)->code, SIGABRT);
+  int ok = 0;
+  for (int i = 0; i < N; i++) {
+    const mpc_result_t *x = rget(r, (size_t)i);
+    ok += x->status == MPC_TASK_OK && u64at(x->data) == 2u * i;
+  }
+  CU_ASSERT_EQUAL(ok, N - 2);
+  mpc_results_free(r);
+  free(ops);
   mpc_pool_free(p);
 }
 
@@ -350,7 +395,7 @@ static void test_retries(void) {
   CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, ops, sizeof *ops, N, &r), 0);
   CU_ASSERT_EQUAL(mpc_results_failed(r), 1);
   for (int i = 0; i < N; i++) {
-    const mpc_result_t *x = mpc_results_get(r, (size_t)i);
+    const mpc_result_t *x = rget(r, (size_t)i);
     if (i == 5) {
       CU_ASSERT_EQUAL(x->status, MPC_TASK_CRASHED);
       CU_ASSERT_EQUAL(x->attempts, 3);
@@ -408,7 +453,7 @@ static void test_async_and_timeout_wait(void) {
     if (mpc_future_wait(f[i], -1) == 0) {
       const mpc_result_t *x = mpc_future_result(f[i]);
       ok += x && x->status == MPC_TASK_OK &&
-            *(const uint64_t *)x->data == (uint64_t)i * 2;
+            u64at(x->data) == (uint64_t)i * 2;
     }
     mpc_future_free(f[i]);
   }
@@ -522,7 +567,7 @@ static int sigint_child(void *arg) {
   pid_t wp[N];
   int nwp = 0;
   for (size_t i = 0; i < N; i++) {
-    const mpc_result_t *x = mpc_results_get(r, i);
+    const mpc_result_t *x = rget(r, i);
     if (x->status == MPC_TASK_OK)
       ok++;
     else if (x->status == MPC_TASK_CANCELED)
@@ -685,6 +730,7 @@ MPC_TESTS(pool) = {
     {"initializer runs once per worker", test_initializer_once},
     {"max tasks per worker replaces workers", test_max_tasks_replaces},
     {"segv, abort, exit(3), hang, error: each reported", test_crash_isolation},
+    {"crash inside a chunk of 500 tiny tasks", test_crash_in_chunk},
     {"retries on a fresh worker", test_retries},
     {"worker SIGKILLed from outside", test_killed_from_outside},
     {"async apply, wait with timeout", test_async_and_timeout_wait},
