@@ -471,8 +471,10 @@ int mpc__journal_open(mpc__journal_t *j, const char *path, const char *header) {
         c = '\n';
       close(rfd);
     }
+    /* End it with a field that no parser accepts ("(cut)" is neither an
+     * extra field nor base64), so it can never pass for a complete line. */
     if (c != '\n')
-      rc = mpc_buf_append(&j->pending, "\n", 1);
+      rc = mpc_buf_append(&j->pending, "\t(cut)\n", 7);
   }
   if (!rc && header)
     rc = mpc_buf_printf(&j->pending, "# %s\n", header);

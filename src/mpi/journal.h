@@ -11,7 +11,8 @@
  * message is the tail of the task's error message (empty when ok); output is
  * the task's output in base64 for MPC_JOB_JOURNAL_OUTPUT jobs (else empty).
  * Lines starting with '#' are comments (one is written when a run starts).
- * A line cut short (kill -9 during a write) is ignored when read back.
+ * A line cut short (a crash during a write) is ignored when read back, and
+ * the next writer ends it with a "\t(cut)" field that makes it malformed.
  * The last line of a key decides its state for --resume. */
 #ifndef MPC_MPI_JOURNAL_H
 #define MPC_MPI_JOURNAL_H
