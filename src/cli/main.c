@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
   };
   if ((rc = mpc__farm_new(&farm, &cfg, o.job_argc, o.job_argv, &err))) {
     if (talk) {
-      fprintf(stderr, "mpc-run: %s: %s\n", lj.job->name, mpc_buf_str(&err));
+      fprintf(stderr, "mpc-run: %s\n", mpc_buf_str(&err));
       if (rc == MPC_EUSAGE)
         fprintf(stderr, "usage: mpc-run [mpc-run options] %s\n",
                 lj.job->usage ? lj.job->usage : lj.job->name);

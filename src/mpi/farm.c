@@ -434,12 +434,22 @@ static int up_begin(mpc__farm_t *f) {
   return mpc__wire_hdr(&f->up, MPC__UP_RESULTS, 0);
 }
 
+/* A worker killed by the signal that stops the run (mpirun sends it to the
+ * whole process group) did not fail: its task was canceled. */
+static mpc_task_status_t status_in_shutdown(const mpc_result_t *r) {
+  if (g_signals && r->status == MPC_TASK_CRASHED &&
+      (r->code == SIGINT || r->code == SIGTERM || r->code == SIGHUP ||
+       r->code == SIGKILL))
+    return MPC_TASK_CANCELED;
+  return r->status;
+}
+
 static int local_result_to_up(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
   int rc = up_begin(f);
   mpc__wres_t w = {
       .tid = r->id,
-      .status = (uint32_t)r->status,
+      .status = (uint32_t)status_in_shutdown(r),
       .code = r->code,
       .worker = r->worker,
       .pid = (int32_t)r->pid,
@@ -832,7 +842,7 @@ static int master_local_cb(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
   mpc__wres_t w = {
       .tid = r->id,
-      .status = (uint32_t)r->status,
+      .status = (uint32_t)status_in_shutdown(r),
       .code = r->code,
       .worker = r->worker,
       .pid = (int32_t)r->pid,
@@ -1069,6 +1079,15 @@ static void progress_draw(mpc__farm_t *f, int final) {
   fflush(stderr);
 }
 
+/* End a task that will not run (any more): journal it, gather it. */
+static void cancel_task(mpc__farm_t *f, task_t *t) {
+  mpc__wres_t w = {.tid = t->seq, .status = MPC_TASK_CANCELED, .worker = -1};
+  journal_attempt(f, t, &w, -1);
+  if (complete(f, t, MPC_TASK_CANCELED, 0, NULL, 0, t->rank, -1, 0, 0, 0)) {
+    /* gather() failed: already recorded as the reason to stop */
+  }
+}
+
 static int master_loop(mpc__farm_t *f) {
   sendq_t sq = {0};
   mpc_buf_t msg = MPC_BUF_INIT;
@@ -1197,22 +1216,23 @@ static int master_loop(mpc__farm_t *f) {
       poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, POLL_MAX);
   }
 out:
-  /* Whatever never got an outcome is canceled: queued, or lost in flight. */
+  /* Whatever never got an outcome is canceled: queued, or lost in flight.
+   * The journal gets a line for each, so that every generated task has one. */
   {
     task_t *t;
     while ((t = tq_pop(&f->retry)))
-      (void)complete(f, t, MPC_TASK_CANCELED, 0, NULL, 0, t->rank, -1, 0, 0, 0);
+      cancel_task(f, t);
     while ((t = tq_pop(&f->fresh)))
-      (void)complete(f, t, MPC_TASK_CANCELED, 0, NULL, 0, -1, -1, 0, 0, 0);
+      cancel_task(f, t);
     for (int i = 0; i < f->nranks; i++)
       while ((t = tq_pop(&f->r[i].staticq)))
-        (void)complete(f, t, MPC_TASK_CANCELED, 0, NULL, 0, -1, -1, 0, 0, 0);
+        cancel_task(f, t);
     if (f->inflight && f->map.slot) {
       for (size_t i = 0; i < f->map.cap; i++) {
         t = f->map.slot[i];
         if (t && !t->done && t->rank >= 0) {
           f->inflight--;
-          (void)complete(f, t, MPC_TASK_CANCELED, 0, NULL, 0, t->rank, -1, 0, 0, 0);
+          cancel_task(f, t);
           i = (size_t)-1; /* the table changed under us: rescan */
           if (!f->inflight)
             break;
