@@ -3,7 +3,7 @@
 # retried on another rank, then recorded; every task is accounted for exactly
 # once in the journal and the summary; --halt now stops early.
 set -u
-. "$(dirname "$0")/lib_mpcrun.sh"
+. "$(dirname "$0")/lib_mpcrun.bash"
 
 # --- crashes, exits, errors, hangs; one retry each, on another rank --------
 ARGS=(chaos --tasks 60 --seed 5 --fail 0.08 --segv 0.08 --exit 0.05 --hang 0.04 --size 24)

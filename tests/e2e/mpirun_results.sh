@@ -3,7 +3,7 @@
 # -n 1, -n 2, -n 4, and -n 3 over TCP; with the guided, dynamic and static
 # schedules; with --ordered.
 set -u
-. "$(dirname "$0")/lib_mpcrun.sh"
+. "$(dirname "$0")/lib_mpcrun.bash"
 
 ARGS=(chaos --tasks 300 --seed 11 --fail 0.05 --size 40 --retries 1)
 run ref 120 "$RUN" "${ARGS[@]}" -w 2
