@@ -220,6 +220,147 @@ static void task_free(task_t *t) {
   free(t);
 }
 
+/* ---- tasks submitted to the local pool, in submission order ---------------
+ * The pool starts tasks in the order they were submitted, so the unfinished
+ * ones beyond the first `workers` have not started: that is what a drain
+ * (--halt soon, --grace) cancels. */
+typedef struct ptrack {
+  uint64_t *q; /* ring of submitted tags */
+  size_t head, n, cap;
+  uint64_t *done; /* open-addressing set of finished tags not yet popped */
+  size_t dcap, dn;
+} ptrack_t;
+
+#define PT_EMPTY UINT64_MAX
+
+static int pt_push(ptrack_t *p, uint64_t tag) {
+  if (p->n == p->cap) {
+    size_t nc = p->cap ? p->cap * 2 : 256;
+    uint64_t *nq = malloc(nc * sizeof *nq);
+    if (!nq)
+      return MPC_ENOMEM;
+    for (size_t i = 0; i < p->n; i++)
+      nq[i] = p->q[(p->head + i) % p->cap];
+    free(p->q);
+    p->q = nq;
+    p->head = 0;
+    p->cap = nc;
+  }
+  p->q[(p->head + p->n++) % p->cap] = tag;
+  return 0;
+}
+
+static size_t pt_slot(const ptrack_t *p, uint64_t tag) {
+  return tm_hash(tag, p->dcap);
+}
+
+static int pt_isdone(const ptrack_t *p, uint64_t tag) {
+  if (!p->dcap)
+    return 0;
+  for (size_t j = pt_slot(p, tag); p->done[j] != PT_EMPTY; j = (j + 1) & (p->dcap - 1))
+    if (p->done[j] == tag)
+      return 1;
+  return 0;
+}
+
+static int pt_rebuild(ptrack_t *p, size_t ncap) {
+  uint64_t *old = p->done;
+  size_t ocap = p->dcap;
+  p->done = malloc(ncap * sizeof *p->done);
+  if (!p->done) {
+    p->done = old;
+    return MPC_ENOMEM;
+  }
+  for (size_t i = 0; i < ncap; i++)
+    p->done[i] = PT_EMPTY;
+  p->dcap = ncap;
+  p->dn = 0;
+  for (size_t i = 0; i < ocap; i++)
+    if (old[i] != PT_EMPTY) {
+      size_t j = pt_slot(p, old[i]);
+      while (p->done[j] != PT_EMPTY)
+        j = (j + 1) & (ncap - 1);
+      p->done[j] = old[i];
+      p->dn++;
+    }
+  free(old);
+  return 0;
+}
+
+/* A task finished: pop every finished tag at the head. */
+static void pt_finish(ptrack_t *p, uint64_t tag) {
+  if (p->n && p->q[p->head] == tag) {
+    p->head = (p->head + 1) % p->cap;
+    p->n--;
+  } else {
+    if ((p->dn + 1) * 2 > p->dcap && pt_rebuild(p, p->dcap ? p->dcap * 2 : 256))
+      return; /* out of memory: a later drain may cancel too little */
+    size_t j = pt_slot(p, tag);
+    while (p->done[j] != PT_EMPTY)
+      j = (j + 1) & (p->dcap - 1);
+    p->done[j] = tag;
+    p->dn++;
+  }
+  /* Pop finished tags from the head; rebuild the set once it is mostly stale. */
+  int popped = 0;
+  while (p->n && pt_isdone(p, p->q[p->head])) {
+    p->head = (p->head + 1) % p->cap;
+    p->n--;
+    popped++;
+  }
+  if (popped && p->dn > 64 && p->dn > 4 * p->n) {
+    /* Keep only tags still in the queue. */
+    uint64_t *keep = p->done;
+    size_t kcap = p->dcap;
+    p->done = NULL;
+    p->dcap = 0;
+    p->dn = 0;
+    if (pt_rebuild(p, kcap) == 0) {
+      for (size_t i = 0; i < kcap; i++) {
+        if (keep[i] == PT_EMPTY)
+          continue;
+        int queued = 0;
+        for (size_t k = 0; k < p->n && !queued; k++)
+          queued = p->q[(p->head + k) % p->cap] == keep[i];
+        if (queued) {
+          size_t j = pt_slot(p, keep[i]);
+          while (p->done[j] != PT_EMPTY)
+            j = (j + 1) & (p->dcap - 1);
+          p->done[j] = keep[i];
+          p->dn++;
+        }
+      }
+      free(keep);
+    } else {
+      p->done = keep;
+      p->dcap = kcap;
+    }
+  }
+}
+
+/* Cancel every unfinished task after the first `running` ones. */
+static void pt_drain(ptrack_t *p, mpc_pool_t *pool, int running) {
+  int kept = 0;
+  for (size_t k = 0; k < p->n; k++) {
+    uint64_t tag = p->q[(p->head + k) % p->cap];
+    if (pt_isdone(p, tag))
+      continue;
+    if (kept < running) {
+      kept++;
+      continue;
+    }
+    if (mpc_pool_cancel(pool, tag)) {
+      /* already finished: its result is on the way */
+    }
+  }
+}
+
+static void pt_free(ptrack_t *p) {
+  free(p->q);
+  free(p->done);
+  memset(p, 0, sizeof *p);
+}
+
 /* ---- sends in flight ------------------------------------------------------- */
 typedef struct sendq {
   MPI_Request *req;
@@ -304,6 +445,7 @@ struct mpc__farm {
   MPI_Comm comm;
   int rank, nranks, workers, total_workers;
   double t0;
+  ptrack_t pt;    /* tasks in the local pool, in submission order */
   /* worker side */
   mpc_buf_t up;   /* results being collected for the next UP message */
   uint32_t up_n;
@@ -403,6 +545,7 @@ void mpc__farm_free(mpc__farm_t *f) {
   mpc_pool_free(f->pool);
   if (f->job_inited && f->job->fini)
     f->job->fini(f->state);
+  pt_free(&f->pt);
   mpc_buf_free(&f->up);
   mpc_buf_free(&f->in);
   mpc_buf_free(&f->key);
@@ -446,6 +589,7 @@ static mpc_task_status_t status_in_shutdown(const mpc_result_t *r) {
 
 static int local_result_to_up(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
+  pt_finish(&f->pt, r->id);
   int rc = up_begin(f);
   mpc__wres_t w = {
       .tid = r->id,
@@ -488,7 +632,7 @@ static int up_send(mpc__farm_t *f, sendq_t *sq, uint32_t kind, size_t want) {
 static int worker_loop(mpc__farm_t *f) {
   sendq_t sq = {0};
   mpc_buf_t msg = MPC_BUF_INIT;
-  int rc = 0, asked = 0, stop = 0, canceled_self = 0;
+  int rc = 0, asked = 0, stop = 0, canceled_self = 0, draining = 0;
   double poll_to = 0, last_send = now_s(), sig_time = 0;
   size_t credit = 2 * (size_t)f->workers;
   while (!stop) {
@@ -525,12 +669,16 @@ static int worker_loop(mpc__farm_t *f) {
           if (canceled_self) {
             mpc_result_t cr = {.id = tid, .status = MPC_TASK_CANCELED, .worker = -1};
             local_result_to_up(f, &cr);
-          } else if ((rc = mpc_pool_submit(f->pool, p, len, tid))) {
+          } else if ((rc = mpc_pool_submit(f->pool, p, len, tid)) ||
+                     (rc = pt_push(&f->pt, tid))) {
             goto out;
           }
         }
         if (x & MPC__DOWN_LAST)
           asked = 0;
+      } else if (kind == MPC__DOWN_DRAIN) {
+        draining = 1;
+        pt_drain(&f->pt, f->pool, f->workers);
       } else if (kind == MPC__DOWN_STOP || kind == MPC__DOWN_STOP_NOW) {
         if (kind == MPC__DOWN_STOP_NOW || mpc_pool_pending(f->pool))
           mpc_pool_terminate(f->pool, local_result_to_up, f);
@@ -554,7 +702,7 @@ static int worker_loop(mpc__farm_t *f) {
     }
     size_t pend = mpc_pool_pending(f->pool);
     size_t want = 0;
-    if (!asked && !canceled_self && pend <= (size_t)f->workers) {
+    if (!asked && !canceled_self && !draining && pend <= (size_t)f->workers) {
       want = credit > pend ? credit - pend : 1;
       asked = 1;
     }
@@ -840,6 +988,7 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
 
 static int master_local_cb(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
+  pt_finish(&f->pt, r->id);
   mpc__wres_t w = {
       .tid = r->id,
       .status = (uint32_t)status_in_shutdown(r),
@@ -996,6 +1145,8 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
       mark_dispatched(f, scratch[i], 0);
       rc = mpc_pool_submit(f->pool, scratch[i]->in, scratch[i]->in_len,
                            scratch[i]->seq);
+      if (!rc)
+        rc = pt_push(&f->pt, scratch[i]->seq);
     }
     rs->want = 0;
     return rc;
@@ -1092,7 +1243,7 @@ static int master_loop(mpc__farm_t *f) {
   sendq_t sq = {0};
   mpc_buf_t msg = MPC_BUF_INIT;
   task_t **scratch = malloc(MAX_BATCH * sizeof *scratch);
-  int rc = 0, stop_sent = 0, now_sent = 0;
+  int rc = 0, stop_sent = 0, now_sent = 0, drain_sent = 0;
   unsigned seen_signals = 0;
   double poll_to = 0;
   size_t credit0 = 2 * (size_t)f->workers;
@@ -1127,6 +1278,13 @@ static int master_loop(mpc__farm_t *f) {
     }
     if (f->stop_kind == MPC__HALT_SOON && f->soon_deadline > 0 && t >= f->soon_deadline)
       stop_run(f, MPC__HALT_NOW);
+    if (f->stop_kind == MPC__HALT_SOON && !drain_sent) {
+      drain_sent = 1;
+      for (int i = 1; i < f->nranks; i++)
+        if (!f->r[i].bye && (rc = send_ctl(f, &sq, i, MPC__DOWN_DRAIN)))
+          goto out;
+      pt_drain(&f->pt, f->pool, f->workers);
+    }
     if (f->stop_kind == MPC__HALT_NOW && !now_sent) {
       now_sent = 1;
       for (int i = 1; i < f->nranks; i++)

@@ -7,6 +7,8 @@
  *                      last message answering the rank's request)
  *       kind STOP:     n = 0; no more work: report what is left, say BYE
  *       kind STOP_NOW: n = 0; cancel running tasks, report them, say BYE
+ *       kind DRAIN:    n = 0; cancel the tasks not started yet (report them
+ *                      canceled), let running ones finish, ask for no more
  *   MPC__TAG_UP    rank -> master:  u32 kind, u32 want, u32 n, then
  *       n x { u64 tid, u32 status, i32 code, i32 worker, i32 pid,
  *             f64 start, f64 end, i64 maxrss_kb, u32 len, len bytes }
@@ -23,7 +25,7 @@
 #include "mpc/buf.h"
 
 enum { MPC__TAG_DOWN = 11, MPC__TAG_UP = 12 };
-enum { MPC__DOWN_TASKS = 1, MPC__DOWN_STOP = 2, MPC__DOWN_STOP_NOW = 3 };
+enum { MPC__DOWN_TASKS = 1, MPC__DOWN_STOP = 2, MPC__DOWN_STOP_NOW = 3, MPC__DOWN_DRAIN = 4 };
 enum { MPC__UP_RESULTS = 1, MPC__UP_BYE = 2 };
 #define MPC__HDR_BYTES 12u
 #define MPC__DOWN_LAST 1u

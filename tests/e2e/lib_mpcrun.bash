@@ -50,3 +50,4 @@ wait_gone() {
 journal_last() {
   awk -F'\t' '!/^#/ && NF == 11 { last[$1] = $2 } END { for (k in last) print k, last[k] }' "$1"
 }
+not() { ! "$@"; }
