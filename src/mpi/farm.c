@@ -214,9 +214,7 @@ static void tm_del(tmap_t *m, uint64_t seq) {
 static void task_free(task_t *t) {
   if (!t)
     return;
-  free(t->key);
-  free(t->in);
-  free(t->out);
+  free(t->out); /* key and input live in the same allocation as t */
   free(t);
 }
 
@@ -635,6 +633,7 @@ static int worker_loop(mpc__farm_t *f) {
   int rc = 0, asked = 0, stop = 0, canceled_self = 0, draining = 0;
   double poll_to = 0, last_send = now_s(), sig_time = 0;
   size_t credit = 2 * (size_t)f->workers;
+  size_t low_water = (size_t)f->workers, got_batch = 0;
   while (!stop) {
     int activity = 0;
     /* Messages from the master. */
@@ -674,8 +673,14 @@ static int worker_loop(mpc__farm_t *f) {
             goto out;
           }
         }
-        if (x & MPC__DOWN_LAST)
+        got_batch += n;
+        if (x & MPC__DOWN_LAST) {
           asked = 0;
+          /* Ask again when half of this reply is left: big batches of short
+           * tasks must not run dry while the next request travels. */
+          low_water = got_batch / 2 > (size_t)f->workers ? got_batch / 2 : (size_t)f->workers;
+          got_batch = 0;
+        }
       } else if (kind == MPC__DOWN_DRAIN) {
         draining = 1;
         pt_drain(&f->pt, f->pool, f->workers);
@@ -702,7 +707,7 @@ static int worker_loop(mpc__farm_t *f) {
     }
     size_t pend = mpc_pool_pending(f->pool);
     size_t want = 0;
-    if (!asked && !canceled_self && !draining && pend <= (size_t)f->workers) {
+    if (!asked && !canceled_self && !draining && pend <= low_water) {
       want = credit > pend ? credit - pend : 1;
       asked = 1;
     }
@@ -1029,17 +1034,15 @@ static int gen_one(mpc__farm_t *f) {
   }
   if (f->key.len == 0 && (rc = mpc__key_default(&f->key, f->in.data, f->in.len)))
     return rc;
-  task_t *t = calloc(1, sizeof *t);
+  /* One allocation: the record, then its key, then its input. */
+  task_t *t = malloc(sizeof *t + f->key.len + 1 + f->in.len);
   if (!t)
     return MPC_ENOMEM;
+  memset(t, 0, sizeof *t);
   t->seq = f->next_seq++;
   t->rank = -1;
-  t->key = malloc(f->key.len + 1);
-  t->in = malloc(f->in.len ? f->in.len : 1);
-  if (!t->key || !t->in) {
-    task_free(t);
-    return MPC_ENOMEM;
-  }
+  t->key = (char *)(t + 1);
+  t->in = (unsigned char *)t->key + f->key.len + 1;
   memcpy(t->key, f->key.data, f->key.len);
   t->key[f->key.len] = 0;
   t->key_len = f->key.len;

@@ -20,8 +20,17 @@ uint64_t mpc__fnv1a64(const void *p, size_t n) {
 }
 
 int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
-  return mpc_buf_printf(key, "%016llx",
-                        (unsigned long long)mpc__fnv1a64(in, n));
+  static const char hx[] = "0123456789abcdef";
+  uint64_t h = mpc__fnv1a64(in, n);
+  int rc = mpc_buf_reserve(key, 17);
+  if (rc)
+    return rc;
+  char *o = (char *)key->data + key->len;
+  for (int i = 15; i >= 0; i--, h >>= 4)
+    o[i] = hx[h & 15];
+  o[16] = 0;
+  key->len += 16;
+  return 0;
 }
 
 int mpc__esc_append(mpc_buf_t *b, const void *p, size_t n) {
