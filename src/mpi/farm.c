@@ -448,6 +448,7 @@ struct mpc__farm {
   mpc_buf_t up;   /* results being collected for the next UP message */
   uint32_t up_n;
   double up_first;
+  double task_avg; /* running mean of task seconds on this rank (0: none yet) */
   int up_err;
   /* master side */
   rstate_t *r;
@@ -588,6 +589,10 @@ static mpc_task_status_t status_in_shutdown(const mpc_result_t *r) {
 static int local_result_to_up(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
   pt_finish(&f->pt, r->id);
+  if (r->end > r->start && r->start > 0) {
+    double d = r->end - r->start;
+    f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
+  }
   int rc = up_begin(f);
   mpc__wres_t w = {
       .tid = r->id,
@@ -634,6 +639,7 @@ static int worker_loop(mpc__farm_t *f) {
   double poll_to = 0, last_send = now_s(), sig_time = 0;
   size_t credit = 2 * (size_t)f->workers;
   size_t low_water = (size_t)f->workers, got_batch = 0;
+  double rtt = 0, asked_at = 0;
   while (!stop) {
     int activity = 0;
     /* Messages from the master. */
@@ -674,6 +680,11 @@ static int worker_loop(mpc__farm_t *f) {
           }
         }
         got_batch += n;
+        if (asked_at > 0) {
+          double d = now_s() - asked_at;
+          rtt = rtt > 0 ? 0.8 * rtt + 0.2 * d : d;
+          asked_at = 0;
+        }
         if (x & MPC__DOWN_LAST) {
           asked = 0;
           /* Ask again when half of this reply is left: big batches of short
@@ -707,9 +718,18 @@ static int worker_loop(mpc__farm_t *f) {
     }
     size_t pend = mpc_pool_pending(f->pool);
     size_t want = 0;
+    /* Credits: enough tasks to keep the workers busy for about two round
+     * trips to the master (short tasks: many; long ones: 2 per worker). */
+    if (f->task_avg > 0 && rtt > 0) {
+      double c = (double)f->workers * (2.0 + 2.0 * rtt / f->task_avg);
+      credit = c > MAX_BATCH ? MAX_BATCH : (size_t)c;
+      if (low_water < credit / 2)
+        low_water = credit / 2;
+    }
     if (!asked && !canceled_self && !draining && pend <= low_water) {
       want = credit > pend ? credit - pend : 1;
       asked = 1;
+      asked_at = now_s();
     }
     double t = now_s();
     if (want ||
