@@ -42,6 +42,23 @@ check "resume after SIGINT: exit 0" [ "$(rc_of s2)" = 0 ]
 check "resume after SIGINT: same checksum as an uninterrupted run" [ "$(field s2 checksum)" = "$(field full checksum)" ]
 check "resume after SIGINT: all 300 ok once in the journal" [ "$done1" = 300 ]
 
+# --- SIGINT to mpirun: it signals every rank; the master still writes it all up.
+mpirun --oversubscribe -n 2 "$RUN" chaos --tasks 300 --seed 2 --sleep 40 -w 1 --journal "$TMP/jm" \
+  >"$TMP/m.out" 2>"$TMP/m.err" &
+pid=$!
+(sleep 60; kill -9 $pid 2>/dev/null) &
+dog=$!
+wait_lines "$TMP/jm" 10
+kill -INT $pid
+wait $pid
+kill $dog 2>/dev/null
+check "SIGINT to mpirun: summary says interrupted" grep -q "stopped early: interrupted by signal" "$TMP/m.err"
+gen=$(grep -o '^mpc-run chaos: [0-9]* tasks' "$TMP/m.err" | grep -o '[0-9]* tasks' | cut -d' ' -f1)
+check "SIGINT to mpirun: journal has one final line per generated task ($gen)" [ "$(journal_last "$TMP/jm" | wc -l)" = "${gen:-x}" ]
+check "SIGINT to mpirun: journal lines all well formed" [ "$(awk -F'\t' '!/^#/ && NF != 11' "$TMP/jm" | wc -l)" = 0 ]
+check "SIGINT to mpirun: no task failed (killed workers count as canceled)" grep -q " 0 failed" "$TMP/m.err"
+check "SIGINT to mpirun: no process left" wait_gone 20
+
 # --- kill -9 of mpirun mid-run, then --resume ---------------------------------
 # Over TCP: Open MPI's shared-memory transport leaves its segments in
 # /dev/shm when mpirun is killed with -9 (ours are checked below).
