@@ -135,9 +135,15 @@ static task_t *tq_pop_avoid(tq_t *q, int avoid) {
   return NULL;
 }
 
-/* seq -> task, open addressing with backward-shift deletion. */
+/* seq -> task, open addressing with backward-shift deletion.  Slots keep the
+ * key next to the pointer so that probing never touches the task records. */
+typedef struct tslot {
+  uint64_t seq;
+  task_t *t; /* NULL: empty */
+} tslot_t;
+
 typedef struct tmap {
-  task_t **slot;
+  tslot_t *slot;
   size_t cap, n;
 } tmap_t;
 
@@ -150,17 +156,16 @@ static size_t tm_hash(uint64_t k, size_t cap) {
 
 static int tm_grow(tmap_t *m) {
   size_t ncap = m->cap ? m->cap * 2 : 4096;
-  task_t **ns = calloc(ncap, sizeof *ns);
+  tslot_t *ns = calloc(ncap, sizeof *ns);
   if (!ns)
     return MPC_ENOMEM;
   for (size_t i = 0; i < m->cap; i++) {
-    task_t *t = m->slot[i];
-    if (!t)
+    if (!m->slot[i].t)
       continue;
-    size_t j = tm_hash(t->seq, ncap);
-    while (ns[j])
+    size_t j = tm_hash(m->slot[i].seq, ncap);
+    while (ns[j].t)
       j = (j + 1) & (ncap - 1);
-    ns[j] = t;
+    ns[j] = m->slot[i];
   }
   free(m->slot);
   m->slot = ns;
@@ -175,9 +180,10 @@ static int tm_put(tmap_t *m, task_t *t) {
       return rc;
   }
   size_t j = tm_hash(t->seq, m->cap);
-  while (m->slot[j])
+  while (m->slot[j].t)
     j = (j + 1) & (m->cap - 1);
-  m->slot[j] = t;
+  m->slot[j].seq = t->seq;
+  m->slot[j].t = t;
   m->n++;
   return 0;
 }
@@ -186,26 +192,26 @@ static task_t *tm_get(const tmap_t *m, uint64_t seq) {
   if (!m->cap)
     return NULL;
   size_t j = tm_hash(seq, m->cap);
-  for (; m->slot[j]; j = (j + 1) & (m->cap - 1))
-    if (m->slot[j]->seq == seq)
-      return m->slot[j];
+  for (; m->slot[j].t; j = (j + 1) & (m->cap - 1))
+    if (m->slot[j].seq == seq)
+      return m->slot[j].t;
   return NULL;
 }
 
 static void tm_del(tmap_t *m, uint64_t seq) {
   size_t mask = m->cap - 1, j = tm_hash(seq, m->cap);
-  while (m->slot[j] && m->slot[j]->seq != seq)
+  while (m->slot[j].t && m->slot[j].seq != seq)
     j = (j + 1) & mask;
-  if (!m->slot[j])
+  if (!m->slot[j].t)
     return;
-  m->slot[j] = NULL;
+  m->slot[j].t = NULL;
   m->n--;
-  for (size_t k = (j + 1) & mask; m->slot[k]; k = (k + 1) & mask) {
-    size_t h = tm_hash(m->slot[k]->seq, m->cap);
-    /* Move slot k back to j if its home is not in (j, k]. */
+  for (size_t k = (j + 1) & mask; m->slot[k].t; k = (k + 1) & mask) {
+    size_t h = tm_hash(m->slot[k].seq, m->cap);
+    /* Move slot k back to j if its home is not in (j, k] (cyclically). */
     if ((k > j && (h <= j || h > k)) || (k < j && (h <= j && h > k))) {
       m->slot[j] = m->slot[k];
-      m->slot[k] = NULL;
+      m->slot[k].t = NULL;
       j = k;
     }
   }
@@ -551,7 +557,7 @@ void mpc__farm_free(mpc__farm_t *f) {
   mpc_buf_free(&f->tmp);
   if (f->map.slot) {
     for (size_t i = 0; i < f->map.cap; i++)
-      task_free(f->map.slot[i]);
+      task_free(f->map.slot[i].t);
     free(f->map.slot);
   }
   if (f->r)
@@ -1410,7 +1416,7 @@ out:
         cancel_task(f, t);
     if (f->inflight && f->map.slot) {
       for (size_t i = 0; i < f->map.cap; i++) {
-        t = f->map.slot[i];
+        t = f->map.slot[i].t;
         if (t && !t->done && t->rank >= 0) {
           f->inflight--;
           cancel_task(f, t);
