@@ -1640,6 +1640,15 @@ int mpc__farm_run(mpc__farm_t *f) {
       f->r[i].last_seen = f->t0;
     rc = master_loop(f);
     code = finish_master(f);
+    if (rc && f->nranks > 1) {
+      /* The protocol broke (out of memory, a corrupt message, an MPI error):
+       * the other ranks may wait for words that will never come.  The journal
+       * and summary are written; end the job rather than hang. */
+      fprintf(stderr, "mpc-run: internal error on the master (%s): aborting the job\n",
+              mpc_strerror(rc));
+      mpc_pool_terminate(f->pool, NULL, NULL);
+      MPI_Abort(f->comm, code ? code : 1);
+    }
   } else {
     rc = worker_loop(f);
     if (rc)
@@ -1649,6 +1658,12 @@ int mpc__farm_run(mpc__farm_t *f) {
       mpc_pool_free(f->pool);
       f->pool = NULL;
       _exit(3);
+    }
+    if (rc) {
+      /* Same as above, seen from a worker rank: the master would wait for
+       * this rank's results forever. */
+      mpc_pool_terminate(f->pool, NULL, NULL);
+      MPI_Abort(f->comm, 1);
     }
   }
   /* Everyone leaves with the master's exit code.  Waiting ranks sleep between
