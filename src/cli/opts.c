@@ -19,7 +19,8 @@ const char *mpc__usage(void) {
          "      --retries R        extra attempts for a failed task, on another rank (default 1)\n"
          "      --halt WHEN        never | soon | now, optionally ,fail=N or ,fail=P%\n"
          "      --journal FILE     append one line per attempt to FILE\n"
-         "      --resume           skip tasks the journal records as done\n"
+         "      --resume           skip tasks the journal records as done (the job\n"
+         "                         sees it too, e.g. cmd's --joblog)\n"
          "  -k, --ordered          gather results in task order (alias --keep-order)\n"
          "      --schedule S       guided (default) | dynamic | static\n"
          "      --progress, --no-progress   force or disable the progress bar\n"
@@ -322,10 +323,6 @@ int mpc__opts_parse(mpc__opts_t *o, int argc, char **argv, mpc_buf_t *err) {
     o->job_argv[o->job_argc++] = argv[i];
   }
   o->job_argv[o->job_argc] = NULL;
-  if (o->resume && !o->journal) {
-    mpc__msg(err, "--resume needs --journal FILE");
-    return MPC_EUSAGE;
-  }
   if (!o->job && !o->help && !o->list && !o->version) {
     mpc__msg(err, "no JOB given");
     return MPC_EUSAGE;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -443,6 +444,7 @@ struct mpc__farm {
   int job_inited;
   mpc_pool_t *pool;
   int rank_guess, size_guess;
+  pid_t launcher; /* our parent when a launcher started us, else 0 */
   char host[HOSTLEN];
   /* MPI */
   int we_init;
@@ -498,6 +500,17 @@ int mpc__farm_new(mpc__farm_t **out, const mpc__farm_cfg_t *cfg, int job_argc,
   f->comm = MPI_COMM_NULL;
   f->rank_guess = mpc__env_rank();
   f->size_guess = mpc__env_size();
+  /* Started by a launcher (mpirun's daemon, slurmstepd): go when it goes, as
+   * after `kill -9 mpirun`, instead of waiting for MPI to notice.  Worker
+   * ranks have nothing to save; the master gets SIGTERM, flushes its journal
+   * and leaves (see master_loop). */
+  if (getenv("OMPI_COMM_WORLD_RANK") || getenv("PMI_RANK") ||
+      getenv("PMIX_RANK") || getenv("SLURM_PROCID")) {
+    int sig = f->rank_guess == 0 ? SIGTERM : SIGKILL;
+    f->launcher = getppid();
+    if (prctl(PR_SET_PDEATHSIG, sig) == 0 && getppid() != f->launcher)
+      raise(sig);
+  }
   if (gethostname(f->host, sizeof f->host - 1) != 0)
     strcpy(f->host, "localhost");
   f->host[HOSTLEN - 1] = 0;
@@ -1296,6 +1309,15 @@ static int master_loop(mpc__farm_t *f) {
       if (f->have_journal)
         if (mpc__journal_flush(&f->jr, t, 1)) {
         /* reported again at close */
+      }
+      if (f->launcher && getppid() != f->launcher) {
+        /* The launcher is gone (kill -9 mpirun): so is the job.  The journal
+         * is flushed; --resume will do the rest. */
+        if (f->have_journal && mpc__journal_close(&f->jr)) {
+          /* nothing more can be done */
+        }
+        fprintf(stderr, "mpc-run: the launcher died; journal flushed, leaving\n");
+        _exit(3);
       }
     }
     if (f->cfg.walltime > 0 && !f->stop_wall && t - f->t0 >= f->cfg.walltime) {

@@ -101,8 +101,6 @@ check "bad global option value: named" grep -q -- "--timeout: expected seconds" 
 run u4 60 "$RUN" chaos --workers
 check "missing value: exit 2 and named" [ "$(rc_of u4)" = 2 ] 
 check "missing value: message" grep -q -- "--workers: missing value" "$TMP/u4.err"
-run u5 60 "$RUN" --resume chaos
-check "--resume without --journal: exit 2" [ "$(rc_of u5)" = 2 ]
 run u6 60 "$RUN" --list
 check "--list shows chaos" grep -q "^  chaos " "$TMP/u6.out"
 run u7 60 "$RUN" chaos --help

@@ -97,10 +97,20 @@ static void test_errors(void) {
   expect_usage(ARGV("j", "--halt", "later"), 3, "--halt");
   expect_usage(ARGV("j", "--halt", "now,fail=0"), 3, "--halt");
   expect_usage(ARGV("j", "--schedule", "fast"), 3, "--schedule");
-  expect_usage(ARGV("j", "--resume"), 2, "--journal");
   expect_usage(ARGV("-v"), 1, "no JOB");
   expect_usage(ARGV("j", "--quiet=1"), 2, "takes no value");
   expect_usage(ARGV("j", "--mem-limit", "lots"), 3, "--mem-limit");
+}
+
+static void test_resume_alone(void) {
+  /* --resume without --journal is for jobs with their own log (cmd --joblog). */
+  mpc__opts_t o;
+  mpc_buf_t err = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL(parse(&o, ARGV("j", "--resume"), 0, &err), 0);
+  CU_ASSERT_EQUAL(o.resume, 1);
+  CU_ASSERT_PTR_NULL(o.journal);
+  mpc__opts_free(&o);
+  mpc_buf_free(&err);
 }
 
 static void test_sizes(void) {
@@ -147,6 +157,7 @@ MPC_TESTS(cli) = {
     {"-- ends global options", test_double_dash},
     {"--halt and --schedule", test_halt_schedule},
     {"bad options name the problem", test_errors},
+    {"--resume alone is passed to the job", test_resume_alone},
     {"sizes", test_sizes},
     {"job registry and loading", test_registry},
     CU_TEST_INFO_NULL,
