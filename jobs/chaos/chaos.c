@@ -29,6 +29,8 @@ typedef struct chaos {
   uint64_t *digest;
   unsigned char *seen;
   uint64_t n_ok, n_bad, n_dup, n_resumed, by_status[8];
+  int ordered;          /* --ordered: check that results come in task order */
+  uint64_t next_seq, n_disorder;
 } chaos_t;
 
 static uint64_t splitmix(uint64_t x) {
@@ -130,6 +132,7 @@ static int chaos_init(int argc, char **argv, const mpc_job_env_t *env,
     return MPC_ENOMEM;
   c->tasks = 100;
   c->p.seed = 1;
+  c->ordered = env->ordered;
   c->size = 16;
   int rc = 0;
   for (int i = 1; i < argc && !rc; i++) {
@@ -301,6 +304,8 @@ static int chaos_gather(void *state, const mpc_job_result_t *r) {
   uint64_t i = task_index(r->input, r->input_len);
   if (i >= c->tasks)
     return MPC_EPROTO;
+  if (c->ordered && r->seq != c->next_seq++)
+    c->n_disorder++;
   if (c->seen[i]) {
     c->n_dup++;
     return 0;
@@ -337,7 +342,7 @@ static int chaos_finish(void *state, const mpc_job_report_t *rep) {
   }
   printf("chaos: tasks=%llu gathered=%llu ok=%llu error=%llu crashed=%llu "
          "exited=%llu timeout=%llu canceled=%llu resumed=%llu missing=%llu "
-         "duplicates=%llu bad_output=%llu\n",
+         "duplicates=%llu bad_output=%llu%s\n",
          (unsigned long long)c->tasks,
          (unsigned long long)(c->tasks - missing), (unsigned long long)c->n_ok,
          (unsigned long long)c->by_status[MPC_TASK_ERROR],
@@ -346,7 +351,8 @@ static int chaos_finish(void *state, const mpc_job_report_t *rep) {
          (unsigned long long)c->by_status[MPC_TASK_TIMEOUT],
          (unsigned long long)c->by_status[MPC_TASK_CANCELED],
          (unsigned long long)c->n_resumed, (unsigned long long)missing,
-         (unsigned long long)c->n_dup, (unsigned long long)c->n_bad);
+         (unsigned long long)c->n_dup, (unsigned long long)c->n_bad,
+         c->ordered ? (c->n_disorder ? " out_of_order=yes" : " in_order=yes") : "");
   printf("chaos: checksum=%016llx\n", (unsigned long long)h);
   (void)rep;
   return c->n_bad || c->n_dup ? MPC_EIO : 0;

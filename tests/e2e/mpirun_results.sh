@@ -32,6 +32,7 @@ for launch in "-n 1" "-n 2" "-n 4" "-n 3 --mca btl self,tcp" "-n 2 :dynamic" "-n
   check "mpirun $launch: exit 1" [ "$(rc_of "r$i")" = 1 ]
   check "mpirun $launch: every task once" grep -q "gathered=300 .*missing=0 duplicates=0 bad_output=0" "$TMP/r$i.out"
 done
+check "--ordered: gather saw task order" grep -q "in_order=yes" "$TMP/r7.out"
 # Work was spread: with 4 ranks every rank ran tasks.
 for r in 0 1 2 3; do
   check "-n 4: rank $r ran tasks" grep -Eq "rank $r \(.*\): [1-9][0-9]* tasks" "$TMP/r3.err"
