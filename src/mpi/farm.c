@@ -869,9 +869,13 @@ static void check_halt(mpc__farm_t *f) {
   if (f->cfg.halt == MPC__HALT_NEVER || f->stop_halt || !f->rep.failed)
     return;
   int hit;
-  if (f->cfg.halt_pct > 0)
-    hit = f->finished >= 1 &&
-          100.0 * (double)f->rep.failed >= f->cfg.halt_pct * (double)f->finished;
+  if (f->cfg.halt_pct > 0) {
+    /* Of all tasks once their number is known (as GNU parallel), else of
+     * those finished so far, once there are 10 of them. */
+    double den = f->gen_done ? (double)(f->next_seq - f->rep.resumed)
+                             : (f->finished >= 10 ? (double)f->finished : -1);
+    hit = den > 0 && 100.0 * (double)f->rep.failed >= f->cfg.halt_pct * den;
+  }
   else
     hit = (long)f->rep.failed >= f->cfg.halt_fail;
   if (!hit)

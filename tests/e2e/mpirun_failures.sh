@@ -60,5 +60,8 @@ check "--halt now: journal accounts for all 400 tasks" [ "$(wc -l <"$TMP/lasth")
 run h2 120 mpirun --oversubscribe -n 2 "$RUN" chaos --tasks 200 --seed 5 --sleep 10 --fail 0.05 --retries 0 -w 1 --halt soon,fail=2
 check "--halt soon,fail=2: exit 1 and reason" grep -q "stopped early: --halt soon: 2 tasks failed" "$TMP/h2.err"
 check "--halt soon,fail=2: at least 2 failed" grep -Eq "200 tasks: [0-9]+ ok, [2-9][0-9]* failed" "$TMP/h2.err"
+n4=$("$RUN" chaos --tasks 200 --seed 5 --fail 0.3 --list-fates 2>/dev/null | grep -c ' fail$')
+run h3 120 mpirun --oversubscribe -n 2 "$RUN" chaos --tasks 200 --seed 5 --fail 0.3 --sleep 5 --retries 0 -w 1 --halt now,fail=20%
+check "--halt now,fail=20% ($n4 of 200 would fail): stops at the 40th failure" grep -q "stopped early: --halt now: 40 tasks failed" "$TMP/h3.err"
 check "no process left" wait_gone 20
 exit 0
