@@ -85,12 +85,18 @@ typedef struct task {
   int rank;     /* rank of the last attempt, -1 never ran */
   int retried;
   struct task *qnext;
-  /* Kept for --ordered until it is its turn. */
-  int done;
-  mpc_job_result_t res;
-  unsigned char *out;
-  char host[HOSTLEN];
+  int done;              /* outcome known, waiting for its turn (--ordered) */
+  struct stash *stash;   /* that outcome */
 } task_t;
+
+/* An outcome kept for --ordered until it is its turn (allocated only then,
+ * so that task records stay small on the hot path). */
+typedef struct stash {
+  mpc_job_result_t res;
+  char host[HOSTLEN];
+  size_t out_len;
+  unsigned char out[]; /* out_len bytes */
+} stash_t;
 
 typedef struct tq {
   task_t *head, *tail;
@@ -221,7 +227,7 @@ static void tm_del(tmap_t *m, uint64_t seq) {
 static void task_free(task_t *t) {
   if (!t)
     return;
-  free(t->out); /* key and input live in the same allocation as t */
+  free(t->stash); /* key and input live in the same allocation as t */
   free(t);
 }
 
@@ -819,11 +825,12 @@ static int gather_ready(mpc__farm_t *f) {
     if (!t || !t->done)
       return 0;
     f->next_gather++;
-    t->res.key = t->key;
-    t->res.input = t->in;
-    t->res.output = t->out;
-    t->res.host = t->host;
-    int rc = f->job->gather(f->state, &t->res);
+    stash_t *st = t->stash;
+    st->res.key = t->key;
+    st->res.input = t->in;
+    st->res.output = st->out;
+    st->res.host = st->host;
+    int rc = f->job->gather(f->state, &st->res);
     tm_del(&f->map, t->seq);
     task_free(t);
     if (rc) {
@@ -935,15 +942,16 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
       stop_run(f, MPC__HALT_NOW);
     }
   } else {
+    stash_t *st = malloc(sizeof *st + out_len);
+    if (!st)
+      return MPC_ENOMEM;
+    st->res = r;
+    st->out_len = out_len;
+    if (out_len)
+      memcpy(st->out, out, out_len);
+    snprintf(st->host, sizeof st->host, "%s", r.host);
+    t->stash = st;
     t->done = 1;
-    t->res = r;
-    if (out_len) {
-      t->out = malloc(out_len);
-      if (!t->out)
-        return MPC_ENOMEM;
-      memcpy(t->out, out, out_len);
-    }
-    snprintf(t->host, sizeof t->host, "%s", r.host);
     rc = gather_ready(f);
   }
   if (status != MPC_TASK_OK && status != MPC_TASK_CANCELED)
