@@ -657,6 +657,21 @@ static int up_send(mpc__farm_t *f, sendq_t *sq, uint32_t kind, size_t want) {
   return rc;
 }
 
+/* Poll the local pool for up to `timeout` seconds.  An empty pool returns at
+ * once, so then sleep here: an idle rank must not spin on a shared core. */
+static int poll_pool(mpc__farm_t *f, double timeout, mpc_result_cb cb) {
+  double t0 = timeout > 0 ? now_s() : 0;
+  int got = mpc_pool_poll(f->pool, timeout, cb, f);
+  if (got == 0 && timeout > 0) {
+    double left = timeout - (now_s() - t0);
+    if (left > 0.00005) {
+      struct timespec ts = {0, (long)(left * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return got;
+}
+
 static int worker_loop(mpc__farm_t *f) {
   sendq_t sq = {0};
   mpc_buf_t msg = MPC_BUF_INIT;
@@ -773,7 +788,7 @@ static int worker_loop(mpc__farm_t *f) {
     sendq_test(&sq);
     int got = 0;
     if (!canceled_self) {
-      got = mpc_pool_poll(f->pool, poll_to, local_result_to_up, f);
+      got = poll_pool(f, poll_to, local_result_to_up);
       if (got < 0) {
         rc = got;
         goto out;
@@ -1422,7 +1437,7 @@ static int master_loop(mpc__farm_t *f) {
     progress_draw(f, 0);
     int got = 0;
     if (!now_sent) {
-      got = mpc_pool_poll(f->pool, poll_to, master_local_cb, f);
+      got = poll_pool(f, poll_to, master_local_cb);
       if (got < 0) {
         rc = got;
         goto out;
