@@ -1043,8 +1043,7 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
   }
   journal_attempt(f, t, w, rank);
   if (w->status != MPC_TASK_OK && w->status != MPC_TASK_CANCELED &&
-      t->attempts <= f->cfg.retries && f->stop_kind != MPC__HALT_NOW &&
-      !f->stop_halt) {
+      t->attempts <= f->cfg.retries && !f->stop_kind) {
     t->retried = 1;
     if (f->cfg.verbose)
       MPC_LOG(MPC_LOG_ERROR, "task %s: %s on rank %d, retrying", t->key,
@@ -1151,7 +1150,7 @@ static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
     out[k++] = t;
   }
   if (f->stop_kind)
-    return k; /* retries still run during a soon-halt?  no: nothing new */
+    return k; /* stopping: nothing new */
   tq_t *q = f->cfg.sched == MPC__SCHED_STATIC ? &f->r[rank].staticq : &f->fresh;
   while (k < n) {
     if (!q->n && !f->gen_done && !f->fatal) {
@@ -1196,7 +1195,7 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
   rstate_t *rs = &f->r[rank];
   if (!rs->want || rs->draining || rs->bye || f->stop_kind == MPC__HALT_NOW)
     return 0;
-  if (f->stop_kind && !f->retry.n)
+  if (f->stop_kind)
     return 0;
   uint64_t rem = f->cfg.sched == MPC__SCHED_GUIDED ? remaining(f) : UINT64_MAX;
   if (f->stop_kind)
@@ -1357,6 +1356,10 @@ static int master_loop(mpc__farm_t *f) {
     if (f->stop_kind == MPC__HALT_SOON && f->soon_deadline > 0 && t >= f->soon_deadline)
       stop_run(f, MPC__HALT_NOW);
     if (f->stop_kind == MPC__HALT_SOON && !drain_sent) {
+      /* Nothing new starts, retries included; running tasks finish. */
+      task_t *rt;
+      while ((rt = tq_pop(&f->retry)))
+        cancel_task(f, rt);
       drain_sent = 1;
       for (int i = 1; i < f->nranks; i++)
         if (!f->r[i].bye && (rc = send_ctl(f, &sq, i, MPC__DOWN_DRAIN)))
@@ -1411,8 +1414,7 @@ static int master_loop(mpc__farm_t *f) {
     /* All done? */
     int nothing_left =
         f->inflight == 0 &&
-        (f->stop_kind == MPC__HALT_NOW ||
-         (f->stop_kind == MPC__HALT_SOON && f->retry.n == 0) ||
+        (f->stop_kind == MPC__HALT_NOW || f->stop_kind == MPC__HALT_SOON ||
          (f->gen_done && queued_total(f) == 0));
     if (nothing_left && !stop_sent) {
       if (f->cfg.trace)
