@@ -60,6 +60,10 @@ check "--halt now: journal accounts for all 400 tasks" [ "$(wc -l <"$TMP/lasth")
 run h2 120 mpirun --oversubscribe -n 2 "$RUN" chaos --tasks 200 --seed 5 --sleep 10 --fail 0.05 --retries 0 -w 1 --halt soon,fail=2
 check "--halt soon,fail=2: exit 1 and reason" grep -q "stopped early: --halt soon: 2 tasks failed" "$TMP/h2.err"
 check "--halt soon,fail=2: at least 2 failed" grep -Eq "200 tasks: [0-9]+ ok, [2-9][0-9]* failed" "$TMP/h2.err"
+# --halt soon while retries are queued: they are canceled, the run ends.
+run h4 120 mpirun --oversubscribe -n 2 "$RUN" chaos --tasks 200 --seed 5 --sleep 20 --fail 0.1 --segv 0.05 -w 1 --halt soon,fail=3 --journal "$TMP/jh4"
+check "--halt soon with retries queued: ends, says why" grep -q "stopped early: --halt soon: 3 tasks failed" "$TMP/h4.err"
+check "--halt soon with retries queued: journal accounts for all 200 tasks" [ "$(journal_last "$TMP/jh4" | wc -l)" = 200 ]
 n4=$("$RUN" chaos --tasks 200 --seed 5 --fail 0.3 --list-fates 2>/dev/null | grep -c ' fail$')
 run h3 120 mpirun --oversubscribe -n 2 "$RUN" chaos --tasks 200 --seed 5 --fail 0.3 --sleep 5 --retries 0 -w 1 --halt now,fail=20%
 check "--halt now,fail=20% ($n4 of 200 would fail): stops at the 40th failure" grep -q "stopped early: --halt now: 40 tasks failed" "$TMP/h3.err"
