@@ -93,9 +93,11 @@ $(B)/gen/suites.h: Makefile $(UT_SRCS)
 $(B)/obj/tests/unit/runner.o: $(B)/gen/suites.h
 $(B)/obj/tests/unit/runner.o: CPPFLAGS += -I$(B)/gen
 
-$(UT): $(UT_OBJS) $(JOB_OBJS) $(LIBA)
+# The unit tests also link mpc-run's objects (not its main) to test their pure parts.
+UT_RUN_OBJS := $(filter-out $(B)/obj/src/cli/main.o,$(RUN_OBJS))
+$(UT): $(UT_OBJS) $(UT_RUN_OBJS) $(JOB_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(LDFLAGS) -o $@ $(UT_OBJS) $(JOB_OBJS) $(LIBA) -lcunit $(JOB_LIBS) -ldl -lpthread -lrt
+	$(MPICC) $(LDFLAGS) -o $@ $(UT_OBJS) $(UT_RUN_OBJS) $(JOB_OBJS) $(LIBA) -lcunit $(JOB_LIBS) -ldl -lpthread -lrt
 
 $(B)/bin/%: tests/helpers/%.c $(LIBA)
 	@mkdir -p $(dir $@)

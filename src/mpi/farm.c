@@ -1,0 +1,1742 @@
+/* mpc-run's runtime: the master/worker task farm over MPI.
+ *
+ * Every rank (the master's included) drives a local pool created before
+ * MPI_Init.  Ranks ask the master for work with credits before they run dry;
+ * the master answers with batches sized by the schedule, gathers results,
+ * writes the journal and retries failed tasks on another rank.  The master
+ * never blocks in MPI: it probes, receives what has arrived and tests its
+ * sends, between short polls of its own pool. */
+#include "mpi/farm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/identity.h"
+#include "mpc/log.h"
+#include "mpc/pool.h"
+#include "mpi/journal.h"
+#include "mpi/wire.h"
+
+#define HOSTLEN 64
+#define MAX_BATCH 4096     /* tasks per message at most (guided) */
+#define LOOKAHEAD 8192     /* tasks generated ahead, to know what is left */
+#define FAILS_KEPT 20      /* failures listed in the summary */
+#define UP_MAX_RESULTS 512 /* a rank sends its results at least this often */
+#define UP_MAX_BYTES (256u << 10)
+#define UP_MAX_DELAY 0.005 /* seconds a result may wait to be sent */
+#define POLL_MAX 0.002     /* longest sleep between polls when idle */
+#define WORKER_GIVEUP 30.0 /* seconds a signalled rank waits for the master */
+
+static volatile sig_atomic_t g_signals;
+static volatile sig_atomic_t g_signo;
+
+static void on_signal(int sig) {
+  g_signals++;
+  g_signo = sig;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int env_int(const char *const *names, int dflt) {
+  for (; *names; names++) {
+    const char *v = getenv(*names);
+    if (v && *v) {
+      char *end;
+      long x = strtol(v, &end, 10);
+      if (!*end && x >= 0 && x < (1 << 30))
+        return (int)x;
+    }
+  }
+  return dflt;
+}
+
+int mpc__env_rank(void) {
+  static const char *const n[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK",
+                                  "PMIX_RANK", "SLURM_PROCID", NULL};
+  return env_int(n, 0);
+}
+
+int mpc__env_size(void) {
+  static const char *const n[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+                                  "SLURM_NTASKS", NULL};
+  return env_int(n, 1);
+}
+
+/* ---- master's task records -------------------------------------------------- */
+typedef struct task {
+  uint64_t seq;
+  char *key;
+  size_t key_len;
+  unsigned char *in;
+  size_t in_len;
+  int attempts; /* started */
+  int rank;     /* rank of the last attempt, -1 never ran */
+  int retried;
+  struct task *qnext;
+  int done;              /* outcome known, waiting for its turn (--ordered) */
+  struct stash *stash;   /* that outcome */
+} task_t;
+
+/* An outcome kept for --ordered until it is its turn (allocated only then,
+ * so that task records stay small on the hot path). */
+typedef struct stash {
+  mpc_job_result_t res;
+  char host[HOSTLEN];
+  size_t out_len;
+  unsigned char out[]; /* out_len bytes */
+} stash_t;
+
+typedef struct tq {
+  task_t *head, *tail;
+  size_t n;
+} tq_t;
+
+static void tq_push(tq_t *q, task_t *t) {
+  t->qnext = NULL;
+  if (q->tail)
+    q->tail->qnext = t;
+  else
+    q->head = t;
+  q->tail = t;
+  q->n++;
+}
+
+static task_t *tq_pop(tq_t *q) {
+  task_t *t = q->head;
+  if (t) {
+    q->head = t->qnext;
+    if (!q->head)
+      q->tail = NULL;
+    q->n--;
+  }
+  return t;
+}
+
+/* Pop the first task whose last attempt was not on `avoid`. */
+static task_t *tq_pop_avoid(tq_t *q, int avoid) {
+  task_t *prev = NULL;
+  for (task_t *t = q->head; t; prev = t, t = t->qnext) {
+    if (t->rank == avoid)
+      continue;
+    if (prev)
+      prev->qnext = t->qnext;
+    else
+      q->head = t->qnext;
+    if (q->tail == t)
+      q->tail = prev;
+    q->n--;
+    return t;
+  }
+  return NULL;
+}
+
+/* seq -> task, open addressing with backward-shift deletion.  Slots keep the
+ * key next to the pointer so that probing never touches the task records. */
+typedef struct tslot {
+  uint64_t seq;
+  task_t *t; /* NULL: empty */
+} tslot_t;
+
+typedef struct tmap {
+  tslot_t *slot;
+  size_t cap, n;
+} tmap_t;
+
+static size_t tm_hash(uint64_t k, size_t cap) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  return (size_t)k & (cap - 1);
+}
+
+static int tm_grow(tmap_t *m) {
+  size_t ncap = m->cap ? m->cap * 2 : 4096;
+  tslot_t *ns = calloc(ncap, sizeof *ns);
+  if (!ns)
+    return MPC_ENOMEM;
+  for (size_t i = 0; i < m->cap; i++) {
+    if (!m->slot[i].t)
+      continue;
+    size_t j = tm_hash(m->slot[i].seq, ncap);
+    while (ns[j].t)
+      j = (j + 1) & (ncap - 1);
+    ns[j] = m->slot[i];
+  }
+  free(m->slot);
+  m->slot = ns;
+  m->cap = ncap;
+  return 0;
+}
+
+static int tm_put(tmap_t *m, task_t *t) {
+  if ((m->n + 1) * 2 > m->cap) {
+    int rc = tm_grow(m);
+    if (rc)
+      return rc;
+  }
+  size_t j = tm_hash(t->seq, m->cap);
+  while (m->slot[j].t)
+    j = (j + 1) & (m->cap - 1);
+  m->slot[j].seq = t->seq;
+  m->slot[j].t = t;
+  m->n++;
+  return 0;
+}
+
+static task_t *tm_get(const tmap_t *m, uint64_t seq) {
+  if (!m->cap)
+    return NULL;
+  size_t j = tm_hash(seq, m->cap);
+  for (; m->slot[j].t; j = (j + 1) & (m->cap - 1))
+    if (m->slot[j].seq == seq)
+      return m->slot[j].t;
+  return NULL;
+}
+
+static void tm_del(tmap_t *m, uint64_t seq) {
+  size_t mask = m->cap - 1, j = tm_hash(seq, m->cap);
+  while (m->slot[j].t && m->slot[j].seq != seq)
+    j = (j + 1) & mask;
+  if (!m->slot[j].t)
+    return;
+  m->slot[j].t = NULL;
+  m->n--;
+  for (size_t k = (j + 1) & mask; m->slot[k].t; k = (k + 1) & mask) {
+    size_t h = tm_hash(m->slot[k].seq, m->cap);
+    /* Move slot k back to j if its home is not in (j, k] (cyclically). */
+    if ((k > j && (h <= j || h > k)) || (k < j && (h <= j && h > k))) {
+      m->slot[j] = m->slot[k];
+      m->slot[k].t = NULL;
+      j = k;
+    }
+  }
+}
+
+static void task_free(task_t *t) {
+  if (!t)
+    return;
+  free(t->stash); /* key and input live in the same allocation as t */
+  free(t);
+}
+
+/* ---- tasks submitted to the local pool, in submission order ---------------
+ * The pool starts tasks in the order they were submitted, so the unfinished
+ * ones beyond the first `workers` have not started: that is what a drain
+ * (--halt soon, --grace) cancels. */
+typedef struct ptrack {
+  uint64_t *q; /* ring of submitted tags */
+  size_t head, n, cap;
+  uint64_t *done; /* open-addressing set of finished tags not yet popped */
+  size_t dcap, dn;
+} ptrack_t;
+
+#define PT_EMPTY UINT64_MAX
+
+static int pt_push(ptrack_t *p, uint64_t tag) {
+  if (p->n == p->cap) {
+    size_t nc = p->cap ? p->cap * 2 : 256;
+    uint64_t *nq = malloc(nc * sizeof *nq);
+    if (!nq)
+      return MPC_ENOMEM;
+    for (size_t i = 0; i < p->n; i++)
+      nq[i] = p->q[(p->head + i) % p->cap];
+    free(p->q);
+    p->q = nq;
+    p->head = 0;
+    p->cap = nc;
+  }
+  p->q[(p->head + p->n++) % p->cap] = tag;
+  return 0;
+}
+
+static size_t pt_slot(const ptrack_t *p, uint64_t tag) {
+  return tm_hash(tag, p->dcap);
+}
+
+static int pt_isdone(const ptrack_t *p, uint64_t tag) {
+  if (!p->dcap)
+    return 0;
+  for (size_t j = pt_slot(p, tag); p->done[j] != PT_EMPTY; j = (j + 1) & (p->dcap - 1))
+    if (p->done[j] == tag)
+      return 1;
+  return 0;
+}
+
+static int pt_rebuild(ptrack_t *p, size_t ncap) {
+  uint64_t *old = p->done;
+  size_t ocap = p->dcap;
+  p->done = malloc(ncap * sizeof *p->done);
+  if (!p->done) {
+    p->done = old;
+    return MPC_ENOMEM;
+  }
+  for (size_t i = 0; i < ncap; i++)
+    p->done[i] = PT_EMPTY;
+  p->dcap = ncap;
+  p->dn = 0;
+  for (size_t i = 0; i < ocap; i++)
+    if (old[i] != PT_EMPTY) {
+      size_t j = pt_slot(p, old[i]);
+      while (p->done[j] != PT_EMPTY)
+        j = (j + 1) & (ncap - 1);
+      p->done[j] = old[i];
+      p->dn++;
+    }
+  free(old);
+  return 0;
+}
+
+/* A task finished: pop every finished tag at the head. */
+static void pt_finish(ptrack_t *p, uint64_t tag) {
+  if (p->n && p->q[p->head] == tag) {
+    p->head = (p->head + 1) % p->cap;
+    p->n--;
+  } else {
+    if ((p->dn + 1) * 2 > p->dcap && pt_rebuild(p, p->dcap ? p->dcap * 2 : 256))
+      return; /* out of memory: a later drain may cancel too little */
+    size_t j = pt_slot(p, tag);
+    while (p->done[j] != PT_EMPTY)
+      j = (j + 1) & (p->dcap - 1);
+    p->done[j] = tag;
+    p->dn++;
+  }
+  /* Pop finished tags from the head; rebuild the set once it is mostly stale. */
+  int popped = 0;
+  while (p->n && pt_isdone(p, p->q[p->head])) {
+    p->head = (p->head + 1) % p->cap;
+    p->n--;
+    popped++;
+  }
+  if (popped && p->dn > 64 && p->dn > 4 * p->n) {
+    /* Keep only tags still in the queue. */
+    uint64_t *keep = p->done;
+    size_t kcap = p->dcap;
+    p->done = NULL;
+    p->dcap = 0;
+    p->dn = 0;
+    if (pt_rebuild(p, kcap) == 0) {
+      for (size_t i = 0; i < kcap; i++) {
+        if (keep[i] == PT_EMPTY)
+          continue;
+        int queued = 0;
+        for (size_t k = 0; k < p->n && !queued; k++)
+          queued = p->q[(p->head + k) % p->cap] == keep[i];
+        if (queued) {
+          size_t j = pt_slot(p, keep[i]);
+          while (p->done[j] != PT_EMPTY)
+            j = (j + 1) & (p->dcap - 1);
+          p->done[j] = keep[i];
+          p->dn++;
+        }
+      }
+      free(keep);
+    } else {
+      p->done = keep;
+      p->dcap = kcap;
+    }
+  }
+}
+
+/* Cancel every unfinished task after the first `running` ones. */
+static void pt_drain(ptrack_t *p, mpc_pool_t *pool, int running) {
+  int kept = 0;
+  for (size_t k = 0; k < p->n; k++) {
+    uint64_t tag = p->q[(p->head + k) % p->cap];
+    if (pt_isdone(p, tag))
+      continue;
+    if (kept < running) {
+      kept++;
+      continue;
+    }
+    if (mpc_pool_cancel(pool, tag)) {
+      /* already finished: its result is on the way */
+    }
+  }
+}
+
+static void pt_free(ptrack_t *p) {
+  free(p->q);
+  free(p->done);
+  memset(p, 0, sizeof *p);
+}
+
+/* ---- sends in flight ------------------------------------------------------- */
+typedef struct sendq {
+  MPI_Request *req;
+  mpc_buf_t *buf;
+  size_t n, cap;
+} sendq_t;
+
+static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b) {
+  if (s->n == s->cap) {
+    size_t nc = s->cap ? s->cap * 2 : 16;
+    MPI_Request *nr = realloc(s->req, nc * sizeof *nr);
+    if (!nr)
+      return MPC_ENOMEM;
+    s->req = nr;
+    mpc_buf_t *nb = realloc(s->buf, nc * sizeof *nb);
+    if (!nb)
+      return MPC_ENOMEM;
+    s->buf = nb;
+    s->cap = nc;
+  }
+  /* The buffer is handed over; the caller gets an empty one back. */
+  s->buf[s->n] = *b;
+  *b = (mpc_buf_t)MPC_BUF_INIT;
+  if (MPI_Isend(s->buf[s->n].data, (int)s->buf[s->n].len, MPI_BYTE, dest, tag,
+                comm, &s->req[s->n]) != MPI_SUCCESS) {
+    mpc_buf_free(&s->buf[s->n]);
+    return MPC_EIO;
+  }
+  s->n++;
+  return 0;
+}
+
+static void sendq_test(sendq_t *s) {
+  for (size_t i = 0; i < s->n;) {
+    int done = 0;
+    MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
+    if (done) {
+      mpc_buf_free(&s->buf[i]);
+      s->n--;
+      s->req[i] = s->req[s->n];
+      s->buf[i] = s->buf[s->n];
+    } else {
+      i++;
+    }
+  }
+}
+
+static void sendq_wait_free(sendq_t *s) {
+  if (s->n)
+    MPI_Waitall((int)s->n, s->req, MPI_STATUSES_IGNORE);
+  for (size_t i = 0; i < s->n; i++)
+    mpc_buf_free(&s->buf[i]);
+  free(s->req);
+  free(s->buf);
+  memset(s, 0, sizeof *s);
+}
+
+/* ---- per-rank view on the master ------------------------------------------ */
+typedef struct rstate {
+  int workers;
+  char host[HOSTLEN];
+  size_t want;    /* outstanding request (credits), 0: none */
+  size_t inflight;
+  int draining;   /* it canceled its tasks on its own (signal): send no more */
+  int bye;        /* its last message arrived */
+  double last_seen;
+  int silent_warned;
+  tq_t staticq;   /* --schedule static: its share */
+  mpc__rank_stat_t st;
+} rstate_t;
+
+struct mpc__farm {
+  mpc__farm_cfg_t cfg;
+  const mpc_job_t *job;
+  void *state;
+  int job_inited;
+  mpc_pool_t *pool;
+  int rank_guess, size_guess;
+  pid_t launcher; /* our parent when a launcher started us, else 0 */
+  char host[HOSTLEN];
+  /* MPI */
+  int we_init;
+  MPI_Comm comm;
+  int rank, nranks, workers, total_workers;
+  double t0;
+  ptrack_t pt;    /* tasks in the local pool, in submission order */
+  /* worker side */
+  mpc_buf_t up;   /* results being collected for the next UP message */
+  uint32_t up_n;
+  double up_first;
+  double task_avg; /* running mean of task seconds on this rank (0: none yet) */
+  int up_err;
+  /* master side */
+  rstate_t *r;
+  tmap_t map;
+  tq_t fresh, retry;
+  uint64_t next_seq, next_gather, static_rr;
+  int gen_done;
+  int fatal;      /* an error stops the run (exit 1) */
+  int stop_kind;  /* 0 running, MPC__HALT_SOON or MPC__HALT_NOW */
+  int stop_signal, stop_wall, stop_halt;
+  double soon_deadline;
+  char why[256];
+  mpc__jdone_t *jdone;
+  mpc__journal_t jr;
+  int have_journal;
+  FILE *timeline;
+  size_t inflight;
+  mpc_job_report_t rep;
+  uint64_t finished; /* ok + failed (not resumed) */
+  mpc__fail_item_t fails[FAILS_KEPT];
+  size_t nfails;
+  mpc_buf_t in, key, tmp;
+  int progress;
+  double last_progress;
+};
+
+/* The pool's task function: the job's run() with its state. */
+static int task_tramp(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
+  mpc__farm_t *f = ctx;
+  return f->job->run(f->state, in, len, out);
+}
+
+int mpc__farm_new(mpc__farm_t **out, const mpc__farm_cfg_t *cfg, int job_argc,
+                  char **job_argv, mpc_buf_t *err) {
+  *out = NULL;
+  mpc__farm_t *f = calloc(1, sizeof *f);
+  if (!f)
+    return MPC_ENOMEM;
+  f->cfg = *cfg;
+  f->job = cfg->job;
+  f->comm = MPI_COMM_NULL;
+  f->rank_guess = mpc__env_rank();
+  f->size_guess = mpc__env_size();
+  /* Started by a launcher (mpirun's daemon, slurmstepd): go when it goes, as
+   * after `kill -9 mpirun`, instead of waiting for MPI to notice.  Worker
+   * ranks have nothing to save; the master gets SIGTERM, flushes its journal
+   * and leaves (see master_loop). */
+  if (getenv("OMPI_COMM_WORLD_RANK") || getenv("PMI_RANK") ||
+      getenv("PMIX_RANK") || getenv("SLURM_PROCID")) {
+    int sig = f->rank_guess == 0 ? SIGTERM : SIGKILL;
+    f->launcher = getppid();
+    if (prctl(PR_SET_PDEATHSIG, sig) == 0 && getppid() != f->launcher)
+      raise(sig);
+  }
+  if (gethostname(f->host, sizeof f->host - 1) != 0)
+    strcpy(f->host, "localhost");
+  f->host[HOSTLEN - 1] = 0;
+  mpc__identity_set(f->rank_guess, f->host);
+  mpc_log_set_rank(f->rank_guess);
+
+  mpc_job_env_t env = {
+      .rank = f->rank_guess,
+      .nranks = f->size_guess,
+      .workers = cfg->workers,
+      .ordered = cfg->ordered || (cfg->job->flags & MPC_JOB_ORDERED),
+      .resume = cfg->resume,
+      .verbose = cfg->verbose,
+      .journal = cfg->journal,
+  };
+  int rc = f->job->init(job_argc, job_argv, &env, &f->state, err);
+  if (rc) {
+    if (err->len == 0)
+      mpc__msg(err, "%s: init failed: %s", cfg->job_name,
+                           mpc_strerror(rc));
+    free(f);
+    return rc;
+  }
+  f->job_inited = 1;
+  mpc_pool_opts_t po = {
+      .workers = cfg->workers,
+      .fn = task_tramp,
+      .ctx = f,
+      .timeout = cfg->timeout,
+      .retries = 0,
+      .mem_limit = cfg->mem_limit,
+      .progress = MPC_PROGRESS_OFF,
+      .no_signals = 1,
+      .defer_start = 1,
+  };
+  rc = mpc_pool_new(&f->pool, &po);
+  if (rc) {
+    mpc__msg(err, "cannot start the local pool: %s",
+                         mpc_strerror(rc));
+    mpc__farm_free(f);
+    return rc;
+  }
+  *out = f;
+  return 0;
+}
+
+void mpc__farm_free(mpc__farm_t *f) {
+  if (!f)
+    return;
+  mpc_pool_free(f->pool);
+  if (f->job_inited && f->job->fini)
+    f->job->fini(f->state);
+  pt_free(&f->pt);
+  mpc_buf_free(&f->up);
+  mpc_buf_free(&f->in);
+  mpc_buf_free(&f->key);
+  mpc_buf_free(&f->tmp);
+  if (f->map.slot) {
+    for (size_t i = 0; i < f->map.cap; i++)
+      task_free(f->map.slot[i].t);
+    free(f->map.slot);
+  }
+  if (f->r)
+    free(f->r);
+  for (size_t i = 0; i < f->nfails; i++) {
+    free(f->fails[i].key);
+    free(f->fails[i].host);
+    free(f->fails[i].msg);
+  }
+  mpc__jdone_free(f->jdone);
+  free(f);
+}
+
+/* ======================================================================= */
+/*                              worker ranks                                */
+/* ======================================================================= */
+
+static int up_begin(mpc__farm_t *f) {
+  if (f->up.len)
+    return 0;
+  f->up_n = 0;
+  return mpc__wire_hdr(&f->up, MPC__UP_RESULTS, 0);
+}
+
+/* A worker killed by the signal that stops the run (mpirun sends it to the
+ * whole process group) did not fail: its task was canceled. */
+static mpc_task_status_t status_in_shutdown(const mpc_result_t *r) {
+  if (g_signals && r->status == MPC_TASK_CRASHED &&
+      (r->code == SIGINT || r->code == SIGTERM || r->code == SIGHUP ||
+       r->code == SIGKILL))
+    return MPC_TASK_CANCELED;
+  return r->status;
+}
+
+static int local_result_to_up(void *ctx, const mpc_result_t *r) {
+  mpc__farm_t *f = ctx;
+  pt_finish(&f->pt, r->id);
+  if (r->end > r->start && r->start > 0) {
+    double d = r->end - r->start;
+    f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
+  }
+  int rc = up_begin(f);
+  mpc__wres_t w = {
+      .tid = r->id,
+      .status = (uint32_t)status_in_shutdown(r),
+      .code = r->code,
+      .worker = r->worker,
+      .pid = (int32_t)r->pid,
+      .start = r->start > 0 ? r->start - f->t0 : 0,
+      .end = r->end > 0 ? r->end - f->t0 : 0,
+      .maxrss_kb = r->maxrss_kb,
+      .data = r->data,
+      .len = (uint32_t)r->len,
+  };
+  if (!rc)
+    rc = mpc__wire_result(&f->up, &w);
+  if (rc) {
+    f->up_err = rc;
+    return 0;
+  }
+  if (f->up_n++ == 0)
+    f->up_first = now_s();
+  return 0;
+}
+
+static int up_send(mpc__farm_t *f, sendq_t *sq, uint32_t kind, size_t want) {
+  int rc = up_begin(f);
+  if (rc)
+    return rc;
+  mpc__wire_set_kind(&f->up, kind);
+  mpc__wire_set_x(&f->up, (uint32_t)want);
+  mpc__wire_set_n(&f->up, f->up_n);
+  if (f->cfg.trace)
+    MPC_LOG(MPC_LOG_ERROR, "-> master: %s, %u results, want %zu",
+            kind == MPC__UP_BYE ? "BYE" : "RESULTS", f->up_n, want);
+  rc = sendq_add(sq, f->comm, 0, MPC__TAG_UP, &f->up);
+  f->up_n = 0;
+  return rc;
+}
+
+/* Poll the local pool for up to `timeout` seconds.  An empty pool returns at
+ * once, so then sleep here: an idle rank must not spin on a shared core. */
+static int poll_pool(mpc__farm_t *f, double timeout, mpc_result_cb cb) {
+  double t0 = timeout > 0 ? now_s() : 0;
+  int got = mpc_pool_poll(f->pool, timeout, cb, f);
+  if (got == 0 && timeout > 0) {
+    double left = timeout - (now_s() - t0);
+    if (left > 0.00005) {
+      struct timespec ts = {0, (long)(left * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return got;
+}
+
+static int worker_loop(mpc__farm_t *f) {
+  sendq_t sq = {0};
+  mpc_buf_t msg = MPC_BUF_INIT;
+  int rc = 0, asked = 0, stop = 0, canceled_self = 0, draining = 0;
+  double poll_to = 0, last_send = now_s(), sig_time = 0;
+  size_t credit = 2 * (size_t)f->workers;
+  size_t low_water = (size_t)f->workers, got_batch = 0;
+  double rtt = 0, asked_at = 0;
+  while (!stop) {
+    int activity = 0;
+    /* Messages from the master. */
+    for (;;) {
+      int flag = 0;
+      MPI_Message m;
+      MPI_Status st;
+      MPI_Improbe(0, MPC__TAG_DOWN, f->comm, &flag, &m, &st);
+      if (!flag)
+        break;
+      int cnt;
+      MPI_Get_count(&st, MPI_BYTE, &cnt);
+      mpc_buf_clear(&msg);
+      if ((rc = mpc_buf_reserve(&msg, (size_t)cnt + 1)))
+        goto out;
+      MPI_Mrecv(msg.data, cnt, MPI_BYTE, &m, MPI_STATUS_IGNORE);
+      msg.len = (size_t)cnt;
+      activity = 1;
+      mpc__wrd_t rd = {msg.data, msg.data + msg.len};
+      uint32_t kind, x, n;
+      if ((rc = mpc__wire_read_hdr(&rd, &kind, &x, &n)))
+        goto out;
+      if (f->cfg.trace)
+        MPC_LOG(MPC_LOG_ERROR, "<- master: kind %u, %u tasks", kind, n);
+      if (kind == MPC__DOWN_TASKS) {
+        for (uint32_t i = 0; i < n; i++) {
+          uint64_t tid;
+          const void *p;
+          uint32_t len;
+          if ((rc = mpc__wire_read_task(&rd, &tid, &p, &len)))
+            goto out;
+          if (canceled_self) {
+            mpc_result_t cr = {.id = tid, .status = MPC_TASK_CANCELED, .worker = -1};
+            local_result_to_up(f, &cr);
+          } else if ((rc = mpc_pool_submit(f->pool, p, len, tid)) ||
+                     (rc = pt_push(&f->pt, tid))) {
+            goto out;
+          }
+        }
+        got_batch += n;
+        if (asked_at > 0) {
+          double d = now_s() - asked_at;
+          rtt = rtt > 0 ? 0.8 * rtt + 0.2 * d : d;
+          asked_at = 0;
+        }
+        if (x & MPC__DOWN_LAST) {
+          asked = 0;
+          /* Ask again when half of this reply is left: big batches of short
+           * tasks must not run dry while the next request travels. */
+          low_water = got_batch / 2 > (size_t)f->workers ? got_batch / 2 : (size_t)f->workers;
+          got_batch = 0;
+        }
+      } else if (kind == MPC__DOWN_DRAIN) {
+        draining = 1;
+        pt_drain(&f->pt, f->pool, f->workers);
+      } else if (kind == MPC__DOWN_STOP || kind == MPC__DOWN_STOP_NOW) {
+        if (kind == MPC__DOWN_STOP_NOW || mpc_pool_pending(f->pool))
+          mpc_pool_terminate(f->pool, local_result_to_up, f);
+        stop = 1;
+      } else {
+        rc = MPC_EPROTO;
+        goto out;
+      }
+    }
+    if (stop)
+      break;
+    /* A signal: cancel what runs here and wait for the master's word. */
+    if (g_signals && !canceled_self) {
+      canceled_self = 1;
+      sig_time = now_s();
+      mpc_pool_terminate(f->pool, local_result_to_up, f);
+    }
+    if (canceled_self && now_s() - sig_time > WORKER_GIVEUP) {
+      rc = MPC_EINTR;
+      goto out;
+    }
+    size_t pend = mpc_pool_pending(f->pool);
+    size_t want = 0;
+    /* Credits: enough tasks to keep the workers busy for about two round
+     * trips to the master (short tasks: many; long ones: 2 per worker). */
+    if (f->task_avg > 0 && rtt > 0) {
+      double c = (double)f->workers * (2.0 + 2.0 * rtt / f->task_avg);
+      credit = c > MAX_BATCH ? MAX_BATCH : (size_t)c;
+      if (low_water < credit / 2)
+        low_water = credit / 2;
+    }
+    if (!asked && !canceled_self && !draining && pend <= low_water) {
+      want = credit > pend ? credit - pend : 1;
+      asked = 1;
+      asked_at = now_s();
+    }
+    double t = now_s();
+    if (want ||
+        (f->up_n && (pend == 0 || f->up_n >= UP_MAX_RESULTS ||
+                     f->up.len >= UP_MAX_BYTES || t - f->up_first >= UP_MAX_DELAY)) ||
+        (f->cfg.heartbeat > 0 && t - last_send >= f->cfg.heartbeat)) {
+      if ((rc = up_send(f, &sq, MPC__UP_RESULTS, want)))
+        goto out;
+      last_send = t;
+      activity = 1;
+    }
+    if (f->up_err) {
+      rc = f->up_err;
+      goto out;
+    }
+    sendq_test(&sq);
+    int got = 0;
+    if (!canceled_self) {
+      got = poll_pool(f, poll_to, local_result_to_up);
+      if (got < 0) {
+        rc = got;
+        goto out;
+      }
+    } else {
+      struct timespec ts = {0, (long)(POLL_MAX * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+    if (activity || got > 0)
+      poll_to = 0;
+    else
+      poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, POLL_MAX);
+  }
+  /* Our last word: whatever results are left, then BYE. */
+  rc = up_send(f, &sq, MPC__UP_BYE, 0);
+out:
+  sendq_wait_free(&sq);
+  mpc_buf_free(&msg);
+  return rc;
+}
+
+/* ======================================================================= */
+/*                                 master                                   */
+/* ======================================================================= */
+
+static void set_why(mpc__farm_t *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_why(mpc__farm_t *f, const char *fmt, ...) {
+  if (f->why[0])
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(f->why, sizeof f->why, fmt, ap);
+  va_end(ap);
+}
+
+static void stop_run(mpc__farm_t *f, int kind) {
+  if (kind > f->stop_kind)
+    f->stop_kind = kind;
+}
+
+/* Hand a finished task to gather() (now, or in task order with --ordered). */
+static int gather_ready(mpc__farm_t *f) {
+  int ordered = f->cfg.ordered || (f->job->flags & MPC_JOB_ORDERED);
+  if (!ordered)
+    return 0;
+  for (;;) {
+    task_t *t = tm_get(&f->map, f->next_gather);
+    if (!t || !t->done)
+      return 0;
+    f->next_gather++;
+    stash_t *st = t->stash;
+    st->res.key = t->key;
+    st->res.input = t->in;
+    st->res.output = st->out;
+    st->res.host = st->host;
+    int rc = f->job->gather(f->state, &st->res);
+    tm_del(&f->map, t->seq);
+    task_free(t);
+    if (rc) {
+      set_why(f, "the job's gather() returned %d", rc);
+      f->fatal = 1;
+      stop_run(f, MPC__HALT_NOW);
+      return rc;
+    }
+  }
+}
+
+static void note_failure(mpc__farm_t *f, task_t *t, const mpc_job_result_t *r) {
+  if (f->nfails >= FAILS_KEPT)
+    return;
+  mpc__fail_item_t *it = &f->fails[f->nfails++];
+  it->key = strdup(t->key);
+  it->status = r->status;
+  it->code = r->code;
+  it->rank = r->rank;
+  it->pid = r->pid;
+  it->host = strdup(r->host ? r->host : "");
+  it->msg = NULL;
+  if (r->output_len && r->output) {
+    size_t n = r->output_len;
+    const char *m = r->output;
+    const char *nl = memchr(m, '\n', n);
+    if (nl)
+      n = (size_t)(nl - m);
+    if (n > 160)
+      n = 160;
+    it->msg = malloc(n + 1);
+    if (it->msg) {
+      memcpy(it->msg, m, n);
+      it->msg[n] = 0;
+      for (size_t i = 0; i < n; i++)
+        if ((unsigned char)it->msg[i] < 0x20)
+          it->msg[i] = ' ';
+    }
+  }
+}
+
+static void check_halt(mpc__farm_t *f) {
+  if (f->cfg.halt == MPC__HALT_NEVER || f->stop_halt || !f->rep.failed)
+    return;
+  int hit;
+  if (f->cfg.halt_pct > 0) {
+    /* Of all tasks once their number is known (as GNU parallel), else of
+     * those finished so far, once there are 10 of them. */
+    double den = f->gen_done ? (double)(f->next_seq - f->rep.resumed)
+                             : (f->finished >= 10 ? (double)f->finished : -1);
+    hit = den > 0 && 100.0 * (double)f->rep.failed >= f->cfg.halt_pct * den;
+  }
+  else
+    hit = (long)f->rep.failed >= f->cfg.halt_fail;
+  if (!hit)
+    return;
+  f->stop_halt = 1;
+  set_why(f, "--halt %s: %llu task%s failed", f->cfg.halt == MPC__HALT_NOW ? "now" : "soon",
+          (unsigned long long)f->rep.failed, f->rep.failed == 1 ? "" : "s");
+  stop_run(f, f->cfg.halt == MPC__HALT_NOW ? MPC__HALT_NOW : MPC__HALT_SOON);
+}
+
+/* A task's final outcome.  Takes `t` out of circulation. */
+static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int code,
+                    const void *out, size_t out_len, int rank, int worker,
+                    int pid, double secs, int resumed) {
+  mpc_job_result_t r = {
+      .seq = t->seq,
+      .key = t->key,
+      .input = t->in,
+      .input_len = t->in_len,
+      .status = status,
+      .code = code,
+      .output = out,
+      .output_len = out_len,
+      .attempts = t->attempts,
+      .resumed = resumed,
+      .rank = rank,
+      .worker = worker,
+      .host = rank >= 0 ? f->r[rank].host : "",
+      .pid = pid,
+      .seconds = secs,
+  };
+  f->rep.tasks++;
+  if (resumed) {
+    f->rep.resumed++;
+    f->rep.ok++;
+  } else if (status == MPC_TASK_OK) {
+    f->rep.ok++;
+    f->finished++;
+  } else if (status == MPC_TASK_CANCELED) {
+    f->rep.canceled++;
+  } else {
+    f->rep.failed++;
+    f->finished++;
+    note_failure(f, t, &r);
+  }
+  if (t->retried)
+    f->rep.retried++;
+  int ordered = f->cfg.ordered || (f->job->flags & MPC_JOB_ORDERED);
+  int rc = 0;
+  if (!ordered) {
+    rc = f->job->gather(f->state, &r);
+    tm_del(&f->map, t->seq);
+    task_free(t);
+    if (rc) {
+      set_why(f, "the job's gather() returned %d", rc);
+      f->fatal = 1;
+      stop_run(f, MPC__HALT_NOW);
+    }
+  } else {
+    stash_t *st = malloc(sizeof *st + out_len);
+    if (!st)
+      return MPC_ENOMEM;
+    st->res = r;
+    st->out_len = out_len;
+    if (out_len)
+      memcpy(st->out, out, out_len);
+    snprintf(st->host, sizeof st->host, "%s", r.host);
+    t->stash = st;
+    t->done = 1;
+    rc = gather_ready(f);
+  }
+  if (status != MPC_TASK_OK && status != MPC_TASK_CANCELED)
+    check_halt(f);
+  return rc;
+}
+
+static void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
+                            int rank) {
+  if (f->have_journal) {
+    int keep_out = (f->job->flags & MPC_JOB_JOURNAL_OUTPUT) &&
+                   w->status == MPC_TASK_OK;
+    mpc__jrec_t jr = {
+        .key = t->key,
+        .key_len = t->key_len,
+        .status = (mpc_task_status_t)w->status,
+        .attempt = t->attempts,
+        .rank = w->status == MPC_TASK_CANCELED && w->pid == 0 ? -1 : rank,
+        .host = rank >= 0 ? f->r[rank].host : "",
+        .pid = w->pid,
+        .code = w->code,
+        .maxrss_kb = w->maxrss_kb,
+        .seconds = w->end > w->start ? w->end - w->start : 0,
+        .msg = w->data,
+        .msg_len = w->len,
+        .out = keep_out ? w->data : NULL,
+        .out_len = keep_out ? w->len : 0,
+    };
+    int rc = mpc__journal_add(&f->jr, &jr);
+    if (!rc)
+      rc = mpc__journal_flush(&f->jr, now_s(), 0);
+    if (rc) {
+      MPC_LOG(MPC_LOG_ERROR, "journal %s: %s; journaling stops", f->cfg.journal,
+              mpc_strerror(rc));
+      if (mpc__journal_close(&f->jr)) {
+        /* already failing: nothing more to say */
+      }
+      f->have_journal = 0;
+    }
+  }
+  if (f->timeline && w->pid)
+    fprintf(f->timeline, "%llu\t%s\t%d\t%d\t%d\t%.6f\t%.6f\t%s\n",
+            (unsigned long long)t->seq, t->key, rank, w->worker, w->pid,
+            w->start, w->end, mpc_task_status_name((mpc_task_status_t)w->status));
+}
+
+/* One attempt's outcome from `rank`. */
+static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
+  task_t *t = tm_get(&f->map, w->tid);
+  if (!t || t->done || t->rank != rank) {
+    MPC_LOG(MPC_LOG_WARN, "rank %d reported unknown task %llu", rank,
+            (unsigned long long)w->tid);
+    return 0;
+  }
+  rstate_t *rs = &f->r[rank];
+  rs->inflight--;
+  f->inflight--;
+  int ran = w->pid != 0 && w->status != MPC_TASK_CANCELED;
+  if (ran || w->pid) {
+    rs->st.tasks++;
+    if (w->status == MPC_TASK_OK)
+      rs->st.ok++;
+    else if (w->status != MPC_TASK_CANCELED)
+      rs->st.failed++;
+    if (w->end > w->start)
+      rs->st.busy += w->end - w->start;
+  }
+  if (w->status == MPC_TASK_CANCELED && !f->stop_kind) {
+    /* The rank stopped on its own (a signal there): not the task's fault. */
+    t->attempts--;
+    rs->draining = 1;
+    tq_push(&f->retry, t);
+    return 0;
+  }
+  journal_attempt(f, t, w, rank);
+  if (w->status != MPC_TASK_OK && w->status != MPC_TASK_CANCELED &&
+      t->attempts <= f->cfg.retries && !f->stop_kind) {
+    t->retried = 1;
+    if (f->cfg.verbose)
+      MPC_LOG(MPC_LOG_ERROR, "task %s: %s on rank %d, retrying", t->key,
+              mpc_task_status_name((mpc_task_status_t)w->status), rank);
+    tq_push(&f->retry, t);
+    return 0;
+  }
+  return complete(f, t, (mpc_task_status_t)w->status, w->code, w->data, w->len,
+                  rank, w->worker, w->pid,
+                  w->end > w->start ? w->end - w->start : 0, 0);
+}
+
+static int master_local_cb(void *ctx, const mpc_result_t *r) {
+  mpc__farm_t *f = ctx;
+  pt_finish(&f->pt, r->id);
+  mpc__wres_t w = {
+      .tid = r->id,
+      .status = (uint32_t)status_in_shutdown(r),
+      .code = r->code,
+      .worker = r->worker,
+      .pid = (int32_t)r->pid,
+      .start = r->start > 0 ? r->start - f->t0 : 0,
+      .end = r->end > 0 ? r->end - f->t0 : 0,
+      .maxrss_kb = r->maxrss_kb,
+      .data = r->data,
+      .len = (uint32_t)r->len,
+  };
+  int rc = on_result(f, 0, &w);
+  if (rc && !f->fatal) {
+    f->fatal = 1;
+    set_why(f, "%s", mpc_strerror(rc));
+    stop_run(f, MPC__HALT_NOW);
+  }
+  return 0;
+}
+
+/* Generate one task.  1 produced (queued or completed as resumed), 0 end. */
+static int gen_one(mpc__farm_t *f) {
+  mpc_buf_clear(&f->in);
+  mpc_buf_clear(&f->key);
+  int rc = f->job->next(f->state, &f->in, &f->key);
+  if (rc < 0) {
+    set_why(f, "the job's next() failed: %s%s%.*s", mpc_strerror(rc),
+            f->key.len ? ": " : "", (int)f->key.len, (const char *)f->key.data);
+    f->fatal = 1;
+    f->gen_done = 1;
+    stop_run(f, MPC__HALT_NOW);
+    return 0;
+  }
+  if (rc == 0) {
+    f->gen_done = 1;
+    return 0;
+  }
+  if (f->key.len == 0 && (rc = mpc__key_default(&f->key, f->in.data, f->in.len)))
+    return rc;
+  /* One allocation: the record, then its key, then its input. */
+  task_t *t = malloc(sizeof *t + f->key.len + 1 + f->in.len);
+  if (!t)
+    return MPC_ENOMEM;
+  memset(t, 0, sizeof *t);
+  t->seq = f->next_seq++;
+  t->rank = -1;
+  t->key = (char *)(t + 1);
+  t->in = (unsigned char *)t->key + f->key.len + 1;
+  memcpy(t->key, f->key.data, f->key.len);
+  t->key[f->key.len] = 0;
+  t->key_len = f->key.len;
+  if (f->in.len)
+    memcpy(t->in, f->in.data, f->in.len);
+  t->in_len = f->in.len;
+  if ((rc = tm_put(&f->map, t))) {
+    task_free(t);
+    return rc;
+  }
+  const void *jout = NULL;
+  size_t jlen = 0;
+  if (f->jdone && mpc__jdone_lookup(f->jdone, t->key, t->key_len, &jout, &jlen)) {
+    rc = complete(f, t, MPC_TASK_OK, 0, jout, jlen, -1, -1, 0, 0, 1);
+    return rc < 0 ? rc : 1;
+  }
+  if (f->cfg.sched == MPC__SCHED_STATIC)
+    tq_push(&f->r[f->static_rr++ % (uint64_t)f->nranks].staticq, t);
+  else
+    tq_push(&f->fresh, t);
+  return 1;
+}
+
+static size_t queued_total(mpc__farm_t *f) {
+  size_t n = f->fresh.n + f->retry.n;
+  if (f->cfg.sched == MPC__SCHED_STATIC)
+    for (int i = 0; i < f->nranks; i++)
+      n += f->r[i].staticq.n;
+  return n;
+}
+
+/* Take up to n tasks for `rank` into out[]; returns how many. */
+static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
+  size_t k = 0;
+  int avoid = f->nranks > 1 ? rank : -2;
+  while (k < n) {
+    task_t *t = tq_pop_avoid(&f->retry, avoid);
+    if (!t)
+      break;
+    out[k++] = t;
+  }
+  if (f->stop_kind)
+    return k; /* stopping: nothing new */
+  tq_t *q = f->cfg.sched == MPC__SCHED_STATIC ? &f->r[rank].staticq : &f->fresh;
+  while (k < n) {
+    if (!q->n && !f->gen_done && !f->fatal) {
+      int rc = gen_one(f);
+      if (rc < 0) {
+        set_why(f, "%s", mpc_strerror(rc));
+        f->fatal = 1;
+        stop_run(f, MPC__HALT_NOW);
+        break;
+      }
+      continue;
+    }
+    task_t *t = tq_pop(q);
+    if (!t)
+      break;
+    out[k++] = t;
+  }
+  return k;
+}
+
+static uint64_t remaining(mpc__farm_t *f) {
+  if (!f->gen_done) {
+    /* Look ahead so that the end is seen before it comes. */
+    while (!f->gen_done && !f->fatal && f->fresh.n < LOOKAHEAD)
+      if (gen_one(f) < 0)
+        break;
+  }
+  /* While the generator is not done, what is known is a lower bound: batches
+   * sized from it are smaller than guided self-scheduling would make them. */
+  return queued_total(f);
+}
+
+static void mark_dispatched(mpc__farm_t *f, task_t *t, int rank) {
+  t->attempts++;
+  t->rank = rank;
+  f->r[rank].inflight++;
+  f->inflight++;
+}
+
+/* Answer rank's outstanding request if work is there. */
+static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
+  rstate_t *rs = &f->r[rank];
+  if (!rs->want || rs->draining || rs->bye || f->stop_kind == MPC__HALT_NOW)
+    return 0;
+  if (f->stop_kind)
+    return 0;
+  uint64_t rem = f->cfg.sched == MPC__SCHED_GUIDED ? remaining(f) : UINT64_MAX;
+  if (f->stop_kind)
+    rem = f->retry.n;
+  size_t n = mpc__sched_batch(f->cfg.sched, rem, rs->want, rs->workers,
+                              f->total_workers, MAX_BATCH);
+  if (n == 0)
+    return 0;
+  size_t k = take(f, rank, n, scratch);
+  if (k == 0)
+    return 0;
+  int rc = 0;
+  if (rank == 0) {
+    for (size_t i = 0; i < k && !rc; i++) {
+      mark_dispatched(f, scratch[i], 0);
+      rc = mpc_pool_submit(f->pool, scratch[i]->in, scratch[i]->in_len,
+                           scratch[i]->seq);
+      if (!rc)
+        rc = pt_push(&f->pt, scratch[i]->seq);
+    }
+    rs->want = 0;
+    return rc;
+  }
+  /* dynamic: one task per message; otherwise one message for the batch. */
+  size_t per = f->cfg.sched == MPC__SCHED_DYNAMIC ? 1 : k;
+  for (size_t i = 0; i < k && !rc; i += per) {
+    size_t m = k - i < per ? k - i : per;
+    mpc_buf_t b = MPC_BUF_INIT;
+    rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS, i + m == k ? MPC__DOWN_LAST : 0);
+    for (size_t j = 0; j < m && !rc; j++) {
+      task_t *t = scratch[i + j];
+      rc = mpc__wire_task(&b, t->seq, t->in, (uint32_t)t->in_len);
+      mark_dispatched(f, t, rank);
+    }
+    if (!rc) {
+      mpc__wire_set_n(&b, (uint32_t)m);
+      if (f->cfg.trace)
+        MPC_LOG(MPC_LOG_ERROR, "-> rank %d: %zu tasks", rank, m);
+      rc = sendq_add(sq, f->comm, rank, MPC__TAG_DOWN, &b);
+    }
+    mpc_buf_free(&b);
+  }
+  rs->want = 0;
+  return rc;
+}
+
+static int send_ctl(mpc__farm_t *f, sendq_t *sq, int rank, uint32_t kind) {
+  mpc_buf_t b = MPC_BUF_INIT;
+  int rc = mpc__wire_hdr(&b, kind, 0);
+  if (!rc)
+    rc = sendq_add(sq, f->comm, rank, MPC__TAG_DOWN, &b);
+  mpc_buf_free(&b);
+  return rc;
+}
+
+static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
+  mpc__wrd_t rd = {msg->data, msg->data + msg->len};
+  uint32_t kind, want, n;
+  int rc = mpc__wire_read_hdr(&rd, &kind, &want, &n);
+  if (rc)
+    return rc;
+  rstate_t *rs = &f->r[src];
+  rs->last_seen = now_s();
+  if (f->cfg.trace)
+    MPC_LOG(MPC_LOG_ERROR, "<- rank %d: %s, %u results, want %u", src,
+            kind == MPC__UP_BYE ? "BYE" : "RESULTS", n, want);
+  for (uint32_t i = 0; i < n; i++) {
+    mpc__wres_t w;
+    if ((rc = mpc__wire_read_result(&rd, &w)))
+      return rc;
+    if ((rc = on_result(f, src, &w)))
+      return rc;
+  }
+  if (kind == MPC__UP_BYE)
+    rs->bye = 1;
+  else if (want)
+    rs->want = want;
+  return 0;
+}
+
+static void progress_draw(mpc__farm_t *f, int final) {
+  if (!f->progress)
+    return;
+  double t = now_s();
+  if (!final && t - f->last_progress < 0.2)
+    return;
+  f->last_progress = t;
+  double el = t - f->t0;
+  uint64_t done = f->rep.tasks;
+  double rate = el > 0 ? (double)(done - f->rep.resumed) / el : 0;
+  char tot[32] = "?";
+  if (f->gen_done)
+    snprintf(tot, sizeof tot, "%llu", (unsigned long long)f->next_seq);
+  char eta[32] = "";
+  if (f->gen_done && rate > 0 && f->next_seq > done)
+    snprintf(eta, sizeof eta, " ETA %.0fs", (double)(f->next_seq - done) / rate);
+  fprintf(stderr, "\r\033[K[mpc] %llu/%s done, %.1f/s%s, %llu failed, %zu running%s",
+          (unsigned long long)done, tot, rate, eta,
+          (unsigned long long)f->rep.failed, f->inflight, final ? "\n" : "");
+  fflush(stderr);
+}
+
+/* End a task that will not run (any more): journal it, gather it. */
+static void cancel_task(mpc__farm_t *f, task_t *t) {
+  mpc__wres_t w = {.tid = t->seq, .status = MPC_TASK_CANCELED, .worker = -1};
+  journal_attempt(f, t, &w, -1);
+  if (complete(f, t, MPC_TASK_CANCELED, 0, NULL, 0, t->rank, -1, 0, 0, 0)) {
+    /* gather() failed: already recorded as the reason to stop */
+  }
+}
+
+static int master_loop(mpc__farm_t *f) {
+  sendq_t sq = {0};
+  mpc_buf_t msg = MPC_BUF_INIT;
+  task_t **scratch = malloc(MAX_BATCH * sizeof *scratch);
+  int rc = 0, stop_sent = 0, now_sent = 0, drain_sent = 0;
+  unsigned seen_signals = 0;
+  double poll_to = 0;
+  size_t credit0 = 2 * (size_t)f->workers;
+  if (!scratch)
+    return MPC_ENOMEM;
+  for (;;) {
+    int activity = 0;
+    double t = now_s();
+    /* Stop conditions from outside. */
+    if ((unsigned)g_signals != seen_signals) {
+      seen_signals = (unsigned)g_signals;
+      f->stop_signal = 1;
+      f->rep.interrupted = 1;
+      set_why(f, "interrupted by signal %d", (int)g_signo);
+      if (f->cfg.grace > 0 && seen_signals == 1 && f->stop_kind < MPC__HALT_SOON) {
+        stop_run(f, MPC__HALT_SOON);
+        f->soon_deadline = t + f->cfg.grace;
+      } else {
+        stop_run(f, MPC__HALT_NOW);
+      }
+      if (f->have_journal)
+        if (mpc__journal_flush(&f->jr, t, 1)) {
+        /* reported again at close */
+      }
+      if (f->launcher && getppid() != f->launcher) {
+        /* The launcher is gone (kill -9 mpirun): so is the job.  The journal
+         * is flushed; --resume will do the rest. */
+        if (f->have_journal && mpc__journal_close(&f->jr)) {
+          /* nothing more can be done */
+        }
+        fprintf(stderr, "mpc-run: the launcher died; journal flushed, leaving\n");
+        _exit(3);
+      }
+    }
+    if (f->cfg.walltime > 0 && !f->stop_wall && t - f->t0 >= f->cfg.walltime) {
+      f->stop_wall = 1;
+      f->rep.interrupted = 1;
+      set_why(f, "--walltime %.0f s reached", f->cfg.walltime);
+      stop_run(f, f->cfg.grace > 0 ? MPC__HALT_SOON : MPC__HALT_NOW);
+      f->soon_deadline = t + f->cfg.grace;
+    }
+    if (f->stop_kind == MPC__HALT_SOON && f->soon_deadline > 0 && t >= f->soon_deadline)
+      stop_run(f, MPC__HALT_NOW);
+    if (f->stop_kind == MPC__HALT_SOON && !drain_sent) {
+      /* Nothing new starts, retries included; running tasks finish. */
+      task_t *rt;
+      while ((rt = tq_pop(&f->retry)))
+        cancel_task(f, rt);
+      drain_sent = 1;
+      for (int i = 1; i < f->nranks; i++)
+        if (!f->r[i].bye && (rc = send_ctl(f, &sq, i, MPC__DOWN_DRAIN)))
+          goto out;
+      pt_drain(&f->pt, f->pool, f->workers);
+    }
+    if (f->stop_kind == MPC__HALT_NOW && !now_sent) {
+      now_sent = 1;
+      for (int i = 1; i < f->nranks; i++)
+        if (!f->r[i].bye && (rc = send_ctl(f, &sq, i, MPC__DOWN_STOP_NOW)))
+          goto out;
+      stop_sent = 1;
+      mpc_pool_terminate(f->pool, master_local_cb, f);
+    }
+    /* Messages from the ranks. */
+    for (;;) {
+      int flag = 0;
+      MPI_Message m;
+      MPI_Status st;
+      MPI_Improbe(MPI_ANY_SOURCE, MPC__TAG_UP, f->comm, &flag, &m, &st);
+      if (!flag)
+        break;
+      int cnt;
+      MPI_Get_count(&st, MPI_BYTE, &cnt);
+      mpc_buf_clear(&msg);
+      if ((rc = mpc_buf_reserve(&msg, (size_t)cnt + 1)))
+        goto out;
+      MPI_Mrecv(msg.data, cnt, MPI_BYTE, &m, MPI_STATUS_IGNORE);
+      msg.len = (size_t)cnt;
+      if ((rc = handle_up(f, st.MPI_SOURCE, &msg)))
+        goto out;
+      activity = 1;
+    }
+    /* Our own pool asks like any rank. */
+    if (!now_sent) {
+      size_t pend = mpc_pool_pending(f->pool);
+      if (pend <= (size_t)f->workers && !f->r[0].want)
+        f->r[0].want = credit0 > pend ? credit0 - pend : 1;
+    }
+    for (int i = 0; i < f->nranks; i++)
+      if (f->r[i].want && (rc = serve(f, i, &sq, scratch)))
+        goto out;
+    /* Ranks that went quiet (--heartbeat). */
+    if (f->cfg.heartbeat > 0)
+      for (int i = 1; i < f->nranks; i++)
+        if (!f->r[i].bye && !f->r[i].silent_warned &&
+            t - f->r[i].last_seen > 3 * f->cfg.heartbeat) {
+          f->r[i].silent_warned = 1;
+          MPC_LOG(MPC_LOG_WARN, "rank %d (%s) silent for %.0f s", i, f->r[i].host,
+                  t - f->r[i].last_seen);
+        }
+    /* All done? */
+    int nothing_left =
+        f->inflight == 0 &&
+        (f->stop_kind == MPC__HALT_NOW || f->stop_kind == MPC__HALT_SOON ||
+         (f->gen_done && queued_total(f) == 0));
+    if (nothing_left && !stop_sent) {
+      if (f->cfg.trace)
+        MPC_LOG(MPC_LOG_ERROR, "all done: STOP to every rank");
+      stop_sent = 1;
+      for (int i = 1; i < f->nranks; i++)
+        if (!f->r[i].bye && (rc = send_ctl(f, &sq, i, MPC__DOWN_STOP)))
+          goto out;
+    }
+    if (stop_sent) {
+      int all = 1;
+      for (int i = 1; i < f->nranks; i++)
+        all &= f->r[i].bye;
+      if (all) /* every rank has reported everything it had */
+        break;
+    }
+    sendq_test(&sq);
+    if (f->have_journal)
+      if (mpc__journal_flush(&f->jr, t, 0)) {
+        /* reported again at close */
+      }
+    progress_draw(f, 0);
+    int got = 0;
+    if (!now_sent) {
+      got = poll_pool(f, poll_to, master_local_cb);
+      if (got < 0) {
+        rc = got;
+        goto out;
+      }
+    } else {
+      struct timespec ts = {0, 200000};
+      nanosleep(&ts, NULL);
+    }
+    if (activity || got > 0)
+      poll_to = 0;
+    else
+      poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, POLL_MAX);
+  }
+out:
+  /* Whatever never got an outcome is canceled: queued, or lost in flight.
+   * The journal gets a line for each, so that every generated task has one. */
+  {
+    task_t *t;
+    while ((t = tq_pop(&f->retry)))
+      cancel_task(f, t);
+    while ((t = tq_pop(&f->fresh)))
+      cancel_task(f, t);
+    for (int i = 0; i < f->nranks; i++)
+      while ((t = tq_pop(&f->r[i].staticq)))
+        cancel_task(f, t);
+    if (f->inflight && f->map.slot) {
+      for (size_t i = 0; i < f->map.cap; i++) {
+        t = f->map.slot[i].t;
+        if (t && !t->done && t->rank >= 0) {
+          f->inflight--;
+          cancel_task(f, t);
+          i = (size_t)-1; /* the table changed under us: rescan */
+          if (!f->inflight)
+            break;
+        }
+      }
+    }
+  }
+  if (rc) {
+    set_why(f, "internal error: %s", mpc_strerror(rc));
+    f->fatal = 1;
+  }
+  progress_draw(f, 1);
+  sendq_wait_free(&sq);
+  mpc_buf_free(&msg);
+  free(scratch);
+  return rc;
+}
+
+/* ======================================================================= */
+/*                                   run                                    */
+/* ======================================================================= */
+
+static int setup_master(mpc__farm_t *f, mpc_buf_t *err) {
+  int rc;
+  if (f->cfg.journal && f->cfg.resume) {
+    size_t bad = 0;
+    if ((rc = mpc__jdone_load(&f->jdone, f->cfg.journal, &bad))) {
+      mpc__msg(err, "--resume: cannot read journal %s: %s",
+                           f->cfg.journal, mpc_strerror(rc));
+      return rc;
+    }
+    if (bad)
+      MPC_LOG(MPC_LOG_WARN, "journal %s: %zu malformed line%s ignored",
+              f->cfg.journal, bad, bad == 1 ? "" : "s");
+    if (f->cfg.verbose)
+      MPC_LOG(MPC_LOG_ERROR, "journal %s: %zu task%s already done",
+              f->cfg.journal, mpc__jdone_count(f->jdone),
+              mpc__jdone_count(f->jdone) == 1 ? "" : "s");
+  }
+  if (f->cfg.journal) {
+    char hdr[512];
+    time_t now = time(NULL);
+    struct tm tm;
+    char ts[64];
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(hdr, sizeof hdr,
+             "mpc-run journal v1: job %s, %d ranks, started %s%s; fields: key "
+             "status attempt rank host pid code maxrss_kb seconds message output",
+             f->cfg.job_name, f->nranks, ts, f->cfg.resume ? " (resume)" : "");
+    if ((rc = mpc__journal_open(&f->jr, f->cfg.journal, hdr))) {
+      mpc__msg(err, "--journal %s: %s", f->cfg.journal,
+                           mpc_strerror(rc));
+      return rc;
+    }
+    f->have_journal = 1;
+  }
+  if (f->cfg.timeline) {
+    f->timeline = fopen(f->cfg.timeline, "w");
+    if (!f->timeline) {
+      rc = -errno;
+      mpc__msg(err, "--timeline %s: %s", f->cfg.timeline,
+                           mpc_strerror(rc));
+      return rc;
+    }
+    fprintf(f->timeline, "seq\tkey\trank\tworker\tpid\tstart\tend\tstatus\n");
+  }
+  f->progress = f->cfg.progress == 1 || (f->cfg.progress < 0 && isatty(2));
+  return 0;
+}
+
+static int finish_master(mpc__farm_t *f) {
+  f->rep.wall = now_s() - f->t0;
+  int code = 0;
+  int frc = 0;
+  if (f->job->finish)
+    frc = f->job->finish(f->state, &f->rep);
+  fflush(stdout);
+  if (f->have_journal) {
+    int rc = mpc__journal_close(&f->jr);
+    if (rc)
+      MPC_LOG(MPC_LOG_ERROR, "journal %s: %s", f->cfg.journal, mpc_strerror(rc));
+    f->have_journal = 0;
+  }
+  if (f->timeline) {
+    fclose(f->timeline);
+    f->timeline = NULL;
+  }
+  mpc__rank_stat_t *st = calloc((size_t)f->nranks, sizeof *st);
+  for (int i = 0; st && i < f->nranks; i++) {
+    st[i] = f->r[i].st;
+    st[i].workers = f->r[i].workers;
+    st[i].host = f->r[i].host;
+  }
+  mpc__summary_t s = {
+      .job = f->job->name,
+      .rep = f->rep,
+      .nranks = st ? f->nranks : 0,
+      .ranks = st,
+      .fails = f->fails,
+      .nfails_kept = f->nfails,
+      .why = f->why[0] ? f->why : NULL,
+  };
+  mpc_buf_t b = MPC_BUF_INIT;
+  if (!f->cfg.quiet || f->rep.failed || f->why[0]) {
+    if (mpc__summary_format(&b, &s) == 0)
+      fwrite(b.data, 1, b.len, stderr);
+  }
+  if (f->cfg.json) {
+    mpc_buf_clear(&b);
+    FILE *fp = fopen(f->cfg.json, "w");
+    if (!fp || mpc__summary_json(&b, &s) != 0 || fwrite(b.data, 1, b.len, fp) != b.len) {
+      MPC_LOG(MPC_LOG_ERROR, "--json %s: cannot write", f->cfg.json);
+    }
+    if (fp)
+      fclose(fp);
+  }
+  mpc_buf_free(&b);
+  free(st);
+  if (frc)
+    fprintf(stderr, "mpc-run: %s: finish failed: %s\n", f->job->name,
+            mpc_strerror(frc));
+  if (f->stop_signal || f->stop_wall)
+    code = 3;
+  else if (f->rep.failed || f->rep.canceled || f->fatal || frc)
+    code = 1;
+  return code;
+}
+
+int mpc__farm_run(mpc__farm_t *f) {
+  int inited = 0, code = 2, rc;
+  mpc_buf_t err = MPC_BUF_INIT;
+  MPI_Initialized(&inited);
+  if (!inited) {
+    if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+      fprintf(stderr, "mpc-run: MPI_Init failed\n");
+      return 2;
+    }
+    f->we_init = 1;
+  }
+  MPI_Comm_dup(MPI_COMM_WORLD, &f->comm);
+  MPI_Comm_set_name(f->comm, "mpc-run");
+  MPI_Comm_set_errhandler(f->comm, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(f->comm, &f->rank);
+  MPI_Comm_size(f->comm, &f->nranks);
+  if (f->rank != f->rank_guess)
+    MPC_LOG(MPC_LOG_WARN,
+            "launcher said rank %d, MPI says %d: workers report rank %d",
+            f->rank_guess, f->rank, f->rank_guess);
+  mpc_log_set_rank(f->nranks > 1 ? f->rank : -1);
+
+  /* Workers per rank: the node's cores shared by its ranks. */
+  MPI_Comm node;
+  int local = 1;
+  if (MPI_Comm_split_type(f->comm, MPI_COMM_TYPE_SHARED, f->rank,
+                          MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+  }
+  f->workers = f->cfg.workers;
+  if (f->workers <= 0) {
+    f->workers = mpc_cpu_count() / (local > 0 ? local : 1);
+    if (f->workers < 1)
+      f->workers = 1;
+  }
+  rc = mpc_pool_start(f->pool, f->workers);
+  if (!rc)
+    f->workers = mpc_pool_workers(f->pool);
+  if (rc)
+    mpc__msg(&err, "rank %d: cannot start %d workers: %s", f->rank,
+                         f->workers, mpc_strerror(rc));
+
+  /* Rank info to the master; master set-up; everyone agrees before going on. */
+  struct {
+    int workers;
+    char host[HOSTLEN];
+  } me = {f->workers, {0}}, *all = NULL;
+  snprintf(me.host, sizeof me.host, "%s", f->host);
+  if (f->rank == 0) {
+    all = calloc((size_t)f->nranks, sizeof *all);
+    f->r = calloc((size_t)f->nranks, sizeof *f->r);
+    if ((!all || !f->r) && !rc) {
+      rc = MPC_ENOMEM;
+      mpc__msg(&err, "out of memory");
+    }
+  }
+  MPI_Gather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, 0,
+             f->comm);
+  if (f->rank == 0 && all && f->r) {
+    for (int i = 0; i < f->nranks; i++) {
+      f->r[i].workers = all[i].workers;
+      memcpy(f->r[i].host, all[i].host, HOSTLEN);
+      f->r[i].host[HOSTLEN - 1] = 0;
+      f->total_workers += all[i].workers;
+    }
+    if (!rc)
+      rc = setup_master(f, &err);
+  }
+  free(all);
+  int ok = rc == 0, all_ok = 0;
+  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, f->comm);
+  if (!all_ok) {
+    if (rc)
+      fprintf(stderr, "mpc-run: %s\n", mpc_buf_str(&err));
+    code = 2;
+    goto done;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  MPI_Barrier(f->comm);
+  f->t0 = now_s();
+  if (f->rank == 0) {
+    for (int i = 0; i < f->nranks; i++)
+      f->r[i].last_seen = f->t0;
+    rc = master_loop(f);
+    code = finish_master(f);
+    if (rc && f->nranks > 1) {
+      /* The protocol broke (out of memory, a corrupt message, an MPI error):
+       * the other ranks may wait for words that will never come.  The journal
+       * and summary are written; end the job rather than hang. */
+      fprintf(stderr, "mpc-run: internal error on the master (%s): aborting the job\n",
+              mpc_strerror(rc));
+      mpc_pool_terminate(f->pool, NULL, NULL);
+      MPI_Abort(f->comm, code ? code : 1);
+    }
+  } else {
+    rc = worker_loop(f);
+    if (rc)
+      MPC_LOG(MPC_LOG_ERROR, "rank %d: %s", f->rank, mpc_strerror(rc));
+    if (rc == MPC_EINTR) {
+      /* The master never answered after our signal: leave without MPI. */
+      mpc_pool_free(f->pool);
+      f->pool = NULL;
+      _exit(3);
+    }
+    if (rc) {
+      /* Same as above, seen from a worker rank: the master would wait for
+       * this rank's results forever. */
+      mpc_pool_terminate(f->pool, NULL, NULL);
+      MPI_Abort(f->comm, 1);
+    }
+  }
+  /* Everyone leaves with the master's exit code.  Waiting ranks sleep between
+   * tests instead of spinning in a blocking collective while the master
+   * finishes (ranks share cores). */
+  {
+    MPI_Request req;
+    int flag = 0;
+    MPI_Ibcast(&code, 1, MPI_INT, 0, f->comm, &req);
+    while (!flag) {
+      MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+      if (!flag) {
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+      }
+    }
+  }
+done:
+  mpc_buf_free(&err);
+  mpc_pool_terminate(f->pool, NULL, NULL);
+  MPI_Comm_free(&f->comm);
+  if (f->we_init)
+    MPI_Finalize();
+  return code;
+}

@@ -1,0 +1,53 @@
+# Shared helpers for the mpc-run end-to-end drivers (sourced, not run).
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+: "${MPC_BUILD:=$ROOT/build}"
+RUN="$MPC_BUILD/bin/mpc-run"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Quiet Open MPI about oversubscription and forked children.
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_warn_on_fork=0
+TMP=$(mktemp -d /tmp/mpc-e2e.XXXXXX)
+NFAIL=0
+cleanup() {
+  # Anything of ours still alive is a failure of the test, and must not stay.
+  local left
+  left=$(pgrep -f "$RUN" || true)
+  if [ -n "$left" ]; then
+    echo "not ok - processes left behind: $left"
+    kill -9 $left 2>/dev/null || true
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok() { echo "ok - $*"; }
+notok() { echo "not ok - $*"; NFAIL=$((NFAIL + 1)); }
+check() { # check "description" command...
+  local d=$1; shift
+  if "$@"; then ok "$d"; else notok "$d"; fi
+}
+
+# run NAME TIMEOUT cmd...: stdout to $TMP/NAME.out, stderr to $TMP/NAME.err,
+# exit code to $TMP/NAME.rc (124 when it had to be killed).
+run() {
+  local name=$1 to=$2; shift 2
+  timeout -k 5 "$to" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
+  echo $? >"$TMP/$name.rc"
+}
+rc_of() { cat "$TMP/$1.rc"; }
+field() { # field NAME key: value of key=... in chaos's report
+  grep -o "$2=[0-9a-f]*" "$TMP/$1.out" | head -n1 | cut -d= -f2
+}
+# Wait until no mpc-run process is left (at most $1 seconds).
+wait_gone() {
+  local i
+  for ((i = 0; i < $1 * 10; i++)); do
+    pgrep -f "$RUN" >/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+# Last status of every key in a journal: "key status" lines.
+journal_last() {
+  awk -F'\t' '!/^#/ && NF == 11 { last[$1] = $2 } END { for (k in last) print k, last[k] }' "$1"
+}
+not() { ! "$@"; }

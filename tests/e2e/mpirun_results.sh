@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# mpc-run gives the same gathered results whatever the launch: singleton,
+# -n 1, -n 2, -n 4, and -n 3 over TCP; with the guided, dynamic and static
+# schedules; with --ordered.
+set -u
+. "$(dirname "$0")/lib_mpcrun.bash"
+
+ARGS=(chaos --tasks 300 --seed 11 --fail 0.05 --size 40 --retries 1)
+run ref 120 "$RUN" "${ARGS[@]}" -w 2
+REF=$(field ref checksum)
+check "singleton run prints a checksum" [ -n "$REF" ]
+check "singleton run: exit 1 (some tasks fail by design)" [ "$(rc_of ref)" = 1 ]
+check "singleton run gathers every task once" grep -q "gathered=300 .*missing=0 duplicates=0 bad_output=0" "$TMP/ref.out"
+NFAIL_EXPECT=$("$RUN" "${ARGS[@]}" --list-fates 2>/dev/null | grep -c ' fail$')
+check "failed count is the predicted one ($NFAIL_EXPECT)" grep -q "error=$NFAIL_EXPECT " "$TMP/ref.out"
+check "summary on stderr counts tasks" grep -q "300 tasks: $((300 - NFAIL_EXPECT)) ok, $NFAIL_EXPECT failed, $NFAIL_EXPECT retried" "$TMP/ref.err"
+
+i=0
+for launch in "-n 1" "-n 2" "-n 4" "-n 3 --mca btl self,tcp" "-n 2 :dynamic" "-n 3 :static" "-n 2 :ordered"; do
+  i=$((i + 1))
+  extra=()
+  case $launch in
+  *:dynamic) extra=(--schedule dynamic) ;;
+  *:static) extra=(--schedule static) ;;
+  *:ordered) extra=(--ordered) ;;
+  esac
+  mpiargs=${launch%%:*}
+  # shellcheck disable=SC2086
+  run "r$i" 180 mpirun --oversubscribe $mpiargs "$RUN" "${ARGS[@]}" -w 1 "${extra[@]}"
+  sum=$(field "r$i" checksum)
+  check "mpirun $launch: same checksum as singleton ($sum)" [ "${sum:-none}" = "$REF" ]
+  check "mpirun $launch: exit 1" [ "$(rc_of "r$i")" = 1 ]
+  check "mpirun $launch: every task once" grep -q "gathered=300 .*missing=0 duplicates=0 bad_output=0" "$TMP/r$i.out"
+done
+check "--ordered: gather saw task order" grep -q "in_order=yes" "$TMP/r7.out"
+# Work was spread: with 4 ranks every rank ran tasks.
+for r in 0 1 2 3; do
+  check "-n 4: rank $r ran tasks" grep -Eq "rank $r \(.*\): [1-9][0-9]* tasks" "$TMP/r3.err"
+done
+check "no process left" wait_gone 20
+exit 0

@@ -1,0 +1,75 @@
+/* The chaos job: deterministic fates and outputs; a serial run. */
+#include "test.h"
+
+#include <string.h>
+
+#include "../../jobs/chaos/chaos.h"
+
+static void test_fates(void) {
+  chaos_params_t p = {.seed = 42, .p_fail = 0.2, .p_segv = 0.1, .p_exit = 0.05, .p_hang = 0.05};
+  int counts[5] = {0};
+  for (uint64_t i = 0; i < 10000; i++) {
+    chaos_fate_t f = chaos_fate(&p, i);
+    CU_ASSERT_EQUAL(f, chaos_fate(&p, i)); /* pure */
+    counts[f]++;
+  }
+  CU_ASSERT(counts[CHAOS_OK] > 5500 && counts[CHAOS_OK] < 6500);
+  CU_ASSERT(counts[CHAOS_FAIL] > 1700 && counts[CHAOS_FAIL] < 2300);
+  CU_ASSERT(counts[CHAOS_SEGV] > 800 && counts[CHAOS_SEGV] < 1200);
+  CU_ASSERT(counts[CHAOS_HANG] > 350 && counts[CHAOS_HANG] < 650);
+  chaos_params_t q = p;
+  q.seed = 43;
+  int diff = 0;
+  for (uint64_t i = 0; i < 100; i++)
+    diff += chaos_fate(&p, i) != chaos_fate(&q, i);
+  CU_ASSERT(diff > 10);
+  chaos_params_t none = {.seed = 42};
+  for (uint64_t i = 0; i < 1000; i++)
+    CU_ASSERT_EQUAL(chaos_fate(&none, i), CHAOS_OK);
+  unsigned char a[33], b[33];
+  chaos_output(7, 5, a, sizeof a);
+  chaos_output(7, 5, b, sizeof b);
+  CU_ASSERT(memcmp(a, b, sizeof a) == 0);
+  chaos_output(7, 6, b, sizeof b);
+  CU_ASSERT(memcmp(a, b, sizeof a) != 0);
+}
+
+static void test_serial_run(void) {
+  char *argv[] = {"chaos", "--tasks", "50", "--seed", "3", "--fail", "0.2", NULL};
+  mpc_job_report_t rep;
+  mpc_buf_t err = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL(mpct_job_run(&mpc_job_chaos, 7, argv, &rep, &err), 0);
+  chaos_params_t p = {.seed = 3, .p_fail = 0.2};
+  uint64_t expect_fail = 0;
+  for (uint64_t i = 0; i < 50; i++)
+    expect_fail += chaos_fate(&p, i) == CHAOS_FAIL;
+  CU_ASSERT_EQUAL(rep.tasks, 50);
+  CU_ASSERT_EQUAL(rep.failed, expect_fail);
+  CU_ASSERT_EQUAL(rep.ok, 50 - expect_fail);
+  CU_ASSERT(expect_fail > 0);
+  mpc_buf_free(&err);
+}
+
+static void test_bad_args(void) {
+  char *a1[] = {"chaos", "--tasks", "x", NULL};
+  char *a2[] = {"chaos", "--fail", "0.7", "--segv", "0.7", NULL};
+  char *a3[] = {"chaos", "--what", NULL};
+  char *a4[] = {"chaos", "--flaky", "0.5", NULL};
+  mpc_buf_t err = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL(mpct_job_run(&mpc_job_chaos, 3, a1, NULL, &err), MPC_EUSAGE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(mpc_buf_str(&err), "--tasks"));
+  CU_ASSERT_EQUAL(mpct_job_run(&mpc_job_chaos, 5, a2, NULL, &err), MPC_EUSAGE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(mpc_buf_str(&err), "exceed 1"));
+  CU_ASSERT_EQUAL(mpct_job_run(&mpc_job_chaos, 2, a3, NULL, &err), MPC_EUSAGE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(mpc_buf_str(&err), "--what"));
+  CU_ASSERT_EQUAL(mpct_job_run(&mpc_job_chaos, 3, a4, NULL, &err), MPC_EUSAGE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(mpc_buf_str(&err), "--mark"));
+  mpc_buf_free(&err);
+}
+
+MPC_TESTS(chaos) = {
+    {"fates are a pure function of seed and index", test_fates},
+    {"serial run fails exactly the predicted tasks", test_serial_run},
+    {"bad arguments", test_bad_args},
+    CU_TEST_INFO_NULL,
+};
