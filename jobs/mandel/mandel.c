@@ -170,6 +170,8 @@ static int mandel_init(int argc, char **argv, const mpc_job_env_t *env,
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *val = NULL;
     char name[32];
+    if (!strcmp(a, "--"))
+      continue; /* mandel takes no positional arguments */
     const char *eq = strchr(a, '=');
     size_t nl = eq ? (size_t)(eq - a) : strlen(a);
     if (a[0] != '-' || a[1] != '-' || nl >= sizeof name) {
