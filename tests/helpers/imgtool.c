@@ -146,7 +146,7 @@ done:
 static int cmd_phases(int argc, char **argv) {
   uint32_t w = 800, h = 600;
   image_filter_t f = IMAGE_FILTER_BICUBIC;
-  image_png_opts_t o = {4, Z_DEFAULT_STRATEGY, PNG_FILTER_SUB};
+  image_png_opts_t o = {1, Z_RLE, PNG_FILTER_PAETH}; /* the job's default */
   double bright = 1.2;
   int i = 0;
   for (; i < argc && argv[i][0] == '-'; i += 2) {
