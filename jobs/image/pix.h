@@ -92,7 +92,7 @@ int image_jpeg_encode(const image_pix_t *p, int quality, mpc_buf_t *out,
 int image_resize(const image_pix_t *in, uint32_t ow, uint32_t oh,
                  image_filter_t filter, image_pix_t *out);
 
-/** Multiply every colour sample by `factor`, rounded and clamped; alpha
+/** Multiply every colour sample by `factor`, rounded (half to even, as Pillow's point()) and clamped; alpha
  *  samples are left alone.  In place. */
 void image_brightness(image_pix_t *p, double factor);
 

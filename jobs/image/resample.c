@@ -398,7 +398,7 @@ void image_brightness(image_pix_t *p, double factor) {
   if (p->depth == 8) {
     uint8_t lut[256];
     for (int i = 0; i < 256; i++) {
-      double v = floor(i * factor + 0.5);
+      double v = rint(i * factor); /* half to even, as Pillow */
       lut[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
     for (uint32_t y = 0; y < p->h; y++) {
@@ -417,7 +417,7 @@ void image_brightness(image_pix_t *p, double factor) {
       uint16_t *r = (uint16_t *)(p->data + (size_t)y * p->stride);
       for (uint32_t x = 0; x < p->w; x++, r += ch)
         for (int b = 0; b < ncol; b++) {
-          double v = floor(r[b] * factor + 0.5);
+          double v = rint(r[b] * factor);
           r[b] = (uint16_t)(v < 0 ? 0 : v > 65535 ? 65535 : v);
         }
     }

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,8 +380,9 @@ static unsigned premul_rt16(unsigned v, unsigned a) {
   return r > 65535 ? 65535 : (unsigned)r;
 }
 
+/* Rounded half to even, as Pillow's point(lambda p: p * f). */
 static unsigned bright(unsigned v, double f, unsigned max) {
-  double r = (double)v * f + 0.5;
+  double r = rint((double)v * f);
   unsigned u = (unsigned)r;
   return u > max ? max : u;
 }
@@ -492,6 +494,31 @@ static void test_box_half_exact(void) {
   image_pix_free(&q);
   /* Zero sizes are refused. */
   CU_ASSERT_EQUAL(image_resize(&p, 0, 3, IMAGE_FILTER_BOX, &q), MPC_EINVAL);
+  image_pix_free(&p);
+}
+
+/* Brightness rounds half to even and clamps, as Pillow's point(); alpha is
+ * untouched; 16-bit likewise. */
+static void test_brightness_rounding(void) {
+  image_pix_t p;
+  CU_ASSERT_EQUAL_FATAL(image_pix_alloc(&p, 6, 1, 2, 8), 0);
+  const unsigned char in[12] = {1, 1, 3, 3, 5, 5, 15, 15, 200, 200, 255, 7};
+  memcpy(p.data, in, 12);
+  image_brightness(&p, 0.5); /* 0.5 1.5 2.5 7.5 100 127.5 */
+  const unsigned char want[12] = {0, 1, 2, 3, 2, 5, 8, 15, 100, 200, 128, 7};
+  CU_ASSERT_EQUAL(memcmp(p.data, want, 12), 0);
+  memcpy(p.data, in, 12);
+  image_brightness(&p, 2.5); /* 2.5 7.5 12.5 37.5 500 637.5 */
+  const unsigned char want2[12] = {2, 1, 8, 3, 12, 5, 38, 15, 255, 200, 255, 7};
+  CU_ASSERT_EQUAL(memcmp(p.data, want2, 12), 0);
+  image_pix_free(&p);
+  CU_ASSERT_EQUAL_FATAL(image_pix_alloc(&p, 2, 1, 1, 16), 0);
+  uint16_t *v = (uint16_t *)p.data;
+  v[0] = 3;
+  v[1] = 60000;
+  image_brightness(&p, 1.5); /* 4.5 -> 4, 90000 -> 65535 */
+  CU_ASSERT_EQUAL(v[0], 4);
+  CU_ASSERT_EQUAL(v[1], 65535);
   image_pix_free(&p);
 }
 
@@ -917,6 +944,7 @@ MPC_TESTS(image) = {
     {"every PNG kind decodes exactly and round-trips", test_png_kinds_roundtrip},
     {"resize + brightness give exact values, all kinds/filters", test_resize_brightness_exact},
     {"box 2:1 averages blocks exactly", test_box_half_exact},
+    {"brightness rounds half to even, clamps, keeps alpha", test_brightness_rounding},
     {"--fit keeps aspect, --depth 8 reduces", test_fit_and_depth},
     {"JPEG in and out, quality honoured", test_jpeg},
     {"corrupt/truncated/empty/zero-size fail alone", test_bad_files_fail_alone},

@@ -160,7 +160,39 @@ static void test_psnr_vs_pillow(void) {
   CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+/* The brightness step against Pillow's point(lambda p: p * f). */
+static void test_brightness_vs_pillow(void) {
+  if (system(PY " -c 'import PIL.Image' >/dev/null 2>&1") != 0) {
+    printf("\n  SKIP: " PY " has no PIL; the comparison with Pillow did not run\n");
+    return;
+  }
+  static const double factors[] = {1.2, 0.7, 1.25, 0.5, 2.5, 1.0 / 3};
+  for (size_t fi = 0; fi < sizeof factors / sizeof factors[0]; fi++) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             PY " -c \"from PIL import Image; im = Image.new('L', (256, 1)); "
+                "im.putdata(list(range(256))); "
+                "print(' '.join(map(str, im.point(lambda p: p * %.17g).getdata())))\"",
+             factors[fi]);
+    FILE *f = popen(cmd, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    image_pix_t p;
+    CU_ASSERT_EQUAL_FATAL(image_pix_alloc(&p, 256, 1, 1, 8), 0);
+    for (int i = 0; i < 256; i++)
+      p.data[i] = (unsigned char)i;
+    image_brightness(&p, factors[fi]);
+    int bad = 0, n = 0, v;
+    while (n < 256 && fscanf(f, "%d", &v) == 1)
+      bad += p.data[n++] != v;
+    CU_ASSERT_EQUAL(pclose(f), 0);
+    CU_ASSERT_EQUAL(n, 256);
+    CU_ASSERT_EQUAL(bad, 0);
+    image_pix_free(&p);
+  }
+}
+
 MPC_TESTS(image_pillow) = {
     {"resize within 40 dB of Pillow for every filter", test_psnr_vs_pillow},
+    {"brightness equals Pillow's point()", test_brightness_vs_pillow},
     CU_TEST_INFO_NULL,
 };
