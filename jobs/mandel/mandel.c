@@ -58,7 +58,7 @@ static const char g_usage[] =
     "  is a task.\n"
     "  --out PATH          output file (PATH.png), or directory with --frames\n"
     "  --size WxH          picture size (default 4000x3000)\n"
-    "  --iter N            maximum iterations (default 1000)\n"
+    "  --iter N            maximum iterations (default 2000)\n"
     "  --tile ROWS         rows per task (default 16)\n"
     "  --center X,Y        centre of the view (default -0.75,0)\n"
     "  --zoom Z            magnification; 1 shows 3 units vertically (default 1)\n"
@@ -79,8 +79,24 @@ static void msg(mpc_buf_t *b, const char *fmt, ...) {
 
 /* ---- the picture ------------------------------------------------------------ */
 
+/* The palette: one cycle of a cosine colour ramp, sampled at PALETTE
+ * points (plenty for 8-bit colour); built once, read by every pixel. */
+#define PALETTE 2048
+static unsigned char g_palette[PALETTE][3];
+static int g_palette_ready;
+
+static void palette_init(void) {
+  static const double d[3] = {0.00, 0.15, 0.30};
+  for (int i = 0; i < PALETTE; i++)
+    for (int c = 0; c < 3; c++) {
+      double v = 0.5 + 0.5 * cos(6.283185307179586 * ((double)i / PALETTE + d[c]));
+      g_palette[i][c] = (unsigned char)(v * 255.0 + 0.5);
+    }
+  g_palette_ready = 1;
+}
+
 /* Colour of pixel (px, py) of a w x h view: smooth iteration count mapped
- * through a cosine palette; the interior is black. */
+ * through the palette; the interior is black. */
 static void mandel_pixel(const mandel_state_t *s, double zoom, uint32_t px,
                          uint32_t py, unsigned char rgb[3]) {
   double scale = 3.0 / (zoom * s->h);
@@ -104,11 +120,10 @@ static void mandel_pixel(const mandel_state_t *s, double zoom, uint32_t px,
   if (mu < 0)
     mu = 0;
   double t = 0.35 * log(mu + 1.0);
-  static const double d[3] = {0.00, 0.15, 0.30};
-  for (int c = 0; c < 3; c++) {
-    double v = 0.5 + 0.5 * cos(6.283185307179586 * (t + d[c]));
-    rgb[c] = (unsigned char)(v * 255.0 + 0.5);
-  }
+  int i = (int)((t - floor(t)) * PALETTE);
+  if (i >= PALETTE) /* t - floor(t) rounds to 1.0 for t just below an integer */
+    i = 0;
+  memcpy(rgb, g_palette[i], 3);
 }
 
 /* ---- options -------------------------------------------------------------- */
@@ -158,7 +173,7 @@ static int mandel_init(int argc, char **argv, const mpc_job_env_t *env,
   s->w = 4000;
   s->h = 3000;
   s->tile = 16;
-  s->iter = 1000;
+  s->iter = 2000;
   s->frames = 1;
   s->cx = -0.75;
   s->cy = 0;
@@ -266,6 +281,8 @@ static int mandel_init(int argc, char **argv, const mpc_job_env_t *env,
       goto bad;
     }
   }
+  if (!g_palette_ready)
+    palette_init();
   *state = s;
   return 0;
 bad:
