@@ -58,7 +58,9 @@ static int cmd_info(const char *path) {
   }
   int ch = PNG_IMAGE_SAMPLE_CHANNELS(im.format);
   int depth = (im.format & PNG_FORMAT_FLAG_LINEAR) ? 16 : 8;
-  /* Read the pixels too, so that a damaged file fails here. */
+  /* Read the pixels too, so that a damaged file fails here (palette files
+   * are expanded, so that no colour-map buffer is needed). */
+  im.format &= ~PNG_FORMAT_FLAG_COLORMAP;
   size_t n = PNG_IMAGE_SIZE(im);
   void *buf = malloc(n);
   if (!buf || !png_image_finish_read(&im, NULL, buf, 0, NULL)) {
