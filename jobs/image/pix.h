@@ -71,6 +71,25 @@ int image_png_decode(const void *data, size_t len, uint64_t max_pixels,
 int image_png_encode(const image_pix_t *p, const image_png_opts_t *o,
                      mpc_buf_t *out, mpc_buf_t *err);
 
+/** Streaming PNG writer: rows are handed over in order as they become
+ *  available and encoded straight into PATH.mpc-PID.tmp, which
+ *  image_png_writer_close() renames to PATH (commit) or removes. */
+typedef struct image_png_writer image_png_writer_t;
+
+/** @return 0, MPC_EINVAL, MPC_ENOMEM, -errno (cannot create the file). */
+int image_png_writer_open(image_png_writer_t **w, const char *path,
+                          uint32_t width, uint32_t height, int channels,
+                          int depth, const image_png_opts_t *o,
+                          mpc_buf_t *err);
+/** Append n rows (`stride` bytes apart).  @return 0, MPC_ESTATE (too many
+ *  rows or an earlier failure), MPC_EIO (libpng or disk error, in err). */
+int image_png_writer_rows(image_png_writer_t *w, const unsigned char *rows,
+                          uint32_t n, size_t stride, mpc_buf_t *err);
+/** Finish and rename (commit != 0, every row written) or abandon and remove
+ *  the temporary file; frees w (NULL is fine).  @return 0, MPC_ESTATE
+ *  (commit with rows missing: file removed), -errno. */
+int image_png_writer_close(image_png_writer_t *w, int commit, mpc_buf_t *err);
+
 /** Decode a JPEG (grey, YCbCr/RGB, CMYK/YCCK) into 8-bit grey or RGB.  Any
  *  libjpeg warning (corrupt or truncated data) is an error.  Same return
  *  codes as image_png_decode(). */

@@ -2,12 +2,14 @@
  * our error function, which records the message and longjmps back to the
  * setjmp in the caller; everything allocated before the setjmp is released on
  * that path, so a corrupt file costs one task and no memory. */
+#include <errno.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "mpc/error.h"
@@ -243,4 +245,140 @@ int image_png_encode(const image_pix_t *p, const image_png_opts_t *o,
   free(rows);
   png_destroy_write_struct(&png, &info);
   return 0;
+}
+
+/* ---- streaming writer: rows in order, straight to a file ------------------ */
+
+struct image_png_writer {
+  png_ctx_t c;
+  png_structp png;
+  png_infop info;
+  FILE *fp;
+  char *path, *tmp;
+  uint32_t h, rows_done;
+  size_t rowbytes;
+  int depth, failed;
+};
+
+/* Release everything; remove the temporary file unless it was renamed. */
+static void writer_destroy(image_png_writer_t *w, int keep) {
+  if (!w)
+    return;
+  if (w->png)
+    png_destroy_write_struct(&w->png, &w->info);
+  if (w->fp)
+    fclose(w->fp);
+  if (!keep && w->tmp)
+    unlink(w->tmp);
+  free(w->path);
+  free(w->tmp);
+  free(w);
+}
+
+int image_png_writer_open(image_png_writer_t **out, const char *path,
+                          uint32_t width, uint32_t height, int channels,
+                          int depth, const image_png_opts_t *o,
+                          mpc_buf_t *err) {
+  static const int types[] = {0, PNG_COLOR_TYPE_GRAY,
+                              PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                              PNG_COLOR_TYPE_RGB_ALPHA};
+  *out = NULL;
+  mpc_buf_clear(err);
+  if (channels < 1 || channels > 4 || (depth != 8 && depth != 16) || !width ||
+      !height)
+    return MPC_EINVAL;
+  image_png_writer_t *w = calloc(1, sizeof *w);
+  if (!w)
+    return MPC_ENOMEM;
+  w->path = strdup(path);
+  w->tmp = malloc(strlen(path) + 40);
+  if (!w->path || !w->tmp) {
+    writer_destroy(w, 1);
+    return MPC_ENOMEM;
+  }
+  sprintf(w->tmp, "%s.mpc-%ld.tmp", path, (long)getpid());
+  w->h = height;
+  w->depth = depth;
+  w->rowbytes = (size_t)width * channels * (depth / 8);
+  w->fp = fopen(w->tmp, "wb");
+  if (!w->fp) {
+    int e = errno;
+    image_msg(err, "cannot create %s: %s", w->tmp, strerror(e));
+    free(w->tmp);
+    w->tmp = NULL;
+    writer_destroy(w, 1);
+    return -e;
+  }
+  w->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &w->c, on_error,
+                                   on_warning);
+  if (w->png)
+    w->info = png_create_info_struct(w->png);
+  if (!w->png || !w->info) {
+    writer_destroy(w, 0);
+    image_msg(err, "out of memory");
+    return MPC_ENOMEM;
+  }
+  if (setjmp(w->c.jmp)) {
+    image_msg(err, "PNG encoder: %s", w->c.msg);
+    writer_destroy(w, 0);
+    return MPC_EFORMAT;
+  }
+  png_init_io(w->png, w->fp);
+  png_set_IHDR(w->png, w->info, width, height, depth, types[channels],
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  png_set_compression_level(w->png, o->level);
+  png_set_compression_strategy(w->png, o->strategy);
+  png_set_compression_mem_level(w->png, 9);
+  png_set_filter(w->png, PNG_FILTER_TYPE_BASE, o->filters);
+  png_write_info(w->png, w->info);
+  if (depth == 16)
+    png_set_swap(w->png);
+  *out = w;
+  return 0;
+}
+
+int image_png_writer_rows(image_png_writer_t *w, const unsigned char *rows,
+                          uint32_t n, size_t stride, mpc_buf_t *err) {
+  mpc_buf_clear(err);
+  if (w->failed || n > w->h - w->rows_done)
+    return MPC_ESTATE;
+  if (setjmp(w->c.jmp)) {
+    w->failed = 1;
+    image_msg(err, "PNG encoder: %s", w->c.msg);
+    return MPC_EIO;
+  }
+  for (uint32_t i = 0; i < n; i++)
+    png_write_row(w->png, (png_const_bytep)(rows + (size_t)i * stride));
+  w->rows_done += n;
+  return 0;
+}
+
+int image_png_writer_close(image_png_writer_t *w, int commit, mpc_buf_t *err) {
+  mpc_buf_clear(err);
+  if (!w)
+    return 0;
+  if (!commit || w->failed || w->rows_done != w->h) {
+    writer_destroy(w, 0);
+    return commit ? MPC_ESTATE : 0;
+  }
+  if (setjmp(w->c.jmp)) {
+    image_msg(err, "PNG encoder: %s", w->c.msg);
+    writer_destroy(w, 0);
+    return MPC_EIO;
+  }
+  png_write_end(w->png, NULL);
+  png_destroy_write_struct(&w->png, &w->info);
+  int rc = 0;
+  if (fflush(w->fp) != 0 || ferror(w->fp))
+    rc = -errno;
+  if (fclose(w->fp) != 0 && !rc)
+    rc = -errno;
+  w->fp = NULL;
+  if (!rc && rename(w->tmp, w->path) != 0)
+    rc = -errno;
+  if (rc)
+    image_msg(err, "cannot write %s: %s", w->path, strerror(-rc));
+  writer_destroy(w, rc == 0);
+  return rc;
 }

@@ -32,9 +32,12 @@
 #define MANDEL_BAILOUT2 (256.0 * 256.0)
 
 typedef struct frame {
-  unsigned char *rgb; /* W*H*3, allocated on the first band */
+  unsigned char *rgb;     /* W*H*3, allocated on the first band */
+  unsigned char *have;    /* per band: arrived */
+  uint32_t next_band;     /* first band not yet handed to the encoder */
   uint32_t rows_done;
-  int failed;   /* a band failed: the frame cannot be written */
+  image_png_writer_t *wr; /* open while the frame is being written */
+  int failed;             /* a band failed: the frame cannot be written */
   int written;
 } frame_t;
 
@@ -157,8 +160,13 @@ static void state_free(mandel_state_t *s) {
   if (!s)
     return;
   if (s->fr)
-    for (uint32_t i = 0; i < s->frames; i++)
+    for (uint32_t i = 0; i < s->frames; i++) {
+      mpc_buf_t e = MPC_BUF_INIT;
+      (void)image_png_writer_close(s->fr[i].wr, 0, &e); /* removes its temp */
+      mpc_buf_free(&e);
       free(s->fr[i].rgb);
+      free(s->fr[i].have);
+    }
   free(s->fr);
   free(s->out);
   mpc_buf_free(&s->errors);
@@ -364,47 +372,50 @@ static void frame_path(const mandel_state_t *s, uint32_t f, mpc_buf_t *p) {
     msg(p, "%s", s->out);
 }
 
-static int write_frame(mandel_state_t *s, uint32_t f) {
-  frame_t *fr = &s->fr[f];
-  image_pix_t pix = {.w = s->w, .h = s->h, .channels = 3, .depth = 8,
-                     .stride = (size_t)s->w * 3, .data = fr->rgb};
-  mpc_buf_t png = MPC_BUF_INIT, err = MPC_BUF_INIT, path = MPC_BUF_INIT,
-            tmp = MPC_BUF_INIT;
-  frame_path(s, f, &path);
-  msg(&tmp, "%s.mpc-%ld.tmp", mpc_buf_str(&path), (long)getpid());
-  int rc = image_png_encode(&pix, &s->png, &png, &err);
-  if (rc) {
-    msg(&s->errors, "frame %u: %s\n", f, mpc_buf_str(&err));
-    goto done;
-  }
-  FILE *fp = fopen(mpc_buf_str(&tmp), "wb");
-  if (!fp) {
-    rc = -errno;
-    msg(&s->errors, "frame %u: cannot create %s: %s\n", f, mpc_buf_str(&tmp),
-        strerror(errno));
-    goto done;
-  }
-  size_t wr = fwrite(png.data, 1, png.len, fp);
-  int cl = fclose(fp);
-  if (wr != png.len || cl != 0 || rename(mpc_buf_str(&tmp), mpc_buf_str(&path)) != 0) {
-    rc = errno ? -errno : MPC_EIO;
-    msg(&s->errors, "frame %u: cannot write %s: %s\n", f, mpc_buf_str(&path),
-        strerror(errno ? errno : EIO));
-    unlink(mpc_buf_str(&tmp));
-    goto done;
-  }
-  fr->written = 1;
-  s->frames_written++;
-done:
+static void frame_drop(frame_t *fr) {
+  mpc_buf_t e = MPC_BUF_INIT;
+  (void)image_png_writer_close(fr->wr, 0, &e);
+  mpc_buf_free(&e);
+  fr->wr = NULL;
   free(fr->rgb);
-  fr->rgb = NULL;
-  if (rc)
-    s->write_error = 1;
-  mpc_buf_free(&png);
+  free(fr->have);
+  fr->rgb = fr->have = NULL;
+}
+
+/* Hand the bands that are now contiguous from the top to the encoder, so
+ * that encoding overlaps the rendering; close the file after the last. */
+static void frame_advance(mandel_state_t *s, uint32_t f) {
+  frame_t *fr = &s->fr[f];
+  uint32_t nbands = (s->h + s->tile - 1) / s->tile;
+  mpc_buf_t err = MPC_BUF_INIT;
+  while (fr->next_band < nbands && fr->have[fr->next_band]) {
+    uint32_t y0 = fr->next_band * s->tile;
+    uint32_t rows = s->h - y0 < s->tile ? s->h - y0 : s->tile;
+    if (image_png_writer_rows(fr->wr, fr->rgb + (size_t)y0 * s->w * 3, rows,
+                              (size_t)s->w * 3, &err) != 0) {
+      msg(&s->errors, "frame %u: %s\n", f, mpc_buf_str(&err));
+      fr->failed = 1;
+      s->write_error = 1;
+      frame_drop(fr);
+      goto done;
+    }
+    fr->next_band++;
+  }
+  if (fr->next_band == nbands) {
+    int rc = image_png_writer_close(fr->wr, 1, &err);
+    fr->wr = NULL;
+    if (rc) {
+      msg(&s->errors, "frame %u: %s\n", f, mpc_buf_str(&err));
+      fr->failed = 1;
+      s->write_error = 1;
+    } else {
+      fr->written = 1;
+      s->frames_written++;
+    }
+    frame_drop(fr);
+  }
+done:
   mpc_buf_free(&err);
-  mpc_buf_free(&path);
-  mpc_buf_free(&tmp);
-  return rc;
 }
 
 static int mandel_gather(void *state, const mpc_job_result_t *r) {
@@ -420,8 +431,7 @@ static int mandel_gather(void *state, const mpc_job_result_t *r) {
   if (r->status != MPC_TASK_OK || r->output_len != n) {
     s->tiles_failed++;
     fr->failed = 1;
-    free(fr->rgb);
-    fr->rgb = NULL;
+    frame_drop(fr);
     if (r->status == MPC_TASK_OK)
       msg(&s->errors, "%s: %s\n", r->key,
           r->resumed ? "done in an earlier run, but its pixels were not kept "
@@ -434,14 +444,37 @@ static int mandel_gather(void *state, const mpc_job_result_t *r) {
     return 0;
   }
   s->tiles_ok++;
-  if (fr->failed)
+  if (fr->failed || y0 % s->tile != 0)
     return 0;
-  if (!fr->rgb && !(fr->rgb = malloc((size_t)s->w * s->h * 3)))
-    return MPC_ENOMEM;
+  if (!fr->rgb) {
+    uint32_t nbands = (s->h + s->tile - 1) / s->tile;
+    mpc_buf_t path = MPC_BUF_INIT, err = MPC_BUF_INIT;
+    fr->rgb = malloc((size_t)s->w * s->h * 3);
+    fr->have = calloc(nbands, 1);
+    if (!fr->rgb || !fr->have) {
+      frame_drop(fr);
+      return MPC_ENOMEM;
+    }
+    frame_path(s, f, &path);
+    int rc = image_png_writer_open(&fr->wr, mpc_buf_str(&path), s->w, s->h, 3,
+                                   8, &s->png, &err);
+    if (rc) {
+      msg(&s->errors, "frame %u: %s\n", f, mpc_buf_str(&err));
+      fr->failed = 1;
+      s->write_error = 1;
+      frame_drop(fr);
+    }
+    mpc_buf_free(&path);
+    mpc_buf_free(&err);
+    if (rc)
+      return 0;
+  }
+  if (fr->have[y0 / s->tile])
+    return 0; /* a duplicate (speculative re-run): same pixels */
   memcpy(fr->rgb + (size_t)y0 * s->w * 3, r->output, n);
+  fr->have[y0 / s->tile] = 1;
   fr->rows_done += rows;
-  if (fr->rows_done == s->h)
-    (void)write_frame(s, f); /* a write error is reported by finish() */
+  frame_advance(s, f);
   return 0;
 }
 

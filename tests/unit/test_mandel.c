@@ -2,6 +2,7 @@
  * in which bands come back; frames; failures; usage. */
 #include "test.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,18 @@ static unsigned char *slurp(const char *path, size_t *n) {
   *n = fread(b, 1, (size_t)sz, f);
   fclose(f);
   return b;
+}
+
+static int count_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int n = 0;
+  if (!d)
+    return -1;
+  while ((e = readdir(d)))
+    n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+  closedir(d);
+  return n;
 }
 
 static int same_file(const char *a, const char *b) {
@@ -233,6 +246,38 @@ static void test_failed_band(void) {
   CU_ASSERT_NOT_EQUAL(mpc_job_mandel.run(st, "0 40 8", 6, &out), 0);
   CU_ASSERT_PTR_NOT_NULL(strstr(mpc_buf_str(&out), "malformed"));
   mpc_job_mandel.fini(st);
+  /* Nothing is left behind: no picture, no temporary file. */
+  CU_ASSERT_EQUAL(count_entries(g_dir), 0);
+  mpc_buf_free(&err);
+  mpc_buf_free(&in);
+  mpc_buf_free(&key);
+  mpc_buf_free(&out);
+  scratch_free();
+}
+
+/* A run that stops half-way (bands 0 and 1 arrived, and were streamed to the
+ * encoder, the rest never came) leaves no file and no temporary file. */
+static void test_interrupted_leaves_nothing(void) {
+  scratch_new();
+  char *argv[] = {"mandel", "--size", "40x40", "--iter", "50", "--tile", "8",
+                  "--out", (char *)at("y.png")};
+  mpc_job_env_t env = {.rank = 0, .nranks = 1};
+  void *st = NULL;
+  mpc_buf_t err = MPC_BUF_INIT, in = MPC_BUF_INIT, key = MPC_BUF_INIT,
+            out = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL_FATAL(mpc_job_mandel.init(9, argv, &env, &st, &err), 0);
+  for (int i = 0; i < 2 && mpc_job_mandel.next(st, &in, &key) == 1; i++) {
+    CU_ASSERT_EQUAL(mpc_job_mandel.run(st, in.data, in.len, &out), 0);
+    mpc_job_result_t r = {.key = mpc_buf_str(&key), .input = in.data,
+                          .input_len = in.len, .status = MPC_TASK_OK,
+                          .output = out.data, .output_len = out.len};
+    CU_ASSERT_EQUAL(mpc_job_mandel.gather(st, &r), 0);
+    mpc_buf_clear(&in);
+    mpc_buf_clear(&key);
+  }
+  CU_ASSERT_EQUAL(count_entries(g_dir), 1); /* the temporary file, in progress */
+  mpc_job_mandel.fini(st);
+  CU_ASSERT_EQUAL(count_entries(g_dir), 0);
   mpc_buf_free(&err);
   mpc_buf_free(&in);
   mpc_buf_free(&key);
@@ -269,6 +314,7 @@ MPC_TESTS(mandel) = {
     {"picture independent of gather order", test_order_independent},
     {"--frames writes a zoom sequence", test_frames},
     {"a failed band: frame not written, reported", test_failed_band},
+    {"an interrupted run leaves nothing", test_interrupted_leaves_nothing},
     {"usage errors", test_usage},
     CU_TEST_INFO_NULL,
 };
