@@ -284,6 +284,31 @@ static int mandel_init(int argc, char **argv, const mpc_job_env_t *env,
         goto bad;
       }
     }
+    if (!s->dir_mode) {
+      /* Fail now, not after the rendering, if the file cannot be written. */
+      char *dir = strdup(s->out);
+      if (!dir) {
+        rc = MPC_ENOMEM;
+        goto bad;
+      }
+      char *slash = strrchr(dir, '/');
+      const char *d = ".";
+      if (slash == dir) {
+        d = "/";
+      } else if (slash) {
+        *slash = '\0';
+        d = dir;
+      }
+      int ok = access(d, W_OK | X_OK) == 0;
+      int e = errno;
+      if (!ok) {
+        rc = -e;
+        msg(err, "mandel: cannot write into %s: %s", d, strerror(e));
+      }
+      free(dir);
+      if (!ok)
+        goto bad;
+    }
     if (!(s->fr = calloc(s->frames, sizeof *s->fr))) {
       rc = MPC_ENOMEM;
       goto bad;

@@ -307,6 +307,14 @@ static void test_usage(void) {
     CU_ASSERT_PTR_NULL(st);
     mpc_buf_free(&err);
   }
+  /* An output file in a missing directory is refused before any work. */
+  char *argv[] = {"mandel", "--out", "/nonexistent-dir-mpc/x.png"};
+  mpc_job_env_t env = {.rank = 0, .nranks = 1};
+  void *st = NULL;
+  mpc_buf_t err = MPC_BUF_INIT;
+  CU_ASSERT(mpc_job_mandel.init(3, argv, &env, &st, &err) < 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(mpc_buf_str(&err), "/nonexistent-dir-mpc"));
+  mpc_buf_free(&err);
 }
 
 MPC_TESTS(mandel) = {
