@@ -137,4 +137,4 @@ clean:
 format:
 	clang-format -i $(LIB_SRCS) $(RUN_SRCS) $(JOB_SRCS) $(UT_SRCS) include/mpc/*.h
 
--include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/bin -name '*.d' 2>/dev/null)

@@ -235,6 +235,12 @@ void mpc_pool_free(mpc_pool_t *p);
 int mpc_task_fail(mpc_buf_t *out, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/** @brief In a worker: the current task started process group `pgid` (e.g.
+ *  a shell command).  If the worker is killed (timeout, cancel, stop) or dies
+ *  while the task runs, the pool kills that whole group too.  Cleared when
+ *  the task returns. */
+void mpc_task_set_pgid(pid_t pgid);
+
 /** @brief In a worker: its slot (0..workers-1); -1 outside a worker. */
 int mpc_worker_index(void);
 

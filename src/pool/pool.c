@@ -1,0 +1,1785 @@
+/* The pool's parent side: dispatch, collection, failure accounting.
+ *
+ * Work moves in units: a run of tasks sent as one record.  Map calls over an
+ * array keep a single pending unit covering the rest of the array and cut
+ * chunks off its front, so a million tasks never become a million
+ * allocations.  Each worker has a FIFO of units it was sent; it answers in
+ * order, so the parent always knows which task a worker is on, and when a
+ * worker dies the task it was running is the culprit and everything behind it
+ * goes back to the front of the pending queue untouched.
+ *
+ * See docs/pool.md for the transport and where the time goes. */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool/internal.h"
+#include "pool/progress.h"
+
+#define TASK_RING (1u << 20)
+#define RES_RING (1u << 20)
+#define SHM_HDR 4096u
+#define GEN_WINDOW 16384u    /* in-flight tasks of a streaming map */
+#define TARGET_QUEUE_NS 2e6  /* work queued ahead per worker */
+#define TARGET_CHUNK_NS 2e5  /* automatic chunks last about this long */
+#define MAX_CHUNK 4096u
+
+enum { U_ARRAY = 1, U_OWNED = 2 };
+enum { S_MAP = 1, S_FUTURE = 2, S_CALLER = 3 };
+enum { WS_EMPTY = 0, WS_STARTING, WS_LIVE, WS_RETIRING };
+enum { KR_NONE = 0, KR_TIMEOUT, KR_CANCEL, KR_STOP };
+
+typedef struct unit {
+  struct unit *next;
+  uint64_t did;
+  uint64_t first; /* U_ARRAY: index of entry 0 */
+  uint32_t count, done;
+  uint16_t kind, sink;
+  int attempts;
+  int canceled;
+  unsigned char *blob; /* U_OWNED: wire payload (UNIT_HDR + entries) */
+  size_t blob_len;
+  size_t blob_off; /* U_OWNED: offset of the next entry to run */
+  mpc_future_t *fut;
+} unit_t;
+
+struct mpc_future {
+  mpc_pool_t *pool;
+  int done;
+  int orphan; /* freed by the user before it finished */
+  mpc_result_t r;
+  mpc_buf_t data;
+};
+
+typedef struct worker {
+  int state;
+  pid_t pid;
+  uint64_t gen;
+  int sock;
+  int sock_closed;
+  void *map;
+  size_t map_len;
+  wshm_t *shm;
+  ring_t *tr, *rr;
+  unit_t *fifo, *fifo_tail;
+  size_t queued;    /* tasks sent and not answered */
+  long sent_total;  /* tasks sent over its life (max_tasks_per_worker) */
+  int retire_sent;
+  mpc_buf_t outbox; /* a unit too large for one record, being streamed */
+  size_t out_off;
+  mpc_buf_t rasm;   /* a result too large for one record, being collected */
+  int kill_reason;
+  uint64_t kill_cur;
+} worker_t;
+
+typedef struct parked {
+  struct parked *next;
+  mpc_result_t r;
+  unsigned char data[];
+} parked_t;
+
+struct mpc_pool {
+  mpc_pool_opts_t o;
+  worker_cfg_t cfg;
+  pid_t zpid;
+  int zctl;
+  int nw;
+  worker_t *w;
+  int started, stopped;
+  int fatal;
+  uint64_t next_did, next_gen;
+  unit_t *pend, *pend_tail;
+  size_t pend_tasks;
+  size_t inflight; /* tasks accepted and not yet delivered */
+  size_t caller_pending;
+  parked_t *parked, *parked_tail;
+  double avg_ns; /* moving average of task run time */
+  int init_fail_streak;
+  /* The array a map call is working on. */
+  const mpc_slice_t *arr;
+  const unsigned char *arr_base;
+  size_t arr_item;
+  size_t arr_total;
+  /* Delivery for S_MAP and S_CALLER units. */
+  mpc_result_cb map_cb, caller_cb;
+  void *map_ctx, *caller_ctx;
+  int cb_stop;
+  mpc_progress_bar_t bar;
+};
+
+static volatile sig_atomic_t g_signal;
+static void on_signal(int sig) { g_signal = sig; }
+
+static double now_s(void) { return (double)mpc__now_ns() * 1e-9; }
+
+const char *mpc_task_status_name(mpc_task_status_t st) {
+  static const char *n[] = {"ok",      "error", "crashed", "exited",
+                            "timeout", "oom",   "canceled"};
+  return (unsigned)st < sizeof n / sizeof *n ? n[st] : "unknown";
+}
+
+int mpc_task_fail(mpc_buf_t *out, int code, const char *fmt, ...) {
+  out->len = 0;
+  va_list ap;
+  va_start(ap, fmt);
+  if (mpc_buf_vprintf(out, fmt, ap) != 0)
+    out->len = 0;
+  va_end(ap);
+  return code ? code : 1;
+}
+
+int mpc_cpu_count(void) {
+  const char *s = getenv("SLURM_CPUS_PER_TASK");
+  if (s && atoi(s) > 0)
+    return atoi(s);
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+/* ---- units ---------------------------------------------------------------- */
+
+static unit_t *unit_new(int kind, int sink) {
+  unit_t *u = calloc(1, sizeof *u);
+  if (u) {
+    u->attempts = 1; /* the run it is about to get */
+    u->kind = (uint16_t)kind;
+    u->sink = (uint16_t)sink;
+  }
+  return u;
+}
+
+static void unit_free(unit_t *u) {
+  if (!u)
+    return;
+  free(u->blob);
+  free(u);
+}
+
+static void entry_get(const mpc_pool_t *p, const unit_t *u, uint32_t i,
+                      size_t *blob_off, uint64_t *id, const void **in,
+                      size_t *len) {
+  if (u->kind == U_ARRAY) {
+    uint64_t k = u->first + i;
+    *id = k;
+    if (p->arr) {
+      *in = p->arr[k].data;
+      *len = p->arr[k].len;
+    } else {
+      *in = p->arr_base + k * p->arr_item;
+      *len = p->arr_item;
+    }
+    return;
+  }
+  uint64_t l;
+  memcpy(id, u->blob + *blob_off, 8);
+  memcpy(&l, u->blob + *blob_off + 8, 8);
+  *in = u->blob + *blob_off + ENTRY_HDR;
+  *len = (size_t)l;
+  *blob_off += ENTRY_HDR + PAD8(l);
+}
+
+/* Split off entries [from, from+n) of u into a new unit (same sink, future). */
+static unit_t *unit_slice(const mpc_pool_t *p, unit_t *u, uint32_t from,
+                          uint32_t n) {
+  unit_t *v = unit_new(u->kind, u->sink);
+  if (!v)
+    return NULL;
+  v->count = n;
+  v->attempts = u->attempts;
+  v->fut = u->fut;
+  v->canceled = u->canceled;
+  if (u->kind == U_ARRAY) {
+    v->first = u->first + from;
+    return v;
+  }
+  size_t off = UNIT_HDR, start = 0;
+  for (uint32_t i = 0; i < from + n; i++) {
+    if (i == from)
+      start = off;
+    uint64_t id, l;
+    memcpy(&id, u->blob + off, 8);
+    memcpy(&l, u->blob + off + 8, 8);
+    off += ENTRY_HDR + PAD8(l);
+  }
+  v->blob_len = UNIT_HDR + (off - start);
+  v->blob = malloc(v->blob_len);
+  if (!v->blob) {
+    free(v);
+    return NULL;
+  }
+  uint32_t hdr[2] = {n, 0};
+  memcpy(v->blob, hdr, UNIT_HDR);
+  memcpy(v->blob + UNIT_HDR, u->blob + start, off - start);
+  v->blob_off = UNIT_HDR;
+  return v;
+}
+
+static void pend_push_back(mpc_pool_t *p, unit_t *u) {
+  u->next = NULL;
+  if (p->pend_tail)
+    p->pend_tail->next = u;
+  else
+    p->pend = u;
+  p->pend_tail = u;
+  p->pend_tasks += u->count;
+}
+
+static void pend_push_front(mpc_pool_t *p, unit_t *u) {
+  u->next = p->pend;
+  p->pend = u;
+  if (!p->pend_tail)
+    p->pend_tail = u;
+  p->pend_tasks += u->count;
+}
+
+static unit_t *pend_pop(mpc_pool_t *p) {
+  unit_t *u = p->pend;
+  if (u) {
+    p->pend = u->next;
+    if (!p->pend)
+      p->pend_tail = NULL;
+    p->pend_tasks -= u->count;
+    u->next = NULL;
+  }
+  return u;
+}
+
+/* ---- delivery -------------------------------------------------------------- */
+
+static void future_store(mpc_future_t *f, const mpc_result_t *r) {
+  if (f->orphan) {
+    mpc_buf_free(&f->data);
+    free(f);
+    return;
+  }
+  f->r = *r;
+  if (mpc_buf_set(&f->data, r->data, r->len) != 0)
+    f->r.len = 0;
+  f->r.data = f->data.data;
+  f->done = 1;
+}
+
+static void deliver(mpc_pool_t *p, const unit_t *u, mpc_result_t *r) {
+  p->inflight--;
+  mpc_progress_tick(&p->bar, r->status != MPC_TASK_OK);
+  if (u->canceled && r->status == MPC_TASK_OK) {
+    r->status = MPC_TASK_CANCELED;
+    r->len = 0;
+  }
+  switch (u->sink) {
+  case S_FUTURE:
+    future_store(u->fut, r);
+    return;
+  case S_MAP:
+    if (p->map_cb && !p->cb_stop && p->map_cb(p->map_ctx, r) != 0)
+      p->cb_stop = 1;
+    return;
+  default:
+    p->caller_pending--;
+    if (p->caller_cb) {
+      if (p->caller_cb(p->caller_ctx, r) != 0)
+        p->cb_stop = 1;
+      return;
+    }
+    parked_t *k = malloc(sizeof *k + r->len);
+    if (!k)
+      return; /* cannot keep it: the result is lost to an allocation failure */
+    k->r = *r;
+    k->next = NULL;
+    if (r->len)
+      memcpy(k->data, r->data, r->len);
+    k->r.data = k->data;
+    if (p->parked_tail)
+      p->parked_tail->next = k;
+    else
+      p->parked = k;
+    p->parked_tail = k;
+  }
+}
+
+/* Outcome for entries [from, count) of u that will never run. */
+static void deliver_canceled(mpc_pool_t *p, unit_t *u, uint32_t from) {
+  size_t off = u->blob_off;
+  if (u->kind == U_OWNED) { /* blob_off points at entry u->done */
+    for (uint32_t i = u->done; i < from; i++) {
+      uint64_t id;
+      const void *in;
+      size_t len;
+      entry_get(p, u, i, &off, &id, &in, &len);
+    }
+  }
+  for (uint32_t i = from; i < u->count; i++) {
+    uint64_t id;
+    const void *in;
+    size_t len;
+    entry_get(p, u, i, &off, &id, &in, &len);
+    mpc_result_t r = {.id = id, .status = MPC_TASK_CANCELED,
+                      .attempts = u->attempts - 1, .worker = -1};
+    deliver(p, u, &r);
+  }
+}
+
+/* ---- workers ---------------------------------------------------------------- */
+
+static void doorbell(int sock) {
+  char c = 1;
+  ssize_t n = send(sock, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)n;
+}
+
+static void wake_worker(worker_t *w) {
+  if (atomic_load_explicit(&w->shm->worker_sleeping, memory_order_seq_cst) &&
+      atomic_exchange(&w->shm->worker_sleeping, 0))
+    doorbell(w->sock);
+}
+
+static int worker_spawn(mpc_pool_t *p, int slot) {
+  worker_t *w = &p->w[slot];
+  memset(w, 0, sizeof *w);
+  w->sock = -1;
+  int memfd = -1, sv[2] = {-1, -1}, rc;
+  size_t len = SHM_HDR + sizeof(ring_t) + TASK_RING + sizeof(ring_t) + RES_RING;
+  memfd = memfd_create("mpc-worker", MFD_CLOEXEC);
+  if (memfd < 0 || ftruncate(memfd, (off_t)len) < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  w->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+  if (w->map == MAP_FAILED) {
+    w->map = NULL;
+    rc = -errno;
+    goto fail;
+  }
+  w->map_len = len;
+  w->shm = w->map;
+  w->shm->task_off = SHM_HDR;
+  w->shm->res_off = SHM_HDR + sizeof(ring_t) + TASK_RING;
+  w->tr = (ring_t *)((char *)w->map + w->shm->task_off);
+  w->rr = (ring_t *)((char *)w->map + w->shm->res_off);
+  ring_init(w->tr, TASK_RING);
+  ring_init(w->rr, RES_RING);
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  int fl = 1;
+  (void)fl;
+  w->gen = ++p->next_gen;
+  rc = mpc__zygote_spawn(p->zctl, slot, w->gen, memfd, sv[1]);
+  if (rc)
+    goto fail;
+  close(memfd);
+  close(sv[1]);
+  w->sock = sv[0];
+  w->state = WS_STARTING;
+  return 0;
+fail:
+  if (memfd >= 0)
+    close(memfd);
+  if (sv[0] >= 0)
+    close(sv[0]);
+  if (sv[1] >= 0)
+    close(sv[1]);
+  if (w->map)
+    munmap(w->map, len);
+  memset(w, 0, sizeof *w);
+  w->sock = -1;
+  return rc;
+}
+
+static void worker_release(worker_t *w) {
+  if (w->sock >= 0)
+    close(w->sock);
+  if (w->map)
+    munmap(w->map, w->map_len);
+  mpc_buf_free(&w->outbox);
+  mpc_buf_free(&w->rasm);
+  memset(w, 0, sizeof *w);
+  w->sock = -1;
+  w->state = WS_EMPTY;
+}
+
+static void worker_kill(worker_t *w, int reason) {
+  if (w->state == WS_EMPTY)
+    return;
+  if (!w->kill_reason) {
+    w->kill_reason = reason;
+    w->kill_cur = atomic_load(&w->shm->cur);
+  }
+  int32_t pg = atomic_load(&w->shm->child_pgid);
+  if (pg > 0)
+    kill(-pg, SIGKILL);
+  if (w->pid > 0)
+    kill(w->pid, SIGKILL);
+}
+
+/* ---- collecting results ------------------------------------------------------ */
+
+static void account_time(mpc_pool_t *p, uint64_t ns) {
+  double x = (double)ns;
+  p->avg_ns = p->avg_ns == 0 ? x : p->avg_ns * 0.9 + x * 0.1;
+}
+
+static void fifo_pop(worker_t *w) {
+  unit_t *u = w->fifo;
+  w->fifo = u->next;
+  if (!w->fifo)
+    w->fifo_tail = NULL;
+  unit_free(u);
+}
+
+static int retryable(const mpc_pool_t *p, mpc_task_status_t st, int attempts) {
+  if (attempts > p->o.retries) /* attempts made so far, this one included */
+    return 0;
+  return st == MPC_TASK_CRASHED || st == MPC_TASK_EXITED ||
+         st == MPC_TASK_TIMEOUT || st == MPC_TASK_OOM ||
+         (st == MPC_TASK_ERROR && p->o.retry_errors);
+}
+
+/* Put entry `i` of u (blob offset *off) back to be tried again. */
+static void requeue_one(mpc_pool_t *p, unit_t *u, uint32_t i) {
+  unit_t *v = unit_slice(p, u, i, 1);
+  if (!v) {
+    p->fatal = MPC_ENOMEM;
+    return;
+  }
+  v->attempts = u->attempts + 1;
+  pend_push_front(p, v);
+}
+
+static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint64_t did,
+                         const unsigned char *payload, size_t len) {
+  unit_t *u = w->fifo;
+  res_hdr_t h;
+  if (!u || u->did != did || len < sizeof h)
+    return MPC_EPROTO;
+  memcpy(&h, payload, sizeof h);
+  if (h.idx != u->done)
+    return MPC_EPROTO;
+  account_time(p, h.end_ns - h.start_ns);
+  mpc_result_t r = {
+      .id = h.id,
+      .status = h.code ? MPC_TASK_ERROR : MPC_TASK_OK,
+      .code = h.code,
+      .data = payload + sizeof h,
+      .len = len - sizeof h,
+      .attempts = u->attempts,
+      .worker = slot,
+      .pid = w->pid ? w->pid : (pid_t)atomic_load(&w->shm->pid),
+      .start = (double)h.start_ns * 1e-9,
+      .end = (double)h.end_ns * 1e-9,
+      .maxrss_kb = (long)atomic_load_explicit(&w->shm->maxrss_kb,
+                                              memory_order_relaxed),
+  };
+  if (u->kind == U_OWNED) {
+    uint64_t l;
+    memcpy(&l, u->blob + u->blob_off + 8, 8);
+    u->blob_off += ENTRY_HDR + PAD8(l);
+  }
+  if (r.status == MPC_TASK_ERROR && !u->canceled &&
+      retryable(p, r.status, u->attempts)) {
+    unit_t *v = unit_slice(p, u, u->done, 1);
+    if (!v)
+      return MPC_ENOMEM;
+    v->attempts = u->attempts + 1;
+    pend_push_front(p, v);
+  } else {
+    deliver(p, u, &r);
+  }
+  u->done++;
+  w->queued--;
+  if (u->done == u->count)
+    fifo_pop(w);
+  return 1;
+}
+
+/* Drain w's result ring; returns results handled or a negative error. */
+static int collect(mpc_pool_t *p, int slot) {
+  worker_t *w = &p->w[slot];
+  if (w->state == WS_EMPTY)
+    return 0;
+  int n = 0, moved = 0;
+  ring_rec_t *rec;
+  uint64_t pos;
+  while ((rec = ring_peek(w->rr, &pos))) {
+    int rc;
+    moved = 1;
+    if ((rec->type & RING_MORE) || w->rasm.len) {
+      if (mpc_buf_append(&w->rasm, rec + 1, rec->len) != 0)
+        return MPC_ENOMEM;
+      uint32_t type = rec->type;
+      uint64_t did = rec->id;
+      ring_release(w->rr, pos, rec);
+      if (type & RING_MORE)
+        continue;
+      rc = handle_result(p, slot, w, did, w->rasm.data, w->rasm.len);
+      mpc_buf_free(&w->rasm);
+    } else {
+      rc = handle_result(p, slot, w, rec->id, (const unsigned char *)(rec + 1),
+                         rec->len);
+      ring_release(w->rr, pos, rec);
+    }
+    if (rc < 0)
+      return rc;
+    n += rc;
+  }
+  if (moved)
+    wake_worker(w); /* it may be waiting for room in the result ring */
+  return n;
+}
+
+/* ---- worker exits ------------------------------------------------------------- */
+
+/* A worker is gone (exit status `st`).  Collect what it published, decide the
+ * fate of the task it was running, requeue everything behind it, replace it. */
+static int worker_gone(mpc_pool_t *p, int slot, int st, long maxrss) {
+  worker_t *w = &p->w[slot];
+  int rc = collect(p, slot);
+  if (rc < 0)
+    return rc;
+  int was_ready = (int)atomic_load(&w->shm->ready);
+  uint64_t cur = w->kill_reason ? w->kill_cur : atomic_load(&w->shm->cur);
+  int32_t pg = atomic_load(&w->shm->child_pgid);
+  if (pg > 0)
+    kill(-pg, SIGKILL); /* a task's own process group dies with its worker */
+  unit_t *u = w->fifo;
+  unit_t *rest = NULL, **rest_tail = &rest;
+  if (!was_ready && WIFEXITED(st) && WEXITSTATUS(st) == WORKER_EXIT_INIT) {
+    if (++p->init_fail_streak >= 3 * (p->nw > 0 ? p->nw : 1))
+      p->fatal = MPC_ECHILD;
+  } else if (was_ready) {
+    p->init_fail_streak = 0;
+  }
+  if (u && cur == CUR_PACK(u->did, u->done)) {
+    /* The entry at the head was running: it is the culprit. */
+    mpc_task_status_t status;
+    int code;
+    if (w->kill_reason == KR_TIMEOUT) {
+      status = MPC_TASK_TIMEOUT;
+      code = 0;
+    } else if (w->kill_reason == KR_CANCEL || w->kill_reason == KR_STOP ||
+               u->canceled) {
+      status = MPC_TASK_CANCELED;
+      code = 0;
+    } else if (WIFSIGNALED(st)) {
+      status = MPC_TASK_CRASHED;
+      code = WTERMSIG(st);
+      if (p->o.mem_limit && (size_t)maxrss * 1024 * 10 >= p->o.mem_limit * 9)
+        status = MPC_TASK_OOM;
+    } else {
+      status = MPC_TASK_EXITED;
+      code = WEXITSTATUS(st);
+    }
+    size_t off = UNIT_HDR;
+    uint64_t id = 0;
+    const void *in;
+    size_t len;
+    for (uint32_t i = 0; i <= u->done; i++)
+      entry_get(p, u, i, &off, &id, &in, &len);
+    if (retryable(p, status, u->attempts) && !u->canceled) {
+      requeue_one(p, u, u->done);
+    } else {
+      char msg[160];
+      int mlen = 0;
+      if (status == MPC_TASK_CRASHED)
+        mlen = snprintf(msg, sizeof msg, "worker killed by signal %d (%s)%s",
+                        code, strsignal(code),
+                        WCOREDUMP(st) ? ", core dumped" : "");
+      else if (status == MPC_TASK_EXITED)
+        mlen = snprintf(msg, sizeof msg, "worker exited with code %d", code);
+      else if (status == MPC_TASK_TIMEOUT)
+        mlen = snprintf(msg, sizeof msg, "timed out after %.3g s",
+                        p->o.timeout);
+      else if (status == MPC_TASK_OOM)
+        mlen = snprintf(msg, sizeof msg,
+                        "out of memory (limit %zu bytes, peak rss %ld KiB)",
+                        p->o.mem_limit, maxrss);
+      else
+        mlen = snprintf(msg, sizeof msg, "canceled");
+      uint64_t start_ns = atomic_load(&w->shm->cur_start_ns);
+      mpc_result_t r = {.id = id,
+                        .status = status,
+                        .code = code,
+                        .data = msg,
+                        .len = mlen > 0 ? (size_t)mlen : 0,
+                        .attempts = u->attempts,
+                        .worker = slot,
+                        .pid = w->pid,
+                        .start = (double)start_ns * 1e-9,
+                        .end = now_s(),
+                        .maxrss_kb = maxrss};
+      deliver(p, u, &r);
+    }
+    u->done++;
+    w->queued--;
+  }
+  /* Everything not run goes back, in order, ahead of other pending work. */
+  while (w->fifo) {
+    u = w->fifo;
+    w->fifo = u->next;
+    if (u->done < u->count) {
+      unit_t *v = unit_slice(p, u, u->done, u->count - u->done);
+      if (!v) {
+        p->fatal = MPC_ENOMEM;
+        unit_free(u);
+        continue;
+      }
+      *rest_tail = v;
+      rest_tail = &v->next;
+    }
+    unit_free(u);
+  }
+  w->fifo_tail = NULL;
+  if (rest) {
+    unit_t *last = rest;
+    size_t n = 0;
+    for (unit_t *v = rest; v; v = v->next) {
+      n += v->count;
+      last = v;
+    }
+    last->next = p->pend;
+    if (!p->pend)
+      p->pend_tail = last;
+    p->pend = rest;
+    p->pend_tasks += n;
+  }
+  worker_release(w);
+  if (!p->stopped && !p->fatal) {
+    rc = worker_spawn(p, slot);
+    if (rc < 0)
+      p->fatal = rc;
+  }
+  return 0;
+}
+
+static int find_worker(mpc_pool_t *p, pid_t pid) {
+  for (int i = 0; i < p->nw; i++)
+    if (p->w[i].state != WS_EMPTY && p->w[i].pid == pid)
+      return i;
+  return -1;
+}
+
+static int zygote_events(mpc_pool_t *p) {
+  zmsg_t m;
+  int rc;
+  while ((rc = mpc__zygote_recv(p->zctl, &m)) == 1) {
+    if (m.type == Z_SPAWNED) {
+      if (m.slot >= 0 && m.slot < p->nw && p->w[m.slot].gen == m.gen &&
+          p->w[m.slot].state == WS_STARTING) {
+        p->w[m.slot].pid = m.pid;
+        p->w[m.slot].state = WS_LIVE;
+        if (p->w[m.slot].kill_reason) /* killed before we knew its pid */
+          kill(m.pid, SIGKILL);
+      }
+    } else if (m.type == Z_SPAWN_FAILED) {
+      if (m.slot >= 0 && m.slot < p->nw && p->w[m.slot].gen == m.gen) {
+        p->fatal = m.status ? m.status : MPC_ECHILD;
+        worker_release(&p->w[m.slot]);
+      }
+    } else if (m.type == Z_EXITED) {
+      int slot = find_worker(p, m.pid);
+      if (slot >= 0) {
+        rc = worker_gone(p, slot, m.status, (long)m.maxrss_kb);
+        if (rc < 0)
+          return rc;
+      }
+    }
+  }
+  if (rc < 0 && !p->stopped)
+    return p->fatal = MPC_ECHILD; /* the fork server died */
+  return 0;
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+static size_t depth_target(const mpc_pool_t *p) {
+  if (p->avg_ns <= 0)
+    return 2;
+  if (p->avg_ns > 1e7)
+    return 1;
+  double d = TARGET_QUEUE_NS / p->avg_ns + 1;
+  if (d > 65536)
+    d = 65536;
+  return d < 2 ? 2 : (size_t)d;
+}
+
+static uint32_t chunk_target(const mpc_pool_t *p) {
+  if (p->o.chunk)
+    return p->o.chunk > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)p->o.chunk;
+  if (p->avg_ns <= 0)
+    return 1;
+  double c = TARGET_CHUNK_NS / p->avg_ns;
+  /* Keep the tail balanced: no chunk larger than a share of what is left. */
+  double share = (double)p->pend_tasks / (2.0 * p->nw);
+  if (c > share)
+    c = share;
+  if (c > MAX_CHUNK)
+    c = MAX_CHUNK;
+  return c < 1 ? 1 : (uint32_t)c;
+}
+
+/* Stream the outbox of w into its task ring as far as room allows. */
+static void pump_outbox(worker_t *w) {
+  size_t maxrec = ring_maxrec(w->tr);
+  while (w->out_off < w->outbox.len) {
+    size_t n = w->outbox.len - w->out_off;
+    if (n > maxrec)
+      n = maxrec;
+    uint64_t pos;
+    ring_rec_t *rec = ring_reserve(w->tr, n, &pos);
+    if (!rec)
+      break;
+    int more = w->out_off + n < w->outbox.len;
+    rec->type = T_UNIT | (more ? RING_MORE : 0);
+    rec->len = (uint32_t)n;
+    rec->id = w->fifo_tail->did;
+    memcpy(rec + 1, w->outbox.data + w->out_off, n);
+    ring_commit(w->tr, pos, n);
+    w->out_off += n;
+  }
+  wake_worker(w);
+  if (w->out_off >= w->outbox.len) {
+    mpc_buf_free(&w->outbox);
+    w->out_off = 0;
+  }
+}
+
+/* Payload size of entries [0, n) of u, stopping early past `limit`. */
+static uint32_t fit_entries(const mpc_pool_t *p, const unit_t *u, uint32_t n,
+                            size_t limit, size_t *bytes) {
+  size_t total = UNIT_HDR, off = u->blob_off ? u->blob_off : UNIT_HDR;
+  uint32_t k = 0;
+  for (; k < n; k++) {
+    uint64_t id;
+    const void *in;
+    size_t len;
+    entry_get(p, u, k, &off, &id, &in, &len);
+    size_t add = ENTRY_HDR + PAD8(len);
+    if (k > 0 && total + add > limit)
+      break;
+    total += add;
+  }
+  *bytes = total;
+  return k;
+}
+
+/* Send up to `want` tasks from the pending head to worker w.  Returns tasks
+ * sent (0 when the ring is full or nothing is pending). */
+static uint32_t send_some(mpc_pool_t *p, worker_t *w, uint32_t want) {
+  unit_t *u = p->pend;
+  if (!u || want == 0)
+    return 0;
+  if (u->canceled) { /* canceled while pending: answer without running */
+    pend_pop(p);
+    deliver_canceled(p, u, 0);
+    unit_free(u);
+    return 0;
+  }
+  uint32_t n = u->count < want ? u->count : want;
+  size_t maxrec = ring_maxrec(w->tr), bytes;
+  n = fit_entries(p, u, n, maxrec, &bytes);
+  unit_t *v;
+  if (n == u->count) {
+    v = pend_pop(p);
+  } else {
+    v = unit_slice(p, u, 0, n);
+    if (!v) {
+      p->fatal = MPC_ENOMEM;
+      return 0;
+    }
+    /* Cut the dispatched entries off the front of u. */
+    if (u->kind == U_ARRAY) {
+      u->first += n;
+    } else {
+      size_t off = UNIT_HDR;
+      for (uint32_t i = 0; i < n; i++) {
+        uint64_t id;
+        const void *in;
+        size_t len;
+        entry_get(p, u, i, &off, &id, &in, &len);
+      }
+      size_t restlen = u->blob_len - off;
+      memmove(u->blob + UNIT_HDR, u->blob + off, restlen);
+      u->blob_len = UNIT_HDR + restlen;
+      uint32_t c = u->count - n;
+      memcpy(u->blob, &c, 4);
+    }
+    u->count -= n;
+    p->pend_tasks -= n;
+  }
+  v->did = ++p->next_did;
+  v->done = 0;
+  v->blob_off = UNIT_HDR;
+  if (bytes > maxrec) {
+    /* One large entry: stream it in fragments. */
+    if (v->kind == U_OWNED) {
+      /* Copied, not handed over: a retry needs the input again. */
+      if (mpc_buf_set(&w->outbox, v->blob, v->blob_len)) {
+        p->fatal = MPC_ENOMEM;
+        return 0;
+      }
+    } else {
+      uint64_t id;
+      const void *in;
+      size_t len, off = 0;
+      entry_get(p, v, 0, &off, &id, &in, &len);
+      uint32_t hdr[2] = {1, 0};
+      uint64_t eh[2] = {id, len};
+      if (mpc_buf_append(&w->outbox, hdr, UNIT_HDR) ||
+          mpc_buf_append(&w->outbox, eh, ENTRY_HDR) ||
+          mpc_buf_append(&w->outbox, in, len)) {
+        p->fatal = MPC_ENOMEM;
+        return 0;
+      }
+    }
+    w->out_off = 0;
+  } else {
+    uint64_t pos;
+    ring_rec_t *rec = ring_reserve(w->tr, bytes, &pos);
+    if (!rec) { /* no room now: put it back */
+      if (v == u) {
+        pend_push_front(p, v);
+      } else if (u->kind == U_ARRAY) {
+        u->first -= n;
+        u->count += n;
+        p->pend_tasks += n;
+        unit_free(v);
+      } else {
+        pend_push_front(p, v);
+      }
+      p->next_did--;
+      return 0;
+    }
+    rec->type = T_UNIT;
+    rec->len = (uint32_t)bytes;
+    rec->id = v->did;
+    unsigned char *dst = (unsigned char *)(rec + 1);
+    if (v->kind == U_OWNED) {
+      memcpy(dst, v->blob, bytes);
+    } else {
+      uint32_t hdr[2] = {n, 0};
+      memcpy(dst, hdr, UNIT_HDR);
+      size_t o = UNIT_HDR, off = 0;
+      for (uint32_t i = 0; i < n; i++) {
+        uint64_t id;
+        const void *in;
+        size_t len;
+        entry_get(p, v, i, &off, &id, &in, &len);
+        uint64_t eh[2] = {id, len};
+        memcpy(dst + o, eh, ENTRY_HDR);
+        if (len)
+          memcpy(dst + o + ENTRY_HDR, in, len);
+        o += ENTRY_HDR + PAD8(len);
+      }
+    }
+    ring_commit(w->tr, pos, bytes);
+  }
+  v->next = NULL;
+  if (w->fifo_tail)
+    w->fifo_tail->next = v;
+  else
+    w->fifo = v;
+  w->fifo_tail = v;
+  w->queued += n;
+  w->sent_total += n;
+  if (w->outbox.len)
+    pump_outbox(w);
+  return n;
+}
+
+static void dispatch(mpc_pool_t *p) {
+  size_t depth = depth_target(p);
+  uint32_t chunk = chunk_target(p);
+  int progress = 1;
+  while (progress && p->pend && !p->fatal) {
+    progress = 0;
+    /* Fill the least loaded workers first. */
+    for (int i = 0; i < p->nw && p->pend; i++) {
+      worker_t *w = &p->w[i];
+      if ((w->state != WS_LIVE && w->state != WS_STARTING) || w->retire_sent ||
+          w->outbox.len || w->queued >= depth)
+        continue;
+      uint32_t want = chunk;
+      if (p->o.max_tasks_per_worker > 0) {
+        long left = p->o.max_tasks_per_worker - w->sent_total;
+        if (left <= 0)
+          continue;
+        if ((long)want > left)
+          want = (uint32_t)left;
+      }
+      uint32_t sent = send_some(p, w, want);
+      if (sent) {
+        progress = 1;
+        wake_worker(w);
+      }
+    }
+  }
+  /* Workers that reached their task budget retire after their last task. */
+  if (p->o.max_tasks_per_worker > 0)
+    for (int i = 0; i < p->nw; i++) {
+      worker_t *w = &p->w[i];
+      if ((w->state == WS_LIVE || w->state == WS_STARTING) && !w->retire_sent &&
+          !w->outbox.len && w->sent_total >= p->o.max_tasks_per_worker) {
+        uint64_t pos;
+        ring_rec_t *rec = ring_reserve(w->tr, 0, &pos);
+        if (rec) {
+          rec->type = T_RETIRE;
+          rec->len = 0;
+          rec->id = 0;
+          ring_commit(w->tr, pos, 0);
+          w->retire_sent = 1;
+          wake_worker(w);
+        }
+      }
+    }
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static double check_timeouts(mpc_pool_t *p) {
+  double next = 0;
+  if (p->o.timeout <= 0)
+    return 0;
+  uint64_t now = mpc__now_ns();
+  for (int i = 0; i < p->nw; i++) {
+    worker_t *w = &p->w[i];
+    if (w->state != WS_LIVE || !w->fifo || w->kill_reason)
+      continue;
+    uint64_t cur = atomic_load_explicit(&w->shm->cur, memory_order_acquire);
+    if (cur != CUR_PACK(w->fifo->did, w->fifo->done))
+      continue;
+    uint64_t start = atomic_load(&w->shm->cur_start_ns);
+    double deadline = (double)start * 1e-9 + p->o.timeout;
+    if ((double)now * 1e-9 >= deadline)
+      worker_kill(w, KR_TIMEOUT);
+    else if (!next || deadline < next)
+      next = deadline;
+  }
+  return next;
+}
+
+/* One pass of everything that needs no waiting.  Returns results delivered. */
+static int step(mpc_pool_t *p) {
+  int n = 0;
+  for (int i = 0; i < p->nw; i++) {
+    int rc = collect(p, i);
+    if (rc < 0)
+      return p->fatal = rc;
+    n += rc;
+  }
+  int rc = zygote_events(p);
+  if (rc < 0)
+    return rc;
+  for (int i = 0; i < p->nw; i++)
+    if (p->w[i].outbox.len && p->w[i].state != WS_EMPTY)
+      pump_outbox(&p->w[i]);
+  dispatch(p);
+  return p->fatal ? p->fatal : n;
+}
+
+static int anything_to_read(mpc_pool_t *p) {
+  for (int i = 0; i < p->nw; i++) {
+    worker_t *w = &p->w[i];
+    if (w->state != WS_EMPTY && ring_used(w->rr))
+      return 1;
+  }
+  return 0;
+}
+
+/* Sleep until a worker or the fork server has news, or `until` (monotonic
+ * seconds, 0 = no limit). */
+static void wait_events(mpc_pool_t *p, double until) {
+  struct pollfd fds[p->nw + 1];
+  int map[p->nw + 1];
+  int n = 0;
+  fds[n].fd = p->zctl;
+  fds[n].events = POLLIN;
+  map[n++] = -1;
+  for (int i = 0; i < p->nw; i++) {
+    worker_t *w = &p->w[i];
+    if (w->state == WS_EMPTY)
+      continue;
+    atomic_store_explicit(&w->shm->parent_sleeping, 1, memory_order_seq_cst);
+    if (!w->sock_closed) {
+      fds[n].fd = w->sock;
+      fds[n].events = POLLIN;
+      map[n++] = i;
+    }
+  }
+  if (!anything_to_read(p) && !g_signal) {
+    int ms = -1;
+    if (until > 0) {
+      double d = (until - now_s()) * 1000.0;
+      ms = d <= 0 ? 0 : (int)ceil(d);
+    }
+    if (mpc_progress_active(&p->bar) && (ms < 0 || ms > 100))
+      ms = 100;
+    int r = poll(fds, (nfds_t)n, ms);
+    if (r > 0)
+      for (int k = 1; k < n; k++) {
+        if (!fds[k].revents)
+          continue;
+        worker_t *w = &p->w[map[k]];
+        char buf[256];
+        for (;;) {
+          ssize_t got = recv(w->sock, buf, sizeof buf, MSG_DONTWAIT);
+          if (got > 0)
+            continue;
+          if (got == 0)
+            w->sock_closed = 1; /* it died; the fork server tells how */
+          break;
+        }
+      }
+  }
+  for (int i = 0; i < p->nw; i++)
+    if (p->w[i].state != WS_EMPTY)
+      atomic_store_explicit(&p->w[i].shm->parent_sleeping, 0,
+                            memory_order_relaxed);
+  mpc_progress_draw(&p->bar, 0);
+}
+
+/* Run until done() holds, a signal arrives (MPC_EINTR), the callback asks to
+ * stop (MPC_ECANCELED), `until` passes (returns 0) or the pool breaks. */
+static int run_loop(mpc_pool_t *p, int (*done)(mpc_pool_t *, void *),
+                    void *arg, double until) {
+  for (;;) {
+    int rc = step(p);
+    if (rc < 0)
+      return rc;
+    if (p->cb_stop)
+      return MPC_ECANCELED;
+    if (g_signal)
+      return MPC_EINTR;
+    if (done && done(p, arg))
+      return 0;
+    double next = check_timeouts(p);
+    if (until > 0 && now_s() >= until)
+      return 0;
+    double wake = until;
+    if (next > 0 && (wake == 0 || next < wake))
+      wake = next;
+    wait_events(p, wake);
+  }
+}
+
+/* ---- stopping ------------------------------------------------------------------- */
+
+/* Kill every worker now; whatever they published is delivered, everything
+ * else is delivered as MPC_TASK_CANCELED. */
+static void stop_all(mpc_pool_t *p) {
+  p->stopped = 1;
+  for (int i = 0; i < p->nw; i++)
+    worker_kill(&p->w[i], KR_STOP);
+  for (int i = 0; i < p->nw; i++) {
+    worker_t *w = &p->w[i];
+    if (w->state == WS_EMPTY)
+      continue;
+    if (collect(p, i) < 0) { /* a broken ring: nothing more can be trusted */
+    }
+    while (w->fifo) {
+      unit_t *u = w->fifo;
+      w->fifo = u->next;
+      deliver_canceled(p, u, u->done);
+      unit_free(u);
+    }
+    w->fifo_tail = NULL;
+    worker_release(w);
+  }
+  unit_t *u;
+  while ((u = pend_pop(p))) {
+    deliver_canceled(p, u, 0);
+    unit_free(u);
+  }
+}
+
+/* ---- creation ------------------------------------------------------------------- */
+
+int mpc_pool_new(mpc_pool_t **out, const mpc_pool_opts_t *opts) {
+  if (!out || !opts || !opts->fn || opts->workers < 0 || opts->retries < 0)
+    return MPC_EINVAL;
+  *out = NULL;
+  mpc_pool_t *p = calloc(1, sizeof *p);
+  if (!p)
+    return MPC_ENOMEM;
+  p->o = *opts;
+  p->zctl = -1;
+  p->cfg = (worker_cfg_t){.fn = opts->fn, .ctx = opts->ctx,
+                          .init = opts->init, .mem_limit = opts->mem_limit};
+  int rc = mpc__zygote_start(&p->cfg, &p->zpid, &p->zctl);
+  if (rc < 0) {
+    free(p);
+    return rc;
+  }
+  if (!opts->defer_start) {
+    rc = mpc_pool_start(p, opts->workers);
+    if (rc < 0) {
+      mpc_pool_free(p);
+      return rc;
+    }
+  }
+  *out = p;
+  return 0;
+}
+
+int mpc_pool_start(mpc_pool_t *p, int workers) {
+  if (!p || workers < 0)
+    return MPC_EINVAL;
+  if (p->started)
+    return MPC_ESTATE;
+  if (workers == 0)
+    workers = p->o.workers > 0 ? p->o.workers : mpc_cpu_count();
+  p->w = calloc((size_t)workers, sizeof *p->w);
+  if (!p->w)
+    return MPC_ENOMEM;
+  p->nw = workers;
+  p->started = 1;
+  for (int i = 0; i < workers; i++) {
+    p->w[i].sock = -1;
+    int rc = worker_spawn(p, i);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+int mpc_pool_workers(const mpc_pool_t *p) { return p ? p->nw : 0; }
+
+static int usable(const mpc_pool_t *p) {
+  if (!p->started || p->stopped)
+    return MPC_ESTATE;
+  return p->fatal;
+}
+
+/* ---- signals during blocking calls ------------------------------------------- */
+
+typedef struct sigsave {
+  int on;
+  struct sigaction i, t;
+} sigsave_t;
+
+static void sig_enter(mpc_pool_t *p, sigsave_t *s) {
+  s->on = !p->o.no_signals;
+  g_signal = 0;
+  if (!s->on)
+    return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &s->i);
+  sigaction(SIGTERM, &sa, &s->t);
+}
+
+static void sig_leave(sigsave_t *s) {
+  if (!s->on)
+    return;
+  sigaction(SIGINT, &s->i, NULL);
+  sigaction(SIGTERM, &s->t, NULL);
+}
+
+/* ---- map calls ------------------------------------------------------------------ */
+
+struct mpc_results {
+  size_t n, failed;
+  mpc_result_t *r;
+  size_t *off;
+  mpc_buf_t arena;
+};
+
+static int store_result(void *ctx, const mpc_result_t *r) {
+  mpc_results_t *res = ctx;
+  mpc_result_t *d = &res->r[r->id];
+  *d = *r;
+  res->off[r->id] = res->arena.len;
+  if (r->len && mpc_buf_append(&res->arena, r->data, r->len) != 0)
+    d->len = 0;
+  d->data = NULL;
+  return 0;
+}
+
+static int map_done(mpc_pool_t *p, void *arg) {
+  (void)arg;
+  return p->inflight == p->caller_pending && !p->pend;
+}
+
+/* Common body of map calls over an array: results to cb. */
+static int map_array_run(mpc_pool_t *p, size_t n, mpc_result_cb cb, void *ctx) {
+  int rc = usable(p);
+  if (rc < 0)
+    return rc;
+  if (p->caller_pending || p->pend)
+    return MPC_ESTATE; /* submitted tasks are still outstanding */
+  p->arr_total = n;
+  p->map_cb = cb;
+  p->map_ctx = ctx;
+  p->cb_stop = 0;
+  if (n) {
+    unit_t *u = unit_new(U_ARRAY, S_MAP);
+    if (!u)
+      return MPC_ENOMEM;
+    u->count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    if (n > UINT32_MAX) { /* split very long arrays into several units */
+      free(u);
+      for (size_t first = 0; first < n; first += UINT32_MAX) {
+        unit_t *v = unit_new(U_ARRAY, S_MAP);
+        if (!v)
+          return MPC_ENOMEM;
+        v->first = first;
+        v->count = (uint32_t)(n - first < UINT32_MAX ? n - first : UINT32_MAX);
+        pend_push_back(p, v);
+      }
+    } else {
+      pend_push_back(p, u);
+    }
+    p->inflight += n;
+  }
+  sigsave_t ss;
+  sig_enter(p, &ss);
+  mpc_progress_start(&p->bar, p->o.progress, n);
+  rc = run_loop(p, map_done, NULL, 0);
+  if (rc < 0)
+    stop_all(p);
+  mpc_progress_end(&p->bar);
+  sig_leave(&ss);
+  p->map_cb = NULL;
+  p->arr = NULL;
+  p->arr_base = NULL;
+  return rc;
+}
+
+static int map_collect(mpc_pool_t *p, size_t n, mpc_results_t **out) {
+  mpc_results_t *res = calloc(1, sizeof *res);
+  if (!res)
+    return MPC_ENOMEM;
+  res->n = n;
+  res->r = calloc(n ? n : 1, sizeof *res->r);
+  res->off = calloc(n ? n : 1, sizeof *res->off);
+  if (!res->r || !res->off) {
+    mpc_results_free(res);
+    return MPC_ENOMEM;
+  }
+  int rc = map_array_run(p, n, store_result, res);
+  for (size_t i = 0; i < n; i++) {
+    res->r[i].data = res->arena.data ? res->arena.data + res->off[i] : NULL;
+    if (res->r[i].status != MPC_TASK_OK)
+      res->failed++;
+  }
+  free(res->off);
+  res->off = NULL;
+  if (rc < 0 && rc != MPC_EINTR) {
+    mpc_results_free(res);
+    return rc;
+  }
+  *out = res;
+  return rc;
+}
+
+int mpc_pool_map(mpc_pool_t *p, const mpc_slice_t *in, size_t n,
+                 mpc_results_t **out) {
+  if (!p || !out || (n && !in))
+    return MPC_EINVAL;
+  *out = NULL;
+  p->arr = in;
+  return map_collect(p, n, out);
+}
+
+int mpc_pool_map_array(mpc_pool_t *p, const void *base, size_t item_size,
+                       size_t n, mpc_results_t **out) {
+  if (!p || !out || (n && item_size && !base))
+    return MPC_EINVAL;
+  *out = NULL;
+  p->arr = NULL;
+  p->arr_base = base;
+  p->arr_item = item_size;
+  return map_collect(p, n, out);
+}
+
+int mpc_pool_imap_unordered(mpc_pool_t *p, const mpc_slice_t *in, size_t n,
+                            mpc_result_cb cb, void *cb_ctx) {
+  if (!p || !cb || (n && !in))
+    return MPC_EINVAL;
+  p->arr = in;
+  return map_array_run(p, n, cb, cb_ctx);
+}
+
+size_t mpc_results_count(const mpc_results_t *r) { return r ? r->n : 0; }
+const mpc_result_t *mpc_results_get(const mpc_results_t *r, size_t i) {
+  return r && i < r->n ? &r->r[i] : NULL;
+}
+size_t mpc_results_failed(const mpc_results_t *r) { return r ? r->failed : 0; }
+void mpc_results_free(mpc_results_t *r) {
+  if (!r)
+    return;
+  free(r->r);
+  free(r->off);
+  mpc_buf_free(&r->arena);
+  free(r);
+}
+
+/* ---- streaming map over a generator -------------------------------------------- */
+
+typedef struct held {
+  int have;
+  mpc_result_t r;
+  mpc_buf_t data;
+} held_t;
+
+typedef struct gen_state {
+  mpc_gen_fn gen;
+  void *gen_ctx;
+  int ordered;
+  mpc_result_cb cb;
+  void *cb_ctx;
+  uint64_t generated, delivered_upto; /* ordered: next seq to hand out */
+  int exhausted, gen_err, stop;
+  held_t *hold; /* ordered: GEN_WINDOW slots */
+} gen_state_t;
+
+static int gen_deliver(void *ctx, const mpc_result_t *r) {
+  gen_state_t *g = ctx;
+  if (g->stop)
+    return 1;
+  if (!g->ordered)
+    return g->cb(g->cb_ctx, r);
+  held_t *h = &g->hold[r->id % GEN_WINDOW];
+  h->r = *r;
+  if (mpc_buf_set(&h->data, r->data, r->len) != 0)
+    h->r.len = 0;
+  h->have = 1;
+  while ((h = &g->hold[g->delivered_upto % GEN_WINDOW])->have) {
+    h->r.data = h->data.data;
+    h->have = 0;
+    g->delivered_upto++;
+    if (g->cb(g->cb_ctx, &h->r) != 0) {
+      g->stop = 1;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Generate tasks until the window is full or the generator ends. */
+static int gen_refill(mpc_pool_t *p, gen_state_t *g, mpc_buf_t *in) {
+  uint64_t base = g->ordered ? g->delivered_upto : 0;
+  while (!g->exhausted && p->inflight < GEN_WINDOW &&
+         (!g->ordered || g->generated - base < GEN_WINDOW)) {
+    uint32_t chunk = chunk_target(p);
+    if (chunk > 1024)
+      chunk = 1024;
+    unit_t *u = unit_new(U_OWNED, S_MAP);
+    mpc_buf_t blob = MPC_BUF_INIT;
+    uint32_t hdr[2] = {0, 0};
+    if (!u || mpc_buf_append(&blob, hdr, UNIT_HDR)) {
+      free(u);
+      return MPC_ENOMEM;
+    }
+    uint32_t k = 0;
+    while (k < chunk && p->inflight + k < GEN_WINDOW &&
+           (!g->ordered || g->generated + k - base < GEN_WINDOW)) {
+      mpc_buf_clear(in);
+      int r = g->gen(g->gen_ctx, g->generated + k, in);
+      if (r <= 0) {
+        g->exhausted = 1;
+        if (r < 0)
+          g->gen_err = r;
+        break;
+      }
+      uint64_t eh[2] = {g->generated + k, in->len};
+      static const unsigned char zeros[8];
+      if (mpc_buf_append(&blob, eh, ENTRY_HDR) ||
+          mpc_buf_append(&blob, in->data, in->len) ||
+          mpc_buf_append(&blob, zeros, PAD8(in->len) - in->len)) {
+        mpc_buf_free(&blob);
+        free(u);
+        return MPC_ENOMEM;
+      }
+      k++;
+    }
+    if (k == 0) {
+      mpc_buf_free(&blob);
+      free(u);
+      break;
+    }
+    memcpy(blob.data, &k, 4);
+    u->blob = blob.data;
+    u->blob_len = blob.len;
+    u->blob_off = UNIT_HDR;
+    u->count = k;
+    pend_push_back(p, u);
+    p->inflight += k;
+    g->generated += k;
+    if (p->o.progress != MPC_PROGRESS_OFF && g->exhausted)
+      p->bar.total = g->generated;
+  }
+  return 0;
+}
+
+static int gen_need(mpc_pool_t *p, void *arg) {
+  gen_state_t *g = arg;
+  if (g->stop)
+    return 1;
+  if (!g->exhausted && p->inflight < GEN_WINDOW / 2)
+    return 1; /* room to generate more */
+  return g->exhausted && p->inflight == p->caller_pending && !p->pend;
+}
+
+int mpc_pool_map_gen(mpc_pool_t *p, mpc_gen_fn gen, void *gen_ctx, int ordered,
+                     mpc_result_cb cb, void *cb_ctx) {
+  if (!p || !gen || !cb)
+    return MPC_EINVAL;
+  int rc = usable(p);
+  if (rc < 0)
+    return rc;
+  if (p->caller_pending || p->pend)
+    return MPC_ESTATE;
+  gen_state_t g = {.gen = gen, .gen_ctx = gen_ctx, .ordered = ordered,
+                   .cb = cb, .cb_ctx = cb_ctx};
+  if (ordered && !(g.hold = calloc(GEN_WINDOW, sizeof *g.hold)))
+    return MPC_ENOMEM;
+  mpc_buf_t in = MPC_BUF_INIT;
+  p->map_cb = gen_deliver;
+  p->map_ctx = &g;
+  p->cb_stop = 0;
+  sigsave_t ss;
+  sig_enter(p, &ss);
+  mpc_progress_start(&p->bar, p->o.progress, 0);
+  for (;;) {
+    rc = gen_refill(p, &g, &in);
+    if (rc < 0)
+      break;
+    rc = run_loop(p, gen_need, &g, 0);
+    if (rc < 0)
+      break;
+    if (g.stop) {
+      rc = MPC_ECANCELED;
+      break;
+    }
+    if (g.exhausted && p->inflight == p->caller_pending && !p->pend)
+      break;
+  }
+  if (rc < 0) {
+    if (rc == MPC_ECANCELED)
+      g.stop = 1; /* the caller asked to stop: no more callbacks */
+    stop_all(p);
+  }
+  if (rc == 0 && g.gen_err)
+    rc = g.gen_err;
+  mpc_progress_end(&p->bar);
+  sig_leave(&ss);
+  p->map_cb = NULL;
+  mpc_buf_free(&in);
+  if (g.hold) {
+    for (size_t i = 0; i < GEN_WINDOW; i++)
+      mpc_buf_free(&g.hold[i].data);
+    free(g.hold);
+  }
+  return rc;
+}
+
+/* ---- async apply and the non-blocking engine ----------------------------------- */
+
+static unit_t *owned_single(uint64_t id, const void *in, size_t len, int sink) {
+  unit_t *u = unit_new(U_OWNED, sink);
+  if (!u)
+    return NULL;
+  u->blob_len = UNIT_HDR + ENTRY_HDR + PAD8(len);
+  u->blob = calloc(1, u->blob_len);
+  if (!u->blob) {
+    free(u);
+    return NULL;
+  }
+  uint32_t hdr[2] = {1, 0};
+  uint64_t eh[2] = {id, len};
+  memcpy(u->blob, hdr, UNIT_HDR);
+  memcpy(u->blob + UNIT_HDR, eh, ENTRY_HDR);
+  if (len)
+    memcpy(u->blob + UNIT_HDR + ENTRY_HDR, in, len);
+  u->blob_off = UNIT_HDR;
+  u->count = 1;
+  return u;
+}
+
+static int window_room(mpc_pool_t *p, void *arg) {
+  (void)arg;
+  return p->inflight < 4 * GEN_WINDOW;
+}
+
+int mpc_pool_apply_async(mpc_pool_t *p, const void *in, size_t len,
+                         mpc_future_t **out) {
+  if (!p || !out || (len && !in))
+    return MPC_EINVAL;
+  *out = NULL;
+  int rc = usable(p);
+  if (rc < 0)
+    return rc;
+  if (p->inflight >= 4 * GEN_WINDOW) {
+    rc = run_loop(p, window_room, NULL, 0);
+    if (rc < 0)
+      return rc;
+  }
+  mpc_future_t *f = calloc(1, sizeof *f);
+  unit_t *u = owned_single(0, in, len, S_FUTURE);
+  if (!f || !u) {
+    free(f);
+    unit_free(u);
+    return MPC_ENOMEM;
+  }
+  f->pool = p;
+  u->fut = f;
+  pend_push_back(p, u);
+  p->inflight++;
+  rc = step(p); /* start it now */
+  *out = f;
+  return rc < 0 ? rc : 0;
+}
+
+static int future_done(mpc_pool_t *p, void *arg) {
+  (void)p;
+  return ((mpc_future_t *)arg)->done;
+}
+
+int mpc_future_wait(mpc_future_t *f, double timeout) {
+  if (!f)
+    return MPC_EINVAL;
+  if (f->done)
+    return 0;
+  mpc_pool_t *p = f->pool;
+  if (p->stopped)
+    return MPC_ESTATE;
+  double until = timeout < 0 ? 0 : now_s() + timeout;
+  if (timeout == 0)
+    until = now_s();
+  int rc = run_loop(p, future_done, f, until);
+  if (rc < 0)
+    return rc;
+  return f->done ? 0 : MPC_ETIMEDOUT;
+}
+
+const mpc_result_t *mpc_future_result(const mpc_future_t *f) {
+  return f && f->done ? &f->r : NULL;
+}
+
+void mpc_future_free(mpc_future_t *f) {
+  if (!f)
+    return;
+  if (!f->done) {
+    f->orphan = 1; /* the pool frees it when the task ends */
+    return;
+  }
+  mpc_buf_free(&f->data);
+  free(f);
+}
+
+int mpc_pool_submit(mpc_pool_t *p, const void *in, size_t len, uint64_t tag) {
+  if (!p || (len && !in))
+    return MPC_EINVAL;
+  int rc = usable(p);
+  if (rc < 0)
+    return rc;
+  unit_t *u = owned_single(tag, in, len, S_CALLER);
+  if (!u)
+    return MPC_ENOMEM;
+  pend_push_back(p, u);
+  p->inflight++;
+  p->caller_pending++;
+  return 0;
+}
+
+typedef struct poll_arg {
+  int got;
+  mpc_result_cb cb;
+  void *ctx;
+} poll_arg_t;
+
+static int poll_cb(void *ctx, const mpc_result_t *r) {
+  poll_arg_t *a = ctx;
+  a->got++;
+  return a->cb ? a->cb(a->ctx, r) : 0;
+}
+
+static int poll_done(mpc_pool_t *p, void *arg) {
+  poll_arg_t *a = arg;
+  return a->got > 0 || (p->caller_pending == 0);
+}
+
+int mpc_pool_poll(mpc_pool_t *p, double timeout, mpc_result_cb cb,
+                  void *cb_ctx) {
+  if (!p)
+    return MPC_EINVAL;
+  int rc = usable(p);
+  if (rc < 0)
+    return rc;
+  poll_arg_t a = {.cb = cb, .ctx = cb_ctx};
+  while (p->parked) { /* results that arrived while nobody was listening */
+    parked_t *k = p->parked;
+    p->parked = k->next;
+    if (!p->parked)
+      p->parked_tail = NULL;
+    poll_cb(&a, &k->r);
+    free(k);
+  }
+  p->caller_cb = poll_cb;
+  p->caller_ctx = &a;
+  p->cb_stop = 0;
+  double until = timeout < 0 ? 0 : now_s() + timeout;
+  if (timeout == 0)
+    until = now_s();
+  rc = run_loop(p, poll_done, &a, until);
+  p->caller_cb = NULL;
+  if (rc == MPC_ECANCELED)
+    rc = 0;
+  return rc < 0 ? rc : a.got;
+}
+
+size_t mpc_pool_pending(const mpc_pool_t *p) {
+  return p ? p->caller_pending : 0;
+}
+
+static int unit_has(const mpc_pool_t *p, const unit_t *u, uint64_t tag) {
+  if (u->sink != S_CALLER)
+    return 0;
+  size_t off = UNIT_HDR;
+  for (uint32_t i = 0; i < u->count; i++) {
+    uint64_t id;
+    const void *in;
+    size_t len;
+    entry_get(p, u, i, &off, &id, &in, &len);
+    if (id == tag && i >= u->done)
+      return 1;
+  }
+  return 0;
+}
+
+int mpc_pool_cancel(mpc_pool_t *p, uint64_t tag) {
+  if (!p)
+    return MPC_EINVAL;
+  for (unit_t *u = p->pend; u; u = u->next)
+    if (unit_has(p, u, tag)) {
+      u->canceled = 1;
+      return 0;
+    }
+  for (int i = 0; i < p->nw; i++) {
+    worker_t *w = &p->w[i];
+    for (unit_t *u = w->fifo; u; u = u->next)
+      if (unit_has(p, u, tag)) {
+        u->canceled = 1;
+        if (u == w->fifo &&
+            atomic_load(&w->shm->cur) == CUR_PACK(u->did, u->done))
+          worker_kill(w, KR_CANCEL);
+        return 0;
+      }
+  }
+  return MPC_ENOTFOUND;
+}
+
+/* ---- shutdown ------------------------------------------------------------------- */
+
+static int all_done(mpc_pool_t *p, void *arg) {
+  (void)arg;
+  return p->inflight == 0;
+}
+
+static int all_gone(mpc_pool_t *p, void *arg) {
+  (void)arg;
+  for (int i = 0; i < p->nw; i++)
+    if (p->w[i].state != WS_EMPTY)
+      return 0;
+  return 1;
+}
+
+int mpc_pool_join(mpc_pool_t *p, mpc_result_cb cb, void *cb_ctx) {
+  if (!p)
+    return MPC_EINVAL;
+  int rc = usable(p);
+  if (rc < 0)
+    return rc;
+  poll_arg_t a = {.cb = cb, .ctx = cb_ctx};
+  while (p->parked) {
+    parked_t *k = p->parked;
+    p->parked = k->next;
+    if (!p->parked)
+      p->parked_tail = NULL;
+    poll_cb(&a, &k->r);
+    free(k);
+  }
+  p->caller_cb = poll_cb;
+  p->caller_ctx = &a;
+  rc = run_loop(p, all_done, NULL, 0);
+  p->caller_cb = NULL;
+  if (rc < 0)
+    return rc;
+  /* Everything is done: ask the workers to leave, and wait for them. */
+  p->stopped = 1;
+  for (int i = 0; i < p->nw; i++) {
+    worker_t *w = &p->w[i];
+    if (w->state == WS_EMPTY || w->retire_sent)
+      continue;
+    uint64_t pos;
+    ring_rec_t *rec = ring_reserve(w->tr, 0, &pos);
+    if (rec) {
+      rec->type = T_RETIRE;
+      rec->len = 0;
+      rec->id = 0;
+      ring_commit(w->tr, pos, 0);
+      w->retire_sent = 1;
+      wake_worker(w);
+    } else {
+      worker_kill(w, KR_STOP);
+    }
+  }
+  rc = run_loop(p, all_gone, NULL, now_s() + 10);
+  for (int i = 0; i < p->nw; i++)
+    if (p->w[i].state != WS_EMPTY) {
+      worker_kill(&p->w[i], KR_STOP);
+      worker_release(&p->w[i]);
+    }
+  return rc < 0 ? rc : 0;
+}
+
+void mpc_pool_terminate(mpc_pool_t *p, mpc_result_cb cb, void *cb_ctx) {
+  if (!p)
+    return;
+  poll_arg_t a = {.cb = cb, .ctx = cb_ctx};
+  p->caller_cb = poll_cb;
+  p->caller_ctx = &a;
+  stop_all(p);
+  p->caller_cb = NULL;
+  while (p->parked) {
+    parked_t *k = p->parked;
+    p->parked = k->next;
+    free(k);
+  }
+  p->parked_tail = NULL;
+}
+
+void mpc_pool_free(mpc_pool_t *p) {
+  if (!p)
+    return;
+  if (!p->stopped || p->pend)
+    mpc_pool_terminate(p, NULL, NULL);
+  for (int i = 0; i < p->nw; i++)
+    if (p->w[i].state != WS_EMPTY)
+      worker_release(&p->w[i]);
+  if (p->zctl >= 0)
+    close(p->zctl); /* the fork server kills what is left and leaves */
+  if (p->zpid > 0) {
+    int st;
+    while (waitpid(p->zpid, &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  free(p->w);
+  free(p);
+}

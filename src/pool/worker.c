@@ -1,0 +1,198 @@
+/* A worker process: takes units of tasks from its task ring, runs them, and
+ * publishes one result record per task.  It sleeps on its socket when there is
+ * nothing to do and rings the parent's doorbell only when the parent said it
+ * is sleeping, so a busy pool makes no system calls per task. */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/identity.h"
+#include "pool/internal.h"
+
+static wshm_t *g_self; /* this worker's control block */
+
+void mpc_task_set_pgid(pid_t pgid) {
+  if (g_self)
+    atomic_store(&g_self->child_pgid, (int32_t)pgid);
+}
+
+typedef struct wctx {
+  wshm_t *shm;
+  ring_t *tr, *rr;
+  int sock;
+  uint64_t last_rss_ns;
+} wctx_t;
+
+static void ring_parent(wctx_t *w) {
+  if (atomic_load_explicit(&w->shm->parent_sleeping, memory_order_seq_cst) &&
+      atomic_exchange(&w->shm->parent_sleeping, 0)) {
+    char c = 1;
+    ssize_t n = send(w->sock, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+  }
+}
+
+/* Sleep until the parent rings; leave if the parent is gone. */
+static void sleep_on_parent(wctx_t *w) {
+  char buf[64];
+  ssize_t n = recv(w->sock, buf, sizeof buf, 0);
+  if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+    _exit(0);
+}
+
+/* Wait until `ok(w)` holds: spin a little, then announce sleep and block. */
+#define WAIT_UNTIL(w, cond)                                                    \
+  do {                                                                         \
+    for (int spin_ = 0; !(cond); spin_++) {                                    \
+      if (spin_ < 64) {                                                        \
+        sched_yield();                                                         \
+        continue;                                                              \
+      }                                                                        \
+      atomic_store_explicit(&(w)->shm->worker_sleeping, 1,                     \
+                            memory_order_seq_cst);                             \
+      if (cond) {                                                              \
+        atomic_store(&(w)->shm->worker_sleeping, 0);                           \
+        break;                                                                 \
+      }                                                                        \
+      ring_parent(w); /* the parent may be waiting on us: never both sleep */  \
+      sleep_on_parent(w);                                                      \
+      atomic_store(&(w)->shm->worker_sleeping, 0);                             \
+      spin_ = 0;                                                               \
+    }                                                                          \
+  } while (0)
+
+/* Publish one record of `len` payload bytes made of hdr + body, fragmenting
+ * when it is larger than a ring record may be. */
+static void put_result(wctx_t *w, uint64_t did, const res_hdr_t *h,
+                       const void *body, size_t blen) {
+  ring_t *r = w->rr;
+  size_t maxrec = ring_maxrec(r);
+  size_t total = sizeof *h + blen, off = 0;
+  do {
+    size_t n = total - off < maxrec ? total - off : maxrec;
+    ring_rec_t *rec;
+    uint64_t pos = 0;
+    WAIT_UNTIL(w, (rec = ring_reserve(r, n, &pos)) != NULL);
+    rec->type = R_RESULT | (off + n < total ? RING_MORE : 0);
+    rec->len = (uint32_t)n;
+    rec->id = did;
+    unsigned char *dst = (unsigned char *)(rec + 1);
+    /* Copy the [off, off+n) window of hdr ++ body. */
+    size_t done = 0;
+    if (off < sizeof *h) {
+      size_t k = sizeof *h - off < n ? sizeof *h - off : n;
+      memcpy(dst, (const unsigned char *)h + off, k);
+      done = k;
+    }
+    if (done < n)
+      memcpy(dst + done, (const unsigned char *)body + (off + done - sizeof *h),
+             n - done);
+    ring_commit(r, pos, n);
+    ring_parent(w);
+    off += n;
+  } while (off < total);
+}
+
+static void note_rss(wctx_t *w, uint64_t now) {
+  if (now - w->last_rss_ns < 1000000ull)
+    return;
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) == 0)
+    atomic_store_explicit(&w->shm->maxrss_kb, ru.ru_maxrss,
+                          memory_order_relaxed);
+  w->last_rss_ns = now;
+}
+
+static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
+                     const unsigned char *p, size_t len, mpc_buf_t *out) {
+  if (len < UNIT_HDR)
+    _exit(WORKER_EXIT_INIT + 1);
+  uint32_t count;
+  memcpy(&count, p, 4);
+  size_t off = UNIT_HDR;
+  uint64_t t = mpc__now_ns();
+  for (uint32_t i = 0; i < count; i++) {
+    uint64_t id, elen;
+    memcpy(&id, p + off, 8);
+    memcpy(&elen, p + off + 8, 8);
+    const unsigned char *in = p + off + ENTRY_HDR;
+    off += ENTRY_HDR + PAD8(elen);
+    atomic_store_explicit(&w->shm->cur_start_ns, t, memory_order_relaxed);
+    atomic_store_explicit(&w->shm->cur, CUR_PACK(did, i), memory_order_release);
+    out->len = 0;
+    int code = cfg->fn(cfg->ctx, in, (size_t)elen, out);
+    uint64_t end = mpc__now_ns();
+    atomic_store_explicit(&w->shm->child_pgid, 0, memory_order_relaxed);
+    res_hdr_t h = {.id = id, .idx = i, .code = code, .start_ns = t,
+                   .end_ns = end};
+    note_rss(w, end);
+    put_result(w, did, &h, out->data, out->len);
+    t = end;
+  }
+  /* Keep big outputs from pinning memory for the rest of the worker's life. */
+  if (out->cap > (1u << 20))
+    mpc_buf_free(out);
+}
+
+void mpc__worker_main(const worker_cfg_t *cfg, int slot, int memfd, int sock) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+  struct stat st;
+  if (fstat(memfd, &st) < 0)
+    _exit(WORKER_EXIT_INIT + 1);
+  void *map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED, memfd, 0);
+  if (map == MAP_FAILED)
+    _exit(WORKER_EXIT_INIT + 1);
+  close(memfd);
+  wctx_t w = {.shm = map, .sock = sock};
+  w.tr = (ring_t *)((char *)map + w.shm->task_off);
+  w.rr = (ring_t *)((char *)map + w.shm->res_off);
+  atomic_store(&w.shm->pid, (int32_t)getpid());
+  g_self = w.shm;
+  mpc__identity_set_worker(slot);
+  if (cfg->mem_limit) {
+    struct rlimit rl = {.rlim_cur = cfg->mem_limit, .rlim_max = cfg->mem_limit};
+    setrlimit(RLIMIT_AS, &rl);
+  }
+  if (cfg->init && cfg->init(cfg->ctx, slot) != 0)
+    _exit(WORKER_EXIT_INIT);
+  atomic_store(&w.shm->ready, 1);
+  ring_parent(&w);
+
+  mpc_buf_t out = MPC_BUF_INIT, rasm = MPC_BUF_INIT;
+  for (;;) {
+    ring_rec_t *rec;
+    uint64_t pos = 0;
+    WAIT_UNTIL(&w, (rec = ring_peek(w.tr, &pos)) != NULL);
+    uint32_t type = rec->type;
+    uint64_t did = rec->id;
+    if (RING_TYPE(type) == T_RETIRE)
+      _exit(0);
+    if ((type & RING_MORE) || rasm.len) {
+      /* A fragment of a large unit: collect, then run from the copy. */
+      if (mpc_buf_append(&rasm, rec + 1, rec->len) != 0)
+        _exit(WORKER_EXIT_INIT + 2);
+      ring_release(w.tr, pos, rec);
+      ring_parent(&w);
+      if (type & RING_MORE)
+        continue;
+      run_unit(&w, cfg, did, rasm.data, rasm.len, &out);
+      mpc_buf_free(&rasm);
+      continue;
+    }
+    /* Zero copy: the task reads its input where it lies in the ring. */
+    run_unit(&w, cfg, did, (const unsigned char *)(rec + 1), rec->len, &out);
+    ring_release(w.tr, pos, rec);
+    ring_parent(&w);
+  }
+}

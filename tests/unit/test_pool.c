@@ -1,0 +1,698 @@
+/* The local pool: results, ordering, sizes, initializer, worker replacement,
+ * crash isolation, timeouts, retries, signals, bounded memory. */
+#include "test.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mpc/pool.h"
+
+/* Task ops for the test function. */
+enum { OP_ECHO = 0, OP_SEGV, OP_ABORT, OP_EXIT, OP_HANG, OP_SLEEP, OP_ERROR,
+       OP_BIG, OP_PID, OP_FLAKY };
+
+typedef struct op {
+  uint32_t op, arg;
+  uint64_t val;
+} op_t;
+
+/* Shared, created before pools so workers see it. */
+typedef struct shared {
+  volatile int inits;
+  volatile int flaky_runs[64];
+  int pid_pipe[2];
+} shared_t;
+
+static shared_t *g_sh;
+
+static void setup_shared(void) {
+  if (!g_sh) {
+    g_sh = mmap(NULL, sizeof *g_sh, PROT_READ | PROT_WRITE,
+                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CU_ASSERT_FATAL(g_sh != MAP_FAILED);
+  }
+  memset((void *)g_sh, 0, sizeof *g_sh);
+}
+
+static int test_fn(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
+  (void)ctx;
+  if (len != sizeof(op_t)) /* plain bytes: echo them */
+    return mpc_buf_append(out, in, len) ? 99 : 0;
+  op_t o;
+  memcpy(&o, in, sizeof o);
+  switch (o.op) {
+  case OP_SEGV:
+    raise(SIGSEGV);
+    break;
+  case OP_ABORT:
+    abort();
+  case OP_EXIT:
+    exit((int)o.arg);
+  case OP_HANG:
+    for (;;)
+      pause();
+  case OP_SLEEP:
+    usleep(o.arg * 1000u);
+    break;
+  case OP_ERROR:
+    return mpc_task_fail(out, (int)o.arg, "task %llu refused",
+                         (unsigned long long)o.val);
+  case OP_BIG: {
+    size_t n = (size_t)o.val;
+    if (mpc_buf_reserve(out, n))
+      return 98;
+    memset(out->data, 0x5a, n);
+    out->len = n;
+    return 0;
+  }
+  case OP_PID: {
+    pid_t me = getpid();
+    if (write(g_sh->pid_pipe[1], &me, sizeof me) != sizeof me)
+      return 97;
+    for (;;)
+      pause();
+  }
+  case OP_FLAKY: /* crashes on its first run, succeeds after */
+    if (__sync_fetch_and_add(&g_sh->flaky_runs[o.arg % 64], 1) == 0)
+      raise(SIGSEGV);
+    break;
+  default:
+    break;
+  }
+  uint64_t v = o.val * 2;
+  return mpc_buf_append(out, &v, sizeof v) ? 99 : 0;
+}
+
+static int count_init(void *ctx, int idx) {
+  (void)ctx;
+  (void)idx;
+  __sync_fetch_and_add(&g_sh->inits, 1);
+  return 0;
+}
+
+static mpc_pool_t *make_pool(int workers, double timeout, int retries) {
+  if (!g_sh)
+    setup_shared();
+  mpc_pool_opts_t o = {.workers = workers, .fn = test_fn, .timeout = timeout,
+                       .retries = retries, .progress = MPC_PROGRESS_OFF};
+  mpc_pool_t *p = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_new(&p, &o), 0);
+  return p;
+}
+
+static void test_zero_and_one(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  mpc_results_t *r = NULL;
+  CU_ASSERT_EQUAL(mpc_pool_map_array(p, NULL, 8, 0, &r), 0);
+  CU_ASSERT_EQUAL(mpc_results_count(r), 0);
+  mpc_results_free(r);
+  op_t one = {.op = OP_ECHO, .val = 21};
+  CU_ASSERT_EQUAL(mpc_pool_map_array(p, &one, sizeof one, 1, &r), 0);
+  CU_ASSERT_EQUAL_FATAL(mpc_results_count(r), 1);
+  const mpc_result_t *x = mpc_results_get(r, 0);
+  CU_ASSERT_EQUAL(x->status, MPC_TASK_OK);
+  CU_ASSERT_EQUAL(x->len, 8);
+  CU_ASSERT_EQUAL(*(const uint64_t *)x->data, 42);
+  mpc_results_free(r);
+  /* A 0-byte input is a task too: its output is empty. */
+  mpc_slice_t empty = {.data = NULL, .len = 0};
+  CU_ASSERT_EQUAL(mpc_pool_map(p, &empty, 1, &r), 0);
+  CU_ASSERT_EQUAL(mpc_results_get(r, 0)->status, MPC_TASK_OK);
+  CU_ASSERT_EQUAL(mpc_results_get(r, 0)->len, 0);
+  mpc_results_free(r);
+  mpc_pool_free(p);
+}
+
+#define MILLION 1000000u
+
+static void test_million_ordered(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  uint64_t *in = malloc(MILLION * sizeof *in);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+  for (uint64_t i = 0; i < MILLION; i++)
+    in[i] = i * 7 + 1;
+  mpc_results_t *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, in, 8, MILLION, &r), 0);
+  CU_ASSERT_EQUAL(mpc_results_count(r), MILLION);
+  CU_ASSERT_EQUAL(mpc_results_failed(r), 0);
+  size_t bad = 0;
+  for (size_t i = 0; i < MILLION; i++) {
+    const mpc_result_t *x = mpc_results_get(r, i);
+    if (x->id != i || x->len != 8 || *(const uint64_t *)x->data != in[i])
+      bad++;
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  mpc_results_free(r);
+  free(in);
+  mpc_pool_free(p);
+}
+
+typedef struct seen {
+  unsigned char *hit;
+  size_t n, dup, wrong, count;
+  const uint64_t *in;
+} seen_t;
+
+static int seen_cb(void *ctx, const mpc_result_t *r) {
+  seen_t *s = ctx;
+  s->count++;
+  if (r->id >= s->n || r->status != MPC_TASK_OK || r->len != 8 ||
+      *(const uint64_t *)r->data != s->in[r->id]) {
+    s->wrong++;
+    return 0;
+  }
+  if (s->hit[r->id]++)
+    s->dup++;
+  return 0;
+}
+
+static void test_million_unordered(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  uint64_t *in = malloc(MILLION * sizeof *in);
+  mpc_slice_t *sl = malloc(MILLION * sizeof *sl);
+  CU_ASSERT_FATAL(in && sl);
+  for (uint64_t i = 0; i < MILLION; i++) {
+    in[i] = i ^ 0x5555;
+    sl[i] = (mpc_slice_t){&in[i], 8};
+  }
+  seen_t s = {.hit = calloc(MILLION, 1), .n = MILLION, .in = in};
+  CU_ASSERT_EQUAL(mpc_pool_imap_unordered(p, sl, MILLION, seen_cb, &s), 0);
+  CU_ASSERT_EQUAL(s.count, MILLION);
+  CU_ASSERT_EQUAL(s.dup, 0);
+  CU_ASSERT_EQUAL(s.wrong, 0);
+  size_t missing = 0;
+  for (size_t i = 0; i < MILLION; i++)
+    missing += s.hit[i] == 0;
+  CU_ASSERT_EQUAL(missing, 0);
+  /* 0 and 1 tasks through the same call. */
+  s.count = 0;
+  memset(s.hit, 0, MILLION);
+  CU_ASSERT_EQUAL(mpc_pool_imap_unordered(p, sl, 0, seen_cb, &s), 0);
+  CU_ASSERT_EQUAL(s.count, 0);
+  CU_ASSERT_EQUAL(mpc_pool_imap_unordered(p, sl, 1, seen_cb, &s), 0);
+  CU_ASSERT_EQUAL(s.count, 1);
+  free(s.hit);
+  free(sl);
+  free(in);
+  mpc_pool_free(p);
+}
+
+static void test_big_messages(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  size_t n = 64u << 20;
+  unsigned char *big = malloc(n);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+  for (size_t i = 0; i < n; i++)
+    big[i] = (unsigned char)(i * 131 + (i >> 20));
+  mpc_slice_t in[3] = {{big, n}, {"small", 5}, {big + 1, n - 1}};
+  mpc_results_t *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_map(p, in, 3, &r), 0);
+  for (int i = 0; i < 3; i++) {
+    const mpc_result_t *x = mpc_results_get(r, (size_t)i);
+    CU_ASSERT_EQUAL(x->status, MPC_TASK_OK);
+    CU_ASSERT_EQUAL(x->len, in[i].len);
+    CU_ASSERT(x->len == in[i].len && memcmp(x->data, in[i].data, x->len) == 0);
+  }
+  mpc_results_free(r);
+  /* A 64 MiB output from a small input. */
+  op_t o = {.op = OP_BIG, .val = n};
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, &o, sizeof o, 1, &r), 0);
+  const mpc_result_t *x = mpc_results_get(r, 0);
+  CU_ASSERT_EQUAL(x->len, n);
+  size_t bad = 0;
+  for (size_t i = 0; i < x->len; i++)
+    bad += ((const unsigned char *)x->data)[i] != 0x5a;
+  CU_ASSERT_EQUAL(bad, 0);
+  mpc_results_free(r);
+  free(big);
+  mpc_pool_free(p);
+}
+
+static void test_initializer_once(void) {
+  setup_shared();
+  mpc_pool_opts_t o = {.workers = 3, .fn = test_fn, .init = count_init,
+                       .progress = MPC_PROGRESS_OFF};
+  mpc_pool_t *p = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_new(&p, &o), 0);
+  op_t ops[300];
+  for (int i = 0; i < 300; i++)
+    ops[i] = (op_t){.op = OP_ECHO, .val = (uint64_t)i};
+  mpc_results_t *r = NULL;
+  for (int round = 0; round < 3; round++) {
+    CU_ASSERT_EQUAL(mpc_pool_map_array(p, ops, sizeof *ops, 300, &r), 0);
+    CU_ASSERT_EQUAL(mpc_results_failed(r), 0);
+    mpc_results_free(r);
+  }
+  CU_ASSERT_EQUAL(g_sh->inits, 3);
+  mpc_pool_free(p);
+}
+
+static void test_max_tasks_replaces(void) {
+  setup_shared();
+  mpc_pool_opts_t o = {.workers = 2, .fn = test_fn, .init = count_init,
+                       .max_tasks_per_worker = 5,
+                       .progress = MPC_PROGRESS_OFF};
+  mpc_pool_t *p = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_new(&p, &o), 0);
+  op_t ops[50];
+  for (int i = 0; i < 50; i++)
+    ops[i] = (op_t){.op = OP_ECHO, .val = (uint64_t)i};
+  mpc_results_t *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, ops, sizeof *ops, 50, &r), 0);
+  CU_ASSERT_EQUAL(mpc_results_failed(r), 0);
+  /* No worker process ran more than 5 tasks. */
+  pid_t pids[50];
+  int counts[50] = {0}, np = 0, over = 0;
+  for (int i = 0; i < 50; i++) {
+    pid_t pid = mpc_results_get(r, (size_t)i)->pid;
+    int k = 0;
+    while (k < np && pids[k] != pid)
+      k++;
+    if (k == np)
+      pids[np++] = pid;
+    if (++counts[k] > 5)
+      over++;
+  }
+  CU_ASSERT_EQUAL(over, 0);
+  CU_ASSERT(np >= 10);
+  CU_ASSERT(g_sh->inits >= 10);
+  mpc_results_free(r);
+  mpc_pool_free(p);
+}
+
+/* Failures: each reported with its reason, everything else completes. */
+static void test_crash_isolation(void) {
+  mpc_pool_t *p = make_pool(2, 0.5, 0);
+  enum { N = 40 };
+  op_t ops[N];
+  for (int i = 0; i < N; i++)
+    ops[i] = (op_t){.op = OP_ECHO, .val = (uint64_t)i};
+  ops[3].op = OP_SEGV;
+  ops[7].op = OP_ABORT;
+  ops[11] = (op_t){.op = OP_EXIT, .arg = 3, .val = 11};
+  ops[15].op = OP_HANG;
+  ops[19] = (op_t){.op = OP_ERROR, .arg = 5, .val = 19};
+  mpc_results_t *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, ops, sizeof *ops, N, &r), 0);
+  CU_ASSERT_EQUAL(mpc_results_failed(r), 5);
+  const mpc_result_t *x;
+  x = mpc_results_get(r, 3);
+  CU_ASSERT_EQUAL(x->status, MPC_TASK_CRASHED);
+  CU_ASSERT_EQUAL(x->code, SIGSEGV);
+  x = mpc_results_get(r, 7);
+  CU_ASSERT_EQUAL(x->status, MPC_TASK_CRASHED);
+  CU_ASSERT_EQUAL(x->code, SIGABRT);
+  x = mpc_results_get(r, 11);
+  CU_ASSERT_EQUAL(x->status, MPC_TASK_EXITED);
+  CU_ASSERT_EQUAL(x->code, 3);
+  x = mpc_results_get(r, 15);
+  CU_ASSERT_EQUAL(x->status, MPC_TASK_TIMEOUT);
+  x = mpc_results_get(r, 19);
+  CU_ASSERT_EQUAL(x->status, MPC_TASK_ERROR);
+  CU_ASSERT_EQUAL(x->code, 5);
+  CU_ASSERT(x->len == strlen("task 19 refused") &&
+            memcmp(x->data, "task 19 refused", x->len) == 0);
+  int ok = 0;
+  for (int i = 0; i < N; i++) {
+    x = mpc_results_get(r, (size_t)i);
+    if (x->status == MPC_TASK_OK && x->len == 8 &&
+        *(const uint64_t *)x->data == (uint64_t)i * 2)
+      ok++;
+    CU_ASSERT_EQUAL(x->attempts, 1);
+  }
+  CU_ASSERT_EQUAL(ok, N - 5);
+  mpc_results_free(r);
+  /* The pool goes on after all that. */
+  CU_ASSERT_EQUAL(mpc_pool_map_array(p, ops, sizeof *ops, 2, &r), 0);
+  CU_ASSERT_EQUAL(mpc_results_failed(r), 0);
+  mpc_results_free(r);
+  mpc_pool_free(p);
+}
+
+static void test_retries(void) {
+  setup_shared();
+  mpc_pool_t *p = make_pool(2, 0, 2);
+  enum { N = 20 };
+  op_t ops[N];
+  for (int i = 0; i < N; i++)
+    ops[i] = (op_t){.op = i % 4 == 0 ? OP_FLAKY : OP_ECHO, .arg = (uint32_t)i,
+                    .val = (uint64_t)i};
+  ops[5].op = OP_SEGV; /* fails every time: 1 + 2 retries */
+  mpc_results_t *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, ops, sizeof *ops, N, &r), 0);
+  CU_ASSERT_EQUAL(mpc_results_failed(r), 1);
+  for (int i = 0; i < N; i++) {
+    const mpc_result_t *x = mpc_results_get(r, (size_t)i);
+    if (i == 5) {
+      CU_ASSERT_EQUAL(x->status, MPC_TASK_CRASHED);
+      CU_ASSERT_EQUAL(x->attempts, 3);
+    } else if (i % 4 == 0) {
+      CU_ASSERT_EQUAL(x->status, MPC_TASK_OK);
+      CU_ASSERT_EQUAL(x->attempts, 2);
+      CU_ASSERT_EQUAL(g_sh->flaky_runs[i], 2);
+    } else {
+      CU_ASSERT_EQUAL(x->status, MPC_TASK_OK);
+      CU_ASSERT_EQUAL(x->attempts, 1);
+    }
+  }
+  mpc_results_free(r);
+  mpc_pool_free(p);
+}
+
+/* A worker SIGKILLed from outside while its task runs. */
+static void test_killed_from_outside(void) {
+  setup_shared();
+  CU_ASSERT_EQUAL_FATAL(pipe(g_sh->pid_pipe), 0);
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  op_t victim = {.op = OP_PID}, fine = {.op = OP_ECHO, .val = 5};
+  mpc_future_t *f1 = NULL, *f2 = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_apply_async(p, &victim, sizeof victim, &f1), 0);
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_apply_async(p, &fine, sizeof fine, &f2), 0);
+  pid_t pid = 0;
+  CU_ASSERT_EQUAL_FATAL(read(g_sh->pid_pipe[0], &pid, sizeof pid),
+                        (ssize_t)sizeof pid);
+  CU_ASSERT_EQUAL(kill(pid, SIGKILL), 0);
+  CU_ASSERT_EQUAL(mpc_future_wait(f1, 10), 0);
+  CU_ASSERT_EQUAL(mpc_future_wait(f2, 10), 0);
+  const mpc_result_t *x = mpc_future_result(f1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+  CU_ASSERT_EQUAL(x->status, MPC_TASK_CRASHED);
+  CU_ASSERT_EQUAL(x->code, SIGKILL);
+  CU_ASSERT_EQUAL(x->pid, pid);
+  CU_ASSERT_EQUAL(mpc_future_result(f2)->status, MPC_TASK_OK);
+  mpc_future_free(f1);
+  mpc_future_free(f2);
+  close(g_sh->pid_pipe[0]);
+  close(g_sh->pid_pipe[1]);
+  mpc_pool_free(p);
+}
+
+static void test_async_and_timeout_wait(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  enum { N = 2000 };
+  mpc_future_t *f[N];
+  for (int i = 0; i < N; i++) {
+    op_t o = {.op = OP_ECHO, .val = (uint64_t)i};
+    CU_ASSERT_EQUAL_FATAL(mpc_pool_apply_async(p, &o, sizeof o, &f[i]), 0);
+  }
+  int ok = 0;
+  for (int i = N - 1; i >= 0; i--) {
+    if (mpc_future_wait(f[i], -1) == 0) {
+      const mpc_result_t *x = mpc_future_result(f[i]);
+      ok += x && x->status == MPC_TASK_OK &&
+            *(const uint64_t *)x->data == (uint64_t)i * 2;
+    }
+    mpc_future_free(f[i]);
+  }
+  CU_ASSERT_EQUAL(ok, N);
+  /* Waiting with a timeout on a slow task times out, then succeeds. */
+  op_t slow = {.op = OP_SLEEP, .arg = 300, .val = 1};
+  mpc_future_t *s = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_apply_async(p, &slow, sizeof slow, &s), 0);
+  CU_ASSERT_EQUAL(mpc_future_wait(s, 0), MPC_ETIMEDOUT);
+  CU_ASSERT_EQUAL(mpc_future_wait(s, 0.05), MPC_ETIMEDOUT);
+  CU_ASSERT_PTR_NULL(mpc_future_result(s));
+  CU_ASSERT_EQUAL(mpc_future_wait(s, 10), 0);
+  CU_ASSERT_EQUAL(mpc_future_result(s)->status, MPC_TASK_OK);
+  mpc_future_free(s);
+  /* A future freed before it finishes is cleaned up by the pool. */
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_apply_async(p, &slow, sizeof slow, &s), 0);
+  mpc_future_free(s);
+  mpc_pool_free(p);
+}
+
+typedef struct tally {
+  int n, ok, canceled;
+  uint64_t tagsum;
+} tally_t;
+
+static int tally_cb(void *ctx, const mpc_result_t *r) {
+  tally_t *t = ctx;
+  t->n++;
+  t->ok += r->status == MPC_TASK_OK;
+  t->canceled += r->status == MPC_TASK_CANCELED;
+  t->tagsum += r->id;
+  return 0;
+}
+
+static void test_submit_poll_cancel(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  tally_t t = {0};
+  for (uint64_t i = 1; i <= 100; i++) {
+    op_t o = {.op = OP_ECHO, .val = i};
+    CU_ASSERT_EQUAL(mpc_pool_submit(p, &o, sizeof o, i), 0);
+  }
+  op_t hang = {.op = OP_HANG};
+  CU_ASSERT_EQUAL(mpc_pool_submit(p, &hang, sizeof hang, 1000), 0);
+  CU_ASSERT_EQUAL(mpc_pool_pending(p), 101);
+  double end = mpct_now() + 20;
+  while (t.n < 100 && mpct_now() < end)
+    CU_ASSERT(mpc_pool_poll(p, 1.0, tally_cb, &t) >= 0);
+  CU_ASSERT_EQUAL(t.ok, 100);
+  CU_ASSERT_EQUAL(t.tagsum, 5050);
+  CU_ASSERT_EQUAL(mpc_pool_pending(p), 1);
+  CU_ASSERT_EQUAL(mpc_pool_cancel(p, 1000), 0);
+  CU_ASSERT_EQUAL(mpc_pool_cancel(p, 4242), MPC_ENOTFOUND);
+  while (mpc_pool_pending(p) && mpct_now() < end)
+    CU_ASSERT(mpc_pool_poll(p, 1.0, tally_cb, &t) >= 0);
+  CU_ASSERT_EQUAL(t.canceled, 1);
+  CU_ASSERT_EQUAL(t.n, 101);
+  /* join finishes submitted work, then stops the workers */
+  for (uint64_t i = 1; i <= 10; i++) {
+    op_t o = {.op = OP_ECHO, .val = i};
+    CU_ASSERT_EQUAL(mpc_pool_submit(p, &o, sizeof o, i), 0);
+  }
+  tally_t j = {0};
+  CU_ASSERT_EQUAL(mpc_pool_join(p, tally_cb, &j), 0);
+  CU_ASSERT_EQUAL(j.ok, 10);
+  CU_ASSERT_EQUAL(mpc_pool_submit(p, &hang, sizeof hang, 1), MPC_ESTATE);
+  mpc_pool_free(p);
+}
+
+/* Children of this process, from the process table. */
+static int count_children(void) {
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(),
+           (int)getpid());
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  int c = 0;
+  for (char *s = strtok(buf, " \n"); s; s = strtok(NULL, " \n"))
+    c++;
+  return c;
+}
+
+static int sigint_child(void *arg) {
+  (void)arg;
+  mpc_pool_opts_t o = {.workers = 2, .fn = test_fn,
+                       .progress = MPC_PROGRESS_OFF};
+  mpc_pool_t *p = NULL;
+  if (mpc_pool_new(&p, &o))
+    return 10;
+  enum { N = 400 };
+  op_t ops[N];
+  for (int i = 0; i < N; i++)
+    ops[i] = (op_t){.op = OP_SLEEP, .arg = 10, .val = (uint64_t)i};
+  /* Ask for SIGINT in 0.3 s, in the middle of the ~2 s run. */
+  pid_t me = getpid();
+  pid_t killer = fork();
+  if (killer == 0) {
+    usleep(300000);
+    kill(me, SIGINT);
+    _exit(0);
+  }
+  mpc_results_t *r = NULL;
+  int rc = mpc_pool_map_array(p, ops, sizeof *ops, N, &r);
+  waitpid(killer, NULL, 0);
+  if (rc != MPC_EINTR || !r)
+    return 11;
+  size_t ok = 0, canceled = 0, other = 0;
+  pid_t wp[N];
+  int nwp = 0;
+  for (size_t i = 0; i < N; i++) {
+    const mpc_result_t *x = mpc_results_get(r, i);
+    if (x->status == MPC_TASK_OK)
+      ok++;
+    else if (x->status == MPC_TASK_CANCELED)
+      canceled++;
+    else
+      other++;
+    if (x->pid > 0 && nwp < N)
+      wp[nwp++] = x->pid;
+  }
+  mpc_results_free(r);
+  if (ok == 0 || canceled == 0 || other != 0 || ok + canceled != N)
+    return 12;
+  mpc_pool_free(p);
+  if (count_children() != 0)
+    return 13; /* zygote or workers left behind */
+  for (int i = 0; i < nwp; i++)
+    if (mpct_pid_alive(wp[i]))
+      return 14;
+  return 0;
+}
+
+static void test_sigint_parent(void) {
+  setup_shared();
+  int fds_before = mpct_count_fds();
+  CU_ASSERT_EQUAL(mpct_run_child(sigint_child, NULL, 30), 0);
+  CU_ASSERT_EQUAL(mpct_count_fds(), fds_before);
+}
+
+typedef struct genctx {
+  uint64_t n;
+} genctx_t;
+
+static int gen64(void *ctx, uint64_t i, mpc_buf_t *in) {
+  genctx_t *g = ctx;
+  if (i >= g->n)
+    return 0;
+  unsigned char b[64];
+  memset(b, (int)(i & 0xff), sizeof b);
+  memcpy(b, &i, 8);
+  return mpc_buf_append(in, b, sizeof b) ? -1 : 1;
+}
+
+typedef struct genout {
+  uint64_t next, bad, count;
+} genout_t;
+
+static int gen_check(void *ctx, const mpc_result_t *r) {
+  genout_t *o = ctx;
+  uint64_t v;
+  if (r->status != MPC_TASK_OK || r->len != 64 || r->id != o->next)
+    o->bad++;
+  else if (memcpy(&v, r->data, 8), v != r->id)
+    o->bad++;
+  o->next++;
+  o->count++;
+  return 0;
+}
+
+static long vm_status_kb(const char *fmt) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, fmt, &kb) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return kb;
+}
+
+/* 1,000,000 generated tasks of 64 bytes each: holding them all would take
+ * at least 64 MB of inputs plus 64 MB of outputs.  The streaming map must
+ * raise this process's peak resident memory by less than 48 MiB (measured
+ * from the resident size at the start, since a forked child starts with its
+ * parent's pages). */
+#define GEN_RSS_LIMIT_KB (48 * 1024)
+
+static int gen_child(void *arg) {
+  (void)arg;
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (!f)
+    return 20;
+  fputs("5", f); /* reset the peak RSS counter */
+  fclose(f);
+  long base = vm_status_kb("VmRSS: %ld kB");
+  mpc_pool_opts_t o = {.workers = 2, .fn = test_fn,
+                       .progress = MPC_PROGRESS_OFF};
+  mpc_pool_t *p = NULL;
+  if (mpc_pool_new(&p, &o))
+    return 21;
+  genctx_t g = {.n = MILLION};
+  genout_t out = {0};
+  int rc = mpc_pool_map_gen(p, gen64, &g, 1, gen_check, &out);
+  mpc_pool_free(p);
+  if (rc != 0)
+    return 22;
+  if (out.count != MILLION || out.bad)
+    return 23;
+  long hwm = vm_status_kb("VmHWM: %ld kB");
+  fprintf(stderr, "    [1M-task generator: peak RSS grew %ld KiB, limit %d KiB]\n",
+          hwm - base, GEN_RSS_LIMIT_KB);
+  return base > 0 && hwm > 0 && hwm - base < GEN_RSS_LIMIT_KB ? 0 : 24;
+}
+
+static void test_generator_bounded_memory(void) {
+  CU_ASSERT_EQUAL(mpct_run_child(gen_child, NULL, 120), 0);
+}
+
+static int stop_after(void *ctx, const mpc_result_t *r) {
+  (void)r;
+  return ++*(int *)ctx >= 10;
+}
+
+static void test_gen_unordered_and_stop(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  genctx_t g = {.n = 5000};
+  int n = 0;
+  CU_ASSERT_EQUAL(mpc_pool_map_gen(p, gen64, &g, 0, stop_after, &n),
+                  MPC_ECANCELED);
+  CU_ASSERT_EQUAL(n, 10);
+  mpc_pool_free(p);
+}
+
+static void test_cpu_count(void) {
+  char *old = getenv("SLURM_CPUS_PER_TASK");
+  char *save = old ? strdup(old) : NULL;
+  setenv("SLURM_CPUS_PER_TASK", "7", 1);
+  CU_ASSERT_EQUAL(mpc_cpu_count(), 7);
+  unsetenv("SLURM_CPUS_PER_TASK");
+  cpu_set_t set;
+  CU_ASSERT_EQUAL_FATAL(sched_getaffinity(0, sizeof set, &set), 0);
+  CU_ASSERT_EQUAL(mpc_cpu_count(), CPU_COUNT(&set));
+  if (save) {
+    setenv("SLURM_CPUS_PER_TASK", save, 1);
+    free(save);
+  }
+}
+
+static void test_no_leaks(void) {
+  int fds = mpct_count_fds();
+  for (int k = 0; k < 3; k++) {
+    mpc_pool_t *p = make_pool(2, 0, 0);
+    op_t o[4] = {{.op = OP_ECHO}, {.op = OP_SEGV}, {.op = OP_ECHO}, {.op = OP_ECHO}};
+    mpc_results_t *r = NULL;
+    CU_ASSERT_EQUAL(mpc_pool_map_array(p, o, sizeof *o, 4, &r), 0);
+    CU_ASSERT_EQUAL(mpc_results_failed(r), 1);
+    mpc_results_free(r);
+    mpc_pool_free(p);
+  }
+  CU_ASSERT_EQUAL(mpct_count_fds(), fds);
+  CU_ASSERT_EQUAL(count_children(), 0);
+  CU_ASSERT_EQUAL(mpct_count_shm("mpc"), 0);
+}
+
+MPC_TESTS(pool) = {
+    {"0, 1 and empty-input tasks", test_zero_and_one},
+    {"1,000,000 tasks in order", test_million_ordered},
+    {"1,000,000 tasks unordered, each exactly once", test_million_unordered},
+    {"64 MiB inputs and outputs", test_big_messages},
+    {"initializer runs once per worker", test_initializer_once},
+    {"max tasks per worker replaces workers", test_max_tasks_replaces},
+    {"segv, abort, exit(3), hang, error: each reported", test_crash_isolation},
+    {"retries on a fresh worker", test_retries},
+    {"worker SIGKILLed from outside", test_killed_from_outside},
+    {"async apply, wait with timeout", test_async_and_timeout_wait},
+    {"submit, poll, cancel, join", test_submit_poll_cancel},
+    {"SIGINT mid-run: clean return, no child left", test_sigint_parent},
+    {"1M-task generator keeps memory bounded", test_generator_bounded_memory},
+    {"unordered generator, callback stops early", test_gen_unordered_and_stop},
+    {"cpu count honours SLURM and affinity", test_cpu_count},
+    {"no fd, process or shm leaks", test_no_leaks},
+    CU_TEST_INFO_NULL,
+};
