@@ -10,6 +10,8 @@
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
+/* jpeglib.h needs stdio.h first */
+#include <jpeglib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -603,6 +605,73 @@ static void test_jpeg(void) {
   scratch_free();
 }
 
+/* A CMYK JPEG (Adobe convention, as libjpeg writes it) decodes to RGB =
+ * stored value * K / 255; a 16-bit RGBA PNG under a .jpg name is written as
+ * an 8-bit RGB JPEG (alpha dropped). */
+static void test_jpeg_cmyk_and_conversion(void) {
+  scratch_new();
+  mkdir(at("in"), 0755);
+  struct jpeg_compress_struct ci;
+  struct jpeg_error_mgr je;
+  unsigned char *mem = NULL;
+  unsigned long memlen = 0;
+  ci.err = jpeg_std_error(&je);
+  jpeg_create_compress(&ci);
+  jpeg_mem_dest(&ci, &mem, &memlen);
+  ci.image_width = 16;
+  ci.image_height = 16;
+  ci.input_components = 4;
+  ci.in_color_space = JCS_CMYK;
+  jpeg_set_defaults(&ci);
+  jpeg_set_quality(&ci, 98, TRUE);
+  jpeg_start_compress(&ci, TRUE);
+  unsigned char row[16 * 4];
+  for (int x = 0; x < 16; x++) {
+    row[x * 4] = 200;
+    row[x * 4 + 1] = 100;
+    row[x * 4 + 2] = 50;
+    row[x * 4 + 3] = 128;
+  }
+  while (ci.next_scanline < 16) {
+    JSAMPROW r = row;
+    jpeg_write_scanlines(&ci, &r, 1);
+  }
+  jpeg_finish_compress(&ci);
+  jpeg_destroy_compress(&ci);
+  image_pix_t p;
+  mpc_buf_t err = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL_FATAL(image_jpeg_decode(mem, memlen, 1000, &p, &err), 0);
+  free(mem);
+  CU_ASSERT_EQUAL(p.channels, 3);
+  int want[3] = {200 * 128 / 255, 100 * 128 / 255, 50 * 128 / 255};
+  for (int c = 0; c < 3; c++)
+    CU_ASSERT(abs((int)pix_at(&p, 8, 8, c) - want[c]) <= 3);
+  image_pix_free(&p);
+  /* An empty buffer is a format error with a message, not a crash. */
+  CU_ASSERT_EQUAL(image_jpeg_decode("", 0, 1000, &p, &err), MPC_EFORMAT);
+  CU_ASSERT(err.len > 0);
+
+  kind_t k = {"rgba16", PNG_COLOR_TYPE_RGB_ALPHA, 16, PNG_INTERLACE_NONE, 0};
+  CU_ASSERT_EQUAL_FATAL(write_png_kind(at("in/weird.jpg"), &k, 20, 10), 0);
+  mpc_job_report_t rep;
+  const char *args[] = {at("in"), at("out"), "--size", "10x5"};
+  CU_ASSERT_EQUAL_FATAL(run_job(&rep, NULL, 4, args), 0);
+  CU_ASSERT_EQUAL(rep.ok, 1);
+  size_t n;
+  unsigned char *b = read_file(at("out/weird.jpg"), &n);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  CU_ASSERT_EQUAL(image_sniff(b, n), IMAGE_FMT_JPEG);
+  free(b);
+  CU_ASSERT_EQUAL_FATAL(decode_file(at("out/weird.jpg"), &p), 0);
+  CU_ASSERT_EQUAL(p.w, 10);
+  CU_ASSERT_EQUAL(p.h, 5);
+  CU_ASSERT_EQUAL(p.channels, 3);
+  CU_ASSERT_EQUAL(p.depth, 8);
+  image_pix_free(&p);
+  mpc_buf_free(&err);
+  scratch_free();
+}
+
 /* Run one task directly; returns its code and leaves the message in msg. */
 static int run_task(const char *in_dir, const char *out_dir, const char *rel,
                     mpc_buf_t *msg) {
@@ -947,6 +1016,7 @@ MPC_TESTS(image) = {
     {"brightness rounds half to even, clamps, keeps alpha", test_brightness_rounding},
     {"--fit keeps aspect, --depth 8 reduces", test_fit_and_depth},
     {"JPEG in and out, quality honoured", test_jpeg},
+    {"CMYK JPEG; 16-bit RGBA written as JPEG", test_jpeg_cmyk_and_conversion},
     {"corrupt/truncated/empty/zero-size fail alone", test_bad_files_fail_alone},
     {"decompression bombs refused from the header", test_decompression_bomb},
     {"spaces, unicode, leading dashes, subdirs", test_odd_names},
