@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <png.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
-#include <png.h>
 
 #include "pix.h"
 
@@ -91,7 +91,8 @@ typedef struct image_state {
 
 static const char g_usage[] =
     "image IN_DIR OUT_DIR [options]\n"
-    "  Every .png/.jpg/.jpeg file in IN_DIR is resized, its brightness scaled,\n"
+    "  Every .png/.jpg/.jpeg file in IN_DIR is resized, its brightness "
+    "scaled,\n"
     "  and written to OUT_DIR under the same relative name.\n"
     "  --size WxH          output size (default 800x600, exact)\n"
     "  --fit               keep the aspect ratio inside WxH\n"
@@ -102,11 +103,12 @@ static const char g_usage[] =
     "  --png-filter NAME   override: none|sub|up|avg|paeth|all\n"
     "  --png-strategy NAME override: default|filtered|rle|huffman\n"
     "  --quality 1-100     JPEG quality (default 90)\n"
-    "  --depth 8|keep      reduce 16-bit PNGs to 8-bit, or keep (default keep)\n"
+    "  --depth 8|keep      reduce 16-bit PNGs to 8-bit, or keep (default "
+    "keep)\n"
     "  --recursive         descend into subdirectories\n"
     "  --max-pixels N      refuse larger pictures (default 100000000)\n";
 
-/* ---- small helpers --------------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------- */
 
 static int fail(mpc_buf_t *out, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -183,7 +185,7 @@ static int mkdir_p(const char *path) {
   return rc;
 }
 
-/* ---- options ---------------------------------------------------------------- */
+/* ---- options ------------------------------------------------------------- */
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *v) {
   char *end;
@@ -284,8 +286,8 @@ static int image_init(int argc, char **argv, const mpc_job_env_t *env,
       continue;
     }
     static const char *with_value[] = {
-        "--size",    "--filter",    "--brightness", "--compression",
-        "--quality", "--depth",     "--max-pixels", "--png-filter",
+        "--size",         "--filter", "--brightness", "--compression",
+        "--quality",      "--depth",  "--max-pixels", "--png-filter",
         "--png-strategy", NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++)
@@ -334,8 +336,8 @@ static int image_init(int argc, char **argv, const mpc_job_env_t *env,
       static const struct {
         const char *n;
         int f;
-      } fl[] = {{"none", PNG_FILTER_NONE}, {"sub", PNG_FILTER_SUB},
-                {"up", PNG_FILTER_UP},     {"avg", PNG_FILTER_AVG},
+      } fl[] = {{"none", PNG_FILTER_NONE},   {"sub", PNG_FILTER_SUB},
+                {"up", PNG_FILTER_UP},       {"avg", PNG_FILTER_AVG},
                 {"paeth", PNG_FILTER_PAETH}, {"all", PNG_ALL_FILTERS}};
       bad = 1;
       for (size_t k = 0; k < sizeof fl / sizeof fl[0]; k++)
@@ -373,8 +375,7 @@ static int image_init(int argc, char **argv, const mpc_job_env_t *env,
     goto bad;
   }
   if ((uint64_t)s->w * s->h > s->max_pixels) {
-    image_msg(err, "image: --size %ux%u is over --max-pixels",
-                         s->w, s->h);
+    image_msg(err, "image: --size %ux%u is over --max-pixels", s->w, s->h);
     goto bad;
   }
   s->in_dir = strdup(pos[0]);
@@ -384,15 +385,18 @@ static int image_init(int argc, char **argv, const mpc_job_env_t *env,
     goto bad;
   }
   struct stat si, so;
-  if (stat(s->in_dir, &si) != 0 || !S_ISDIR(si.st_mode)) {
-    rc = stat(s->in_dir, &si) != 0 ? -errno : -ENOTDIR;
+  rc = stat(s->in_dir, &si) != 0 ? -errno : !S_ISDIR(si.st_mode) ? -ENOTDIR : 0;
+  if (rc) {
     image_msg(err, "image: input directory %s: %s", s->in_dir,
-                         mpc_strerror(rc));
+              mpc_strerror(rc));
     goto bad;
   }
-  if ((rc = mkdir_p(s->out_dir)) != 0 || (rc = stat(s->out_dir, &so) ? -errno : 0)) {
+  rc = mkdir_p(s->out_dir);
+  if (!rc && stat(s->out_dir, &so) != 0)
+    rc = -errno;
+  if (rc) {
     image_msg(err, "image: output directory %s: %s", s->out_dir,
-                         mpc_strerror(rc));
+              mpc_strerror(rc));
     goto bad;
   }
   if (si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
@@ -410,7 +414,7 @@ bad:
   return rc;
 }
 
-/* ---- master: walking IN_DIR ------------------------------------------------- */
+/* ---- master: walking IN_DIR ---------------------------------------------- */
 
 static int add_file(image_state_t *s, const char *rel) {
   if (s->nfiles == s->capfiles) {
@@ -504,8 +508,7 @@ static int image_next(void *state, mpc_buf_t *input, mpc_buf_t *key) {
     s->walked = 1;
     int rc = walk(s, "");
     if (rc) {
-      image_msg(key, "image: walking %s: %s", s->in_dir,
-                           mpc_strerror(rc));
+      image_msg(key, "image: walking %s: %s", s->in_dir, mpc_strerror(rc));
       return rc;
     }
     qsort(s->files, s->nfiles, sizeof *s->files, cmp_str);
@@ -519,7 +522,8 @@ static int image_next(void *state, mpc_buf_t *input, mpc_buf_t *key) {
   return rc ? rc : 1;
 }
 
-/* ---- worker: one file --------------------------------------------------------- */
+/* ---- worker: one file
+ * --------------------------------------------------------- */
 
 /* Open (creating as needed) the directory that will hold OUT_DIR/rel, one
  * component at a time, never following a symlink.  Returns a directory fd
@@ -547,11 +551,11 @@ static int open_out_dir(const char *out_dir, const char *rel, const char **base,
     if (mkdirat(dfd, comp, 0777) != 0 && errno != EEXIST) {
       int e = errno;
       close(dfd);
-      image_msg(msg, "cannot create directory %s: %s", comp,
-                           strerror(e));
+      image_msg(msg, "cannot create directory %s: %s", comp, strerror(e));
       return -e;
     }
-    int nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int nfd =
+        openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int e = errno;
     struct stat st;
     if (nfd < 0 && fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -560,7 +564,7 @@ static int open_out_dir(const char *out_dir, const char *rel, const char **base,
     close(dfd);
     if (nfd < 0) {
       image_msg(msg, "cannot open output directory %s: %s", comp,
-                           e == ELOOP ? "is a symbolic link" : strerror(e));
+                e == ELOOP ? "is a symbolic link" : strerror(e));
       return -e;
     }
     dfd = nfd;
@@ -589,8 +593,10 @@ static int write_out(const char *out_dir, const char *rel, const void *data,
   }
   if (fd < 0) {
     rc = -errno;
-    image_msg(msg, "cannot create a temporary file in the output "
-                              "directory: %s", strerror(errno));
+    image_msg(msg,
+              "cannot create a temporary file in the output "
+              "directory: %s",
+              strerror(errno));
     close(dfd);
     return rc;
   }
@@ -651,8 +657,10 @@ static int image_run(void *state, const void *in, size_t in_len,
   if (!rel)
     return fail(out, MPC_ENOMEM, "out of memory");
   if (!rel_is_safe(in, in_len)) {
-    rc = fail(out, MPC_EINVAL, "file %s: unsafe relative path (absolute, "
-                               "empty or with . or .. components)", rel);
+    rc = fail(out, MPC_EINVAL,
+              "file %s: unsafe relative path (absolute, "
+              "empty or with . or .. components)",
+              rel);
     goto done;
   }
   image_fmt_t ofmt = ext_format(rel);
@@ -736,17 +744,25 @@ done:
   return rc;
 }
 
-/* ---- master: results ------------------------------------------------------------ */
+/* ---- master: results
+ * ------------------------------------------------------------ */
 
 static const char *status_name(mpc_task_status_t st) {
   switch (st) {
-  case MPC_TASK_OK: return "ok";
-  case MPC_TASK_ERROR: return "failed";
-  case MPC_TASK_CRASHED: return "worker crashed";
-  case MPC_TASK_EXITED: return "worker exited";
-  case MPC_TASK_TIMEOUT: return "timed out";
-  case MPC_TASK_OOM: return "over the memory limit";
-  case MPC_TASK_CANCELED: return "canceled";
+  case MPC_TASK_OK:
+    return "ok";
+  case MPC_TASK_ERROR:
+    return "failed";
+  case MPC_TASK_CRASHED:
+    return "worker crashed";
+  case MPC_TASK_EXITED:
+    return "worker exited";
+  case MPC_TASK_TIMEOUT:
+    return "timed out";
+  case MPC_TASK_OOM:
+    return "over the memory limit";
+  case MPC_TASK_CANCELED:
+    return "canceled";
   }
   return "failed";
 }
@@ -759,7 +775,8 @@ static int image_gather(void *state, const mpc_job_result_t *r) {
     else
       s->ok++;
     char line[128];
-    size_t n = r->output_len < sizeof line - 1 ? r->output_len : sizeof line - 1;
+    size_t n =
+        r->output_len < sizeof line - 1 ? r->output_len : sizeof line - 1;
     memcpy(line, r->output, n);
     line[n] = '\0';
     unsigned long long bi, bo;

@@ -1,4 +1,4 @@
-/* The image job's table, exposed for the unit tests (tests/unit/test_image*.c). */
+/* The image job's table, exposed for the unit tests (test_image*.c). */
 #ifndef MPC_JOBS_IMAGE_H
 #define MPC_JOBS_IMAGE_H
 #include "mpc/job.h"

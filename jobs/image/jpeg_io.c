@@ -64,11 +64,11 @@ int image_jpeg_decode(const void *data, size_t len, uint64_t max_pixels,
   jpeg_read_header(&ci, TRUE);
   if ((uint64_t)ci.image_width * ci.image_height > max_pixels) {
     rc = MPC_ETOOBIG;
-    image_msg(
-        err, "%ux%u = %llu pixels is over the limit of %llu (--max-pixels)",
-        ci.image_width, ci.image_height,
-        (unsigned long long)ci.image_width * ci.image_height,
-        (unsigned long long)max_pixels);
+    image_msg(err,
+              "%ux%u = %llu pixels is over the limit of %llu (--max-pixels)",
+              ci.image_width, ci.image_height,
+              (unsigned long long)ci.image_width * ci.image_height,
+              (unsigned long long)max_pixels);
     goto fail;
   }
   int cmyk = ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK;
@@ -83,8 +83,8 @@ int image_jpeg_decode(const void *data, size_t len, uint64_t max_pixels,
   int ret = image_pix_alloc(out, ci.output_width, ci.output_height, ch, 8);
   if (ret) {
     rc = ret;
-    image_msg(err, "cannot allocate %ux%u pixels: %s",
-                         ci.output_width, ci.output_height, mpc_strerror(ret));
+    image_msg(err, "cannot allocate %ux%u pixels: %s", ci.output_width,
+              ci.output_height, mpc_strerror(ret));
     goto fail;
   }
   if (cmyk) {
@@ -137,8 +137,8 @@ int image_jpeg_encode(const image_pix_t *p, int quality, mpc_buf_t *out,
     return MPC_EFORMAT;
   }
   /* Computed after setjmp so that longjmp cannot clobber them. */
-  const int ncol = (p->channels == 2 || p->channels == 4) ? p->channels - 1
-                                                          : p->channels;
+  const int ncol =
+      (p->channels == 2 || p->channels == 4) ? p->channels - 1 : p->channels;
   /* Rows need converting unless they are already 8-bit grey or RGB. */
   const int convert = p->depth != 8 || ncol != p->channels;
   jpeg_create_compress(&ci);
@@ -170,7 +170,8 @@ int image_jpeg_encode(const image_pix_t *p, int quality, mpc_buf_t *out,
               p->depth == 8
                   ? src[i]
                   : (unsigned char)((((const uint16_t *)src)[i] * 255u +
-                                     32767u) / 65535u);
+                                     32767u) /
+                                    65535u);
         }
       r = row;
     }

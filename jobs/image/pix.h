@@ -67,7 +67,8 @@ image_fmt_t image_sniff(const void *data, size_t len);
 int image_png_decode(const void *data, size_t len, uint64_t max_pixels,
                      int depth8, image_pix_t *out, mpc_buf_t *err);
 
-/** Encode `p` as PNG, appended to `out`.  @return 0, MPC_EFORMAT, MPC_ENOMEM. */
+/** Encode `p` as PNG, appended to `out`.  @return 0, MPC_EFORMAT, MPC_ENOMEM.
+ */
 int image_png_encode(const image_pix_t *p, const image_png_opts_t *o,
                      mpc_buf_t *out, mpc_buf_t *err);
 
@@ -79,8 +80,7 @@ typedef struct image_png_writer image_png_writer_t;
 /** @return 0, MPC_EINVAL, MPC_ENOMEM, -errno (cannot create the file). */
 int image_png_writer_open(image_png_writer_t **w, const char *path,
                           uint32_t width, uint32_t height, int channels,
-                          int depth, const image_png_opts_t *o,
-                          mpc_buf_t *err);
+                          int depth, const image_png_opts_t *o, mpc_buf_t *err);
 /** Append n rows (`stride` bytes apart).  @return 0, MPC_ESTATE (too many
  *  rows or an earlier failure), MPC_EIO (libpng or disk error, in err). */
 int image_png_writer_rows(image_png_writer_t *w, const unsigned char *rows,
@@ -111,8 +111,8 @@ int image_jpeg_encode(const image_pix_t *p, int quality, mpc_buf_t *out,
 int image_resize(const image_pix_t *in, uint32_t ow, uint32_t oh,
                  image_filter_t filter, image_pix_t *out);
 
-/** Multiply every colour sample by `factor`, rounded (half to even, as Pillow's point()) and clamped; alpha
- *  samples are left alone.  In place. */
+/** Multiply every colour sample by `factor`, rounded (half to even, as Pillow's
+ * point()) and clamped; alpha samples are left alone.  In place. */
 void image_brightness(image_pix_t *p, double factor);
 
 /** Reduce a 16-bit picture to 8-bit in place (rounded: v*255/65535). */

@@ -134,11 +134,10 @@ int image_png_decode(const void *data, size_t len, uint64_t max_pixels,
   if ((uint64_t)w * h > max_pixels) {
     rc = MPC_ETOOBIG;
     image_msg(err,
-                         "%lux%lu = %llu pixels is over the limit of %llu "
-                         "(--max-pixels)",
-                         (unsigned long)w, (unsigned long)h,
-                         (unsigned long long)w * h,
-                         (unsigned long long)max_pixels);
+              "%lux%lu = %llu pixels is over the limit of %llu "
+              "(--max-pixels)",
+              (unsigned long)w, (unsigned long)h, (unsigned long long)w * h,
+              (unsigned long long)max_pixels);
     goto fail;
   }
   if (color_type == PNG_COLOR_TYPE_PALETTE)
@@ -161,9 +160,8 @@ int image_png_decode(const void *data, size_t len, uint64_t max_pixels,
   int ret = image_pix_alloc(out, w, h, channels, depth);
   if (ret) {
     rc = ret;
-    image_msg(err, "cannot allocate %lux%lu pixels: %s",
-                         (unsigned long)w, (unsigned long)h,
-                         mpc_strerror(ret));
+    image_msg(err, "cannot allocate %lux%lu pixels: %s", (unsigned long)w,
+              (unsigned long)h, mpc_strerror(ret));
     goto fail;
   }
   if (png_get_rowbytes(png, info) != out->stride) {
@@ -194,9 +192,8 @@ fail:
 
 int image_png_encode(const image_pix_t *p, const image_png_opts_t *o,
                      mpc_buf_t *out, mpc_buf_t *err) {
-  static const int types[] = {0, PNG_COLOR_TYPE_GRAY,
-                              PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
-                              PNG_COLOR_TYPE_RGB_ALPHA};
+  static const int types[] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
+                              PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
   png_ctx_t c = {.dst = out};
   png_structp png = NULL;
   png_infop info = NULL;
@@ -206,8 +203,8 @@ int image_png_encode(const image_pix_t *p, const image_png_opts_t *o,
   if (p->channels < 1 || p->channels > 4)
     return MPC_EINVAL;
 
-  png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, on_error,
-                                on_warning);
+  png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning);
   if (png)
     info = png_create_info_struct(png);
   if (!png || !info) {
@@ -247,7 +244,7 @@ int image_png_encode(const image_pix_t *p, const image_png_opts_t *o,
   return 0;
 }
 
-/* ---- streaming writer: rows in order, straight to a file ------------------ */
+/* ---- streaming writer: rows in order, straight to a file ----------------- */
 
 struct image_png_writer {
   png_ctx_t c;
@@ -279,9 +276,8 @@ int image_png_writer_open(image_png_writer_t **out, const char *path,
                           uint32_t width, uint32_t height, int channels,
                           int depth, const image_png_opts_t *o,
                           mpc_buf_t *err) {
-  static const int types[] = {0, PNG_COLOR_TYPE_GRAY,
-                              PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
-                              PNG_COLOR_TYPE_RGB_ALPHA};
+  static const int types[] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
+                              PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
   *out = NULL;
   mpc_buf_clear(err);
   if (channels < 1 || channels > 4 || (depth != 8 && depth != 16) || !width ||

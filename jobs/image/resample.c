@@ -152,7 +152,7 @@ static inline uint16_t clip16(int64_t ss) {
  * in every caller, so each instance keeps its sums in registers. */
 #define HORIZ_BODY(T, ACC, CLIP)                                               \
   for (uint32_t yy = 0; yy < out->h; yy++) {                                   \
-    const T *src = (const T *)(in->data + (size_t)(yy + y0) * in->stride);    \
+    const T *src = (const T *)(in->data + (size_t)(yy + y0) * in->stride);     \
     T *dst = (T *)(out->data + (size_t)yy * out->stride);                      \
     for (uint32_t xx = 0; xx < out->w; xx++) {                                 \
       int xmin = c->bounds[xx * 2], xmax = c->bounds[xx * 2 + 1];              \
@@ -196,17 +196,33 @@ static void horiz(const image_pix_t *in, image_pix_t *out, int y0,
                   const coeffs_t *c) {
   if (in->depth == 8) {
     switch (in->channels) {
-    case 1: horiz8(in, out, y0, c, 1); break;
-    case 2: horiz8(in, out, y0, c, 2); break;
-    case 3: horiz8(in, out, y0, c, 3); break;
-    default: horiz8(in, out, y0, c, 4); break;
+    case 1:
+      horiz8(in, out, y0, c, 1);
+      break;
+    case 2:
+      horiz8(in, out, y0, c, 2);
+      break;
+    case 3:
+      horiz8(in, out, y0, c, 3);
+      break;
+    default:
+      horiz8(in, out, y0, c, 4);
+      break;
     }
   } else {
     switch (in->channels) {
-    case 1: horiz16(in, out, y0, c, 1); break;
-    case 2: horiz16(in, out, y0, c, 2); break;
-    case 3: horiz16(in, out, y0, c, 3); break;
-    default: horiz16(in, out, y0, c, 4); break;
+    case 1:
+      horiz16(in, out, y0, c, 1);
+      break;
+    case 2:
+      horiz16(in, out, y0, c, 2);
+      break;
+    case 3:
+      horiz16(in, out, y0, c, 3);
+      break;
+    default:
+      horiz16(in, out, y0, c, 4);
+      break;
     }
   }
 }
@@ -367,8 +383,8 @@ int image_resize(const image_pix_t *in, uint32_t ow, uint32_t oh,
     for (uint32_t i = 0; i < oh; i++)
       cv.bounds[i * 2] -= yfirst;
     image_pix_t *dst = need_v ? &tmp : out;
-    if ((rc = image_pix_alloc(dst, ow, (uint32_t)(ylast - yfirst),
-                              in->channels, in->depth)))
+    if ((rc = image_pix_alloc(dst, ow, (uint32_t)(ylast - yfirst), in->channels,
+                              in->depth)))
       goto done;
     horiz(src, dst, yfirst, &ch);
     src = dst;

@@ -32,9 +32,9 @@
 #define MANDEL_BAILOUT2 (256.0 * 256.0)
 
 typedef struct frame {
-  unsigned char *rgb;     /* W*H*3, allocated on the first band */
-  unsigned char *have;    /* per band: arrived */
-  uint32_t next_band;     /* first band not yet handed to the encoder */
+  unsigned char *rgb;  /* W*H*3, allocated on the first band */
+  unsigned char *have; /* per band: arrived */
+  uint32_t next_band;  /* first band not yet handed to the encoder */
   uint32_t rows_done;
   image_png_writer_t *wr; /* open while the frame is being written */
   int failed;             /* a band failed: the frame cannot be written */
@@ -64,10 +64,13 @@ static const char g_usage[] =
     "  --iter N            maximum iterations (default 2000)\n"
     "  --tile ROWS         rows per task (default 16)\n"
     "  --center X,Y        centre of the view (default -0.75,0)\n"
-    "  --zoom Z            magnification; 1 shows 3 units vertically (default 1)\n"
-    "  --frames K          zoom sequence of K frames into --out as a directory\n"
+    "  --zoom Z            magnification; 1 shows 3 units vertically (default "
+    "1)\n"
+    "  --frames K          zoom sequence of K frames into --out as a "
+    "directory\n"
     "                      (frame_000.png ...)\n"
-    "  --zoom-step F       zoom factor from one frame to the next (default 1.5)\n"
+    "  --zoom-step F       zoom factor from one frame to the next (default "
+    "1.5)\n"
     "  --compression 0-9   PNG effort, as for the image job (default 2)\n";
 
 static void msg(mpc_buf_t *b, const char *fmt, ...)
@@ -80,7 +83,7 @@ static void msg(mpc_buf_t *b, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* ---- the picture ------------------------------------------------------------ */
+/* ---- the picture --------------------------------------------------------- */
 
 /* The palette: one cycle of a cosine colour ramp, sampled at PALETTE
  * points (plenty for 8-bit colour); built once, read by every pixel. */
@@ -92,7 +95,8 @@ static void palette_init(void) {
   static const double d[3] = {0.00, 0.15, 0.30};
   for (int i = 0; i < PALETTE; i++)
     for (int c = 0; c < 3; c++) {
-      double v = 0.5 + 0.5 * cos(6.283185307179586 * ((double)i / PALETTE + d[c]));
+      double v =
+          0.5 + 0.5 * cos(6.283185307179586 * ((double)i / PALETTE + d[c]));
       g_palette[i][c] = (unsigned char)(v * 255.0 + 0.5);
     }
   g_palette_ready = 1;
@@ -129,7 +133,7 @@ static void mandel_pixel(const mandel_state_t *s, double zoom, uint32_t px,
   memcpy(rgb, g_palette[i], 3);
 }
 
-/* ---- options -------------------------------------------------------------- */
+/* ---- options ------------------------------------------------------------- */
 
 static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *v) {
   char *end;
@@ -244,10 +248,11 @@ static int mandel_init(int argc, char **argv, const mpc_job_env_t *env,
       uint32_t c;
       bad = parse_u32(val, 0, 9, &c);
       if (!bad)
-        s->png = c == 0   ? (image_png_opts_t){0, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE}
-                 : c == 1 ? (image_png_opts_t){1, Z_HUFFMAN_ONLY, PNG_FILTER_SUB}
-                 : c == 2 ? (image_png_opts_t){1, Z_RLE, PNG_FILTER_PAETH}
-                          : (image_png_opts_t){(int)c, Z_FILTERED, PNG_ALL_FILTERS};
+        s->png =
+            c == 0 ? (image_png_opts_t){0, Z_DEFAULT_STRATEGY, PNG_FILTER_NONE}
+            : c == 1 ? (image_png_opts_t){1, Z_HUFFMAN_ONLY, PNG_FILTER_SUB}
+            : c == 2 ? (image_png_opts_t){1, Z_RLE, PNG_FILTER_PAETH}
+                     : (image_png_opts_t){(int)c, Z_FILTERED, PNG_ALL_FILTERS};
     } else {
       msg(err, "mandel: unknown option '%s'", a);
       goto bad;
@@ -323,7 +328,7 @@ bad:
   return rc;
 }
 
-/* ---- tasks ------------------------------------------------------------------ */
+/* ---- tasks --------------------------------------------------------------- */
 
 static int mandel_next(void *state, mpc_buf_t *input, mpc_buf_t *key) {
   mandel_state_t *s = state;
@@ -387,7 +392,8 @@ static int mandel_run(void *state, const void *in, size_t in_len,
   return 0;
 }
 
-/* ---- master: assembling and writing ------------------------------------------ */
+/* ---- master: assembling and writing
+ * ------------------------------------------ */
 
 static void frame_path(const mandel_state_t *s, uint32_t f, mpc_buf_t *p) {
   mpc_buf_clear(p);
@@ -464,7 +470,8 @@ static int mandel_gather(void *state, const mpc_job_result_t *r) {
                      : "wrong output size");
     else
       msg(&s->errors, "%s: failed (status %d, code %d): %.*s\n", r->key,
-          (int)r->status, r->code, (int)(r->output_len < 200 ? r->output_len : 200),
+          (int)r->status, r->code,
+          (int)(r->output_len < 200 ? r->output_len : 200),
           r->output ? (const char *)r->output : "");
     return 0;
   }

@@ -122,8 +122,8 @@ static int cmd_psnr(const char *a, const char *b) {
     return 1;
   }
   int rc = 1;
-  if (p.w != q.w || p.h != q.h || p.channels != q.channels ||
-      p.depth != 8 || q.depth != 8) {
+  if (p.w != q.w || p.h != q.h || p.channels != q.channels || p.depth != 8 ||
+      q.depth != 8) {
     fprintf(stderr, "imgtool: %s and %s differ in size or kind\n", a, b);
     goto done;
   }
@@ -162,19 +162,20 @@ static int cmd_phases(int argc, char **argv) {
     else if (!strcmp(k, "--brightness"))
       bright = atof(v);
     else if (!strcmp(k, "--strategy"))
-      o.strategy = !strcmp(v, "filtered") ? Z_FILTERED
-                   : !strcmp(v, "rle")    ? Z_RLE
+      o.strategy = !strcmp(v, "filtered")  ? Z_FILTERED
+                   : !strcmp(v, "rle")     ? Z_RLE
                    : !strcmp(v, "huffman") ? Z_HUFFMAN_ONLY
                                            : Z_DEFAULT_STRATEGY;
     else if (!strcmp(k, "--png-filter"))
-      o.filters = !strcmp(v, "none")    ? PNG_FILTER_NONE
-                  : !strcmp(v, "sub")   ? PNG_FILTER_SUB
-                  : !strcmp(v, "up")    ? PNG_FILTER_UP
-                  : !strcmp(v, "avg")   ? PNG_FILTER_AVG
-                  : !strcmp(v, "paeth") ? PNG_FILTER_PAETH
+      o.filters = !strcmp(v, "none")     ? PNG_FILTER_NONE
+                  : !strcmp(v, "sub")    ? PNG_FILTER_SUB
+                  : !strcmp(v, "up")     ? PNG_FILTER_UP
+                  : !strcmp(v, "avg")    ? PNG_FILTER_AVG
+                  : !strcmp(v, "paeth")  ? PNG_FILTER_PAETH
                   : !strcmp(v, "sub+up") ? (PNG_FILTER_SUB | PNG_FILTER_UP)
-                  : !strcmp(v, "sub+paeth") ? (PNG_FILTER_SUB | PNG_FILTER_PAETH)
-                                            : PNG_ALL_FILTERS;
+                  : !strcmp(v, "sub+paeth")
+                      ? (PNG_FILTER_SUB | PNG_FILTER_PAETH)
+                      : PNG_ALL_FILTERS;
     else {
       fprintf(stderr, "imgtool: unknown option %s\n", k);
       return 2;

@@ -89,7 +89,7 @@ static int count_temps(const char *dir) {
   return n;
 }
 
-/* ---- writing test PNGs with libpng ---------------------------------------- */
+/* ---- writing test PNGs with libpng --------------------------------------- */
 
 typedef struct kind {
   const char *name;
@@ -99,17 +99,23 @@ typedef struct kind {
 
 /* Sample s of pixel (x, y) of a test picture, in 0 .. 2^bits-1. */
 static unsigned sample(int x, int y, int c, int bits) {
-  unsigned v = (unsigned)(x * 37 + y * 101 + c * 59 + (x * y) % 7) * 2654435761u;
+  unsigned v =
+      (unsigned)(x * 37 + y * 101 + c * 59 + (x * y) % 7) * 2654435761u;
   return (v >> 13) & ((1u << bits) - 1);
 }
 
 static int kind_channels(const kind_t *k) {
   switch (k->color_type) {
-  case PNG_COLOR_TYPE_GRAY: return 1;
-  case PNG_COLOR_TYPE_GRAY_ALPHA: return 2;
-  case PNG_COLOR_TYPE_RGB: return 3;
-  case PNG_COLOR_TYPE_RGB_ALPHA: return 4;
-  default: return 1; /* palette index */
+  case PNG_COLOR_TYPE_GRAY:
+    return 1;
+  case PNG_COLOR_TYPE_GRAY_ALPHA:
+    return 2;
+  case PNG_COLOR_TYPE_RGB:
+    return 3;
+  case PNG_COLOR_TYPE_RGB_ALPHA:
+    return 4;
+  default:
+    return 1; /* palette index */
   }
 }
 
@@ -125,8 +131,9 @@ static unsigned trns_alpha(int i) { return (unsigned)(i * 40 + 10) & 255; }
 
 /* Value of pixel (x, y) as the file stores it (before any expansion). */
 static unsigned file_sample(const kind_t *k, int x, int y, int c) {
-  if (k->trns && (k->color_type == PNG_COLOR_TYPE_GRAY ||
-                  k->color_type == PNG_COLOR_TYPE_RGB) &&
+  if (k->trns &&
+      (k->color_type == PNG_COLOR_TYPE_GRAY ||
+       k->color_type == PNG_COLOR_TYPE_RGB) &&
       (x + y) % 5 == 0)
     return 0; /* some pixels hit the transparent colour (0, 0, 0) */
   if (k->trns && (k->color_type == PNG_COLOR_TYPE_GRAY ||
@@ -139,7 +146,8 @@ static int write_png_kind(const char *path, const kind_t *k, int w, int h) {
   FILE *f = fopen(path, "wb");
   if (!f)
     return -1;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
   png_infop info = png_create_info_struct(png);
   int ch = kind_channels(k), bd = k->bit_depth;
   size_t rowbytes = ((size_t)w * ch * bd + 7) / 8;
@@ -238,8 +246,9 @@ static void expected(const kind_t *k, int x, int y, int *och, int *odepth,
 
 static unsigned pix_at(const image_pix_t *p, int x, int y, int c) {
   size_t i = (size_t)x * p->channels + c;
-  return p->depth == 8 ? p->data[(size_t)y * p->stride + i]
-                       : ((const uint16_t *)(p->data + (size_t)y * p->stride))[i];
+  return p->depth == 8
+             ? p->data[(size_t)y * p->stride + i]
+             : ((const uint16_t *)(p->data + (size_t)y * p->stride))[i];
 }
 
 static int decode_file(const char *path, image_pix_t *p) {
@@ -288,7 +297,7 @@ static int run_job(mpc_job_report_t *rep, const char *out_path, int argc,
   return rc;
 }
 
-/* ---- tests ------------------------------------------------------------------ */
+/* ---- tests --------------------------------------------------------------- */
 
 static const kind_t g_kinds[] = {
     {"g1", PNG_COLOR_TYPE_GRAY, 1, PNG_INTERLACE_NONE, 0},
@@ -330,7 +339,8 @@ static void test_png_kinds_roundtrip(void) {
     CU_ASSERT_EQUAL_FATAL(write_png_kind(at(rel), &g_kinds[i], w, h), 0);
   }
   mpc_job_report_t rep;
-  const char *args[] = {at("in"), at("out"), "--size", "13x11", "--brightness", "1"};
+  const char *args[] = {at("in"), at("out"),      "--size",
+                        "13x11",  "--brightness", "1"};
   CU_ASSERT_EQUAL_FATAL(run_job(&rep, NULL, 6, args), 0);
   CU_ASSERT_EQUAL(rep.tasks, NKINDS);
   CU_ASSERT_EQUAL(rep.ok, NKINDS);
@@ -432,8 +442,8 @@ static void test_resize_brightness_exact(void) {
       mkdir(at("in"), 0755);
       CU_ASSERT_EQUAL_FATAL(write_file(at("in/u.png"), enc.data, enc.len), 0);
       mpc_job_report_t rep;
-      const char *args[] = {at("in"), at("out"), "--size", "10x7", "--filter",
-                            filters[fi], "--brightness", "1.3"};
+      const char *args[] = {at("in"),   at("out"),   "--size",       "10x7",
+                            "--filter", filters[fi], "--brightness", "1.3"};
       CU_ASSERT_EQUAL_FATAL(run_job(&rep, NULL, 8, args), 0);
       CU_ASSERT_EQUAL(rep.ok, 1);
       image_pix_t q;
@@ -476,14 +486,19 @@ static void test_box_half_exact(void) {
   for (uint32_t y = 0; y < 6; y++)
     for (uint32_t x = 0; x < 8; x++)
       for (int c = 0; c < 3; c++)
-        p.data[y * p.stride + x * 3 + c] = (unsigned char)sample((int)x, (int)y, c, 8);
+        p.data[y * p.stride + x * 3 + c] =
+            (unsigned char)sample((int)x, (int)y, c, 8);
   CU_ASSERT_EQUAL_FATAL(image_resize(&p, 4, 3, IMAGE_FILTER_BOX, &q), 0);
   int bad = 0;
   for (int y = 0; y < 3; y++)
     for (int x = 0; x < 4; x++)
       for (int c = 0; c < 3; c++) {
-        unsigned r0 = (pix_at(&p, 2 * x, 2 * y, c) + pix_at(&p, 2 * x + 1, 2 * y, c) + 1) / 2;
-        unsigned r1 = (pix_at(&p, 2 * x, 2 * y + 1, c) + pix_at(&p, 2 * x + 1, 2 * y + 1, c) + 1) / 2;
+        unsigned r0 = (pix_at(&p, 2 * x, 2 * y, c) +
+                       pix_at(&p, 2 * x + 1, 2 * y, c) + 1) /
+                      2;
+        unsigned r1 = (pix_at(&p, 2 * x, 2 * y + 1, c) +
+                       pix_at(&p, 2 * x + 1, 2 * y + 1, c) + 1) /
+                      2;
         bad += pix_at(&q, x, y, c) != (r0 + r1 + 1) / 2;
       }
   CU_ASSERT_EQUAL(bad, 0);
@@ -533,7 +548,8 @@ static void test_fit_and_depth(void) {
   kind_t t = {"tall", PNG_COLOR_TYPE_GRAY, 8, PNG_INTERLACE_NONE, 0};
   CU_ASSERT_EQUAL_FATAL(write_png_kind(at("in/tall.png"), &t, 30, 90), 0);
   mpc_job_report_t rep;
-  const char *args[] = {at("in"), at("out"), "--size=40x40", "--fit", "--depth", "8"};
+  const char *args[] = {at("in"), at("out"), "--size=40x40",
+                        "--fit",  "--depth", "8"};
   CU_ASSERT_EQUAL_FATAL(run_job(&rep, NULL, 6, args), 0);
   CU_ASSERT_EQUAL(rep.ok, 2);
   image_pix_t p;
@@ -575,8 +591,8 @@ static void test_jpeg(void) {
   image_pix_free(&p);
 
   mpc_job_report_t rep;
-  const char *args[] = {at("in"), at("out"), "--size", "32x24", "--brightness",
-                        "1.2", "--quality", "92"};
+  const char *args[] = {at("in"),       at("out"), "--size",    "32x24",
+                        "--brightness", "1.2",     "--quality", "92"};
   CU_ASSERT_EQUAL_FATAL(run_job(&rep, NULL, 8, args), 0);
   CU_ASSERT_EQUAL(rep.ok, 3);
   CU_ASSERT_EQUAL_FATAL(decode_file(at("out/c.jpg"), &p), 0);
@@ -596,7 +612,8 @@ static void test_jpeg(void) {
 
   size_t n92, n20;
   free(read_file(at("out/c.jpg"), &n92));
-  const char *args2[] = {at("in"), at("out2"), "--size", "32x24", "--quality", "20"};
+  const char *args2[] = {at("in"), at("out2"),  "--size",
+                         "32x24",  "--quality", "20"};
   CU_ASSERT_EQUAL_FATAL(run_job(&rep, NULL, 6, args2), 0);
   free(read_file(at("out2/c.jpg"), &n20));
   CU_ASSERT(n20 < n92);
@@ -722,11 +739,19 @@ static void put_chunk(mpc_buf_t *b, const char *type, const void *data,
 /* A PNG whose header claims w x h grey pixels, with a little real data. */
 static void bomb_png(mpc_buf_t *b, uint32_t w, uint32_t h) {
   static const unsigned char sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
-  unsigned char ihdr[13] = {(unsigned char)(w >> 24), (unsigned char)(w >> 16),
-                            (unsigned char)(w >> 8),  (unsigned char)w,
-                            (unsigned char)(h >> 24), (unsigned char)(h >> 16),
-                            (unsigned char)(h >> 8),  (unsigned char)h,
-                            8, 0, 0, 0, 0};
+  unsigned char ihdr[13] = {(unsigned char)(w >> 24),
+                            (unsigned char)(w >> 16),
+                            (unsigned char)(w >> 8),
+                            (unsigned char)w,
+                            (unsigned char)(h >> 24),
+                            (unsigned char)(h >> 16),
+                            (unsigned char)(h >> 8),
+                            (unsigned char)h,
+                            8,
+                            0,
+                            0,
+                            0,
+                            0};
   CU_ASSERT_EQUAL(mpc_buf_append(b, sig, 8), 0);
   put_chunk(b, "IHDR", ihdr, 13);
   unsigned char raw[4096] = {0}, z[4096];
@@ -757,7 +782,8 @@ static void test_bad_files_fail_alone(void) {
   mpc_buf_t zb = MPC_BUF_INIT;
   bomb_png(&zb, 0, 10); /* zero width */
   CU_ASSERT_EQUAL(write_file(at("in/zerosize.png"), zb.data, zb.len), 0);
-  static const unsigned char jtrunc[] = {0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0};
+  static const unsigned char jtrunc[] = {0xFF, 0xD8, 0xFF, 0xE0, 0, 16,
+                                         'J',  'F',  'I',  'F',  0};
   CU_ASSERT_EQUAL(write_file(at("in/trunc.jpg"), jtrunc, sizeof jtrunc), 0);
   /* A real JPEG cut in half. */
   image_pix_t p;
@@ -784,7 +810,8 @@ static void test_bad_files_fail_alone(void) {
     CU_ASSERT_NOT_EQUAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(m, bad[i].name));
     if (!strstr(m, bad[i].reason))
-      fprintf(stderr, "%s: message '%s' lacks '%s'\n", bad[i].name, m, bad[i].reason);
+      fprintf(stderr, "%s: message '%s' lacks '%s'\n", bad[i].name, m,
+              bad[i].reason);
     CU_ASSERT_PTR_NOT_NULL(strstr(m, bad[i].reason));
   }
   mpc_buf_free(&msg);
@@ -870,7 +897,8 @@ static void test_odd_names(void) {
   mkdir(at("in/sub dir/-deeper"), 0755);
   size_t n;
   unsigned char *g = good_png(&n);
-  const char *names[] = {"a b.png", "ünïcödé €.png", "-x.png", "--help.png",
+  const char *names[] = {"a b.png",        "ünïcödé €.png",
+                         "-x.png",         "--help.png",
                          "sub dir/-y.PNG", "sub dir/-deeper/日本.png"};
   for (int i = 0; i < 6; i++) {
     char rel[128];
@@ -879,7 +907,8 @@ static void test_odd_names(void) {
   }
   CU_ASSERT_EQUAL(write_file(at("in/notes.txt"), "x", 1), 0);
   mpc_job_report_t rep;
-  const char *args[] = {"--recursive", "--size", "20x10", "--", at("in"), at("out")};
+  const char *args[] = {"--recursive", "--size", "20x10",
+                        "--",          at("in"), at("out")};
   CU_ASSERT_EQUAL_FATAL(run_job(&rep, NULL, 6, args), 0);
   CU_ASSERT_EQUAL(rep.tasks, 6);
   CU_ASSERT_EQUAL(rep.ok, 6);
@@ -914,8 +943,13 @@ static void test_no_escape(void) {
   CU_ASSERT_EQUAL(write_file(at("in/sub/x.png"), g, n), 0);
   CU_ASSERT_EQUAL(symlink(at("outside"), at("out/sub")), 0);
   mpc_buf_t msg = MPC_BUF_INIT;
-  const char *evil[] = {"../x.png", "sub/../../x.png", "./sub/x.png",
-                        "sub//x.png", "/etc/x.png", "..", ""};
+  const char *evil[] = {"../x.png",
+                        "sub/../../x.png",
+                        "./sub/x.png",
+                        "sub//x.png",
+                        "/etc/x.png",
+                        "..",
+                        ""};
   for (int i = 0; i < 7; i++) {
     CU_ASSERT_NOT_EQUAL(run_task(at("in"), at("out"), evil[i], &msg), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(mpc_buf_str(&msg), "unsafe"));
@@ -981,8 +1015,11 @@ static void test_gather_resumed_and_crashed(void) {
   mpc_job_env_t env = {.rank = 0, .nranks = 1, .resume = 1};
   CU_ASSERT_EQUAL_FATAL(mpc_job_image.init(3, argv, &env, &st, &err), 0);
   const char *okout = "in=1000 out=200 10x10 5x5";
-  mpc_job_result_t r = {.key = "a.png", .status = MPC_TASK_OK, .output = okout,
-                        .output_len = strlen(okout), .resumed = 1};
+  mpc_job_result_t r = {.key = "a.png",
+                        .status = MPC_TASK_OK,
+                        .output = okout,
+                        .output_len = strlen(okout),
+                        .resumed = 1};
   CU_ASSERT_EQUAL(mpc_job_image.gather(st, &r), 0);
   mpc_job_result_t c = {.key = "b.png", .status = MPC_TASK_CRASHED, .code = 11};
   CU_ASSERT_EQUAL(mpc_job_image.gather(st, &c), 0);
@@ -1010,10 +1047,13 @@ static void test_gather_resumed_and_crashed(void) {
 }
 
 MPC_TESTS(image) = {
-    {"every PNG kind decodes exactly and round-trips", test_png_kinds_roundtrip},
-    {"resize + brightness give exact values, all kinds/filters", test_resize_brightness_exact},
+    {"every PNG kind decodes exactly and round-trips",
+     test_png_kinds_roundtrip},
+    {"resize + brightness give exact values, all kinds/filters",
+     test_resize_brightness_exact},
     {"box 2:1 averages blocks exactly", test_box_half_exact},
-    {"brightness rounds half to even, clamps, keeps alpha", test_brightness_rounding},
+    {"brightness rounds half to even, clamps, keeps alpha",
+     test_brightness_rounding},
     {"--fit keeps aspect, --depth 8 reduces", test_fit_and_depth},
     {"JPEG in and out, quality honoured", test_jpeg},
     {"CMYK JPEG; 16-bit RGBA written as JPEG", test_jpeg_cmyk_and_conversion},

@@ -41,7 +41,9 @@ static void photo(image_pix_t *p, uint32_t seed) {
           v += ((s >> 16) % 13) - 6.0; /* noise */
         }
         p->data[y * p->stride + x * p->channels + c] =
-            (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+            (unsigned char)(v < 0     ? 0
+                            : v > 255 ? 255
+                                      : v);
       }
     }
 }
@@ -65,7 +67,8 @@ static int load_png(const char *path, image_pix_t *p) {
   size_t got = fread(b, 1, (size_t)n, f);
   fclose(f);
   mpc_buf_t err = MPC_BUF_INIT;
-  int rc = got == (size_t)n ? image_png_decode(b, got, 1u << 30, 0, p, &err) : -1;
+  int rc =
+      got == (size_t)n ? image_png_decode(b, got, 1u << 30, 0, p, &err) : -1;
   free(b);
   mpc_buf_free(&err);
   return rc;
@@ -116,8 +119,9 @@ static void test_psnr_vs_pillow(void) {
   };
   for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
     image_pix_t src;
-    CU_ASSERT_EQUAL_FATAL(image_pix_alloc(&src, cases[ci].w, cases[ci].h,
-                                          cases[ci].channels, 8), 0);
+    CU_ASSERT_EQUAL_FATAL(
+        image_pix_alloc(&src, cases[ci].w, cases[ci].h, cases[ci].channels, 8),
+        0);
     photo(&src, (uint32_t)ci + 1);
     mpc_buf_t enc = MPC_BUF_INIT, err = MPC_BUF_INIT;
     image_png_opts_t o = {6, Z_DEFAULT_STRATEGY, PNG_ALL_FILTERS};
@@ -133,7 +137,8 @@ static void test_psnr_vs_pillow(void) {
       image_pix_t pil, ours;
       CU_ASSERT_EQUAL_FATAL(load_png(outp, &pil), 0);
       CU_ASSERT_EQUAL_FATAL(image_resize(&src, cases[ci].ow, cases[ci].oh,
-                                         (image_filter_t)fi, &ours), 0);
+                                         (image_filter_t)fi, &ours),
+                            0);
       CU_ASSERT_EQUAL_FATAL(pil.channels, ours.channels);
       CU_ASSERT_EQUAL_FATAL(pil.w, ours.w);
       CU_ASSERT_EQUAL_FATAL(pil.h, ours.h);
@@ -163,17 +168,20 @@ static void test_psnr_vs_pillow(void) {
 /* The brightness step against Pillow's point(lambda p: p * f). */
 static void test_brightness_vs_pillow(void) {
   if (system(PY " -c 'import PIL.Image' >/dev/null 2>&1") != 0) {
-    printf("\n  SKIP: " PY " has no PIL; the comparison with Pillow did not run\n");
+    printf("\n  SKIP: " PY
+           " has no PIL; the comparison with Pillow did not run\n");
     return;
   }
   static const double factors[] = {1.2, 0.7, 1.25, 0.5, 2.5, 1.0 / 3};
   for (size_t fi = 0; fi < sizeof factors / sizeof factors[0]; fi++) {
     char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             PY " -c \"from PIL import Image; im = Image.new('L', (256, 1)); "
-                "im.putdata(list(range(256))); "
-                "print(' '.join(map(str, im.point(lambda p: p * %.17g).getdata())))\"",
-             factors[fi]);
+    snprintf(
+        cmd, sizeof cmd,
+        PY
+        " -c \"from PIL import Image; im = Image.new('L', (256, 1)); "
+        "im.putdata(list(range(256))); "
+        "print(' '.join(map(str, im.point(lambda p: p * %.17g).getdata())))\"",
+        factors[fi]);
     FILE *f = popen(cmd, "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     image_pix_t p;

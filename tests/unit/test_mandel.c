@@ -107,8 +107,8 @@ static void test_tiling_independent(void) {
     char out[32];
     snprintf(out, sizeof out, "t%s.png", tiles[i]);
     mpc_job_report_t rep;
-    const char *args[] = {"--size", "96x64", "--iter", "300", "--tile",
-                          tiles[i], "--out", at(out)};
+    const char *args[] = {"--size", "96x64",  "--iter", "300",
+                          "--tile", tiles[i], "--out",  at(out)};
     CU_ASSERT_EQUAL_FATAL(run(8, args, &rep), 0);
     CU_ASSERT_EQUAL(rep.failed, 0);
     CU_ASSERT_EQUAL(rep.tasks, i == 0 ? 64u : i == 1 ? 10u : 1u);
@@ -135,12 +135,22 @@ static void test_tiling_independent(void) {
 static void test_order_independent(void) {
   scratch_new();
   mpc_job_report_t rep;
-  const char *args[] = {"--size", "80x50", "--iter", "200", "--tile", "3",
-                        "--center", "-0.5,0.1", "--out", at("fwd.png")};
+  const char *args[] = {"--size", "80x50",      "--iter",   "200",
+                        "--tile", "3",          "--center", "-0.5,0.1",
+                        "--out",  at("fwd.png")};
   CU_ASSERT_EQUAL_FATAL(run(10, args, &rep), 0);
 
-  char *argv[] = {"mandel", "--size", "80x50", "--iter", "200", "--tile", "3",
-                  "--center", "-0.5,0.1", "--out", (char *)at("rev.png")};
+  char *argv[] = {"mandel",
+                  "--size",
+                  "80x50",
+                  "--iter",
+                  "200",
+                  "--tile",
+                  "3",
+                  "--center",
+                  "-0.5,0.1",
+                  "--out",
+                  (char *)at("rev.png")};
   mpc_job_env_t env = {.rank = 0, .nranks = 4, .workers = 2};
   void *st = NULL;
   mpc_buf_t err = MPC_BUF_INIT;
@@ -156,13 +166,18 @@ static void test_order_independent(void) {
     mpc_buf_free(&key);
     if (rc == 0)
       break;
-    CU_ASSERT_EQUAL_FATAL(mpc_job_mandel.run(st, in[n].data, in[n].len, &out[n]), 0);
+    CU_ASSERT_EQUAL_FATAL(
+        mpc_job_mandel.run(st, in[n].data, in[n].len, &out[n]), 0);
   }
   CU_ASSERT_EQUAL(n, 17);
   for (int i = n - 1; i >= 0; i--) {
-    mpc_job_result_t r = {.seq = (uint64_t)i, .key = "band", .input = in[i].data,
-                          .input_len = in[i].len, .status = MPC_TASK_OK,
-                          .output = out[i].data, .output_len = out[i].len};
+    mpc_job_result_t r = {.seq = (uint64_t)i,
+                          .key = "band",
+                          .input = in[i].data,
+                          .input_len = in[i].len,
+                          .status = MPC_TASK_OK,
+                          .output = out[i].data,
+                          .output_len = out[i].len};
     CU_ASSERT_EQUAL(mpc_job_mandel.gather(st, &r), 0);
   }
   fflush(stdout);
@@ -190,13 +205,15 @@ static void test_order_independent(void) {
 static void test_frames(void) {
   scratch_new();
   mpc_job_report_t rep;
-  const char *args[] = {"--size", "64x48", "--iter", "150", "--frames", "3",
-                        "--center", "-0.743,0.131", "--zoom", "2",
-                        "--zoom-step", "3", "--out", at("seq")};
+  const char *args[] = {"--size",   "64x48",  "--iter",      "150",
+                        "--frames", "3",      "--center",    "-0.743,0.131",
+                        "--zoom",   "2",      "--zoom-step", "3",
+                        "--out",    at("seq")};
   CU_ASSERT_EQUAL_FATAL(run(14, args, &rep), 0);
   CU_ASSERT_EQUAL(rep.tasks, 9); /* 3 frames x 3 bands of 16 rows */
-  const char *one[] = {"--size", "64x48", "--iter", "150", "--center",
-                       "-0.743,0.131", "--zoom", "2", "--out", at("one.png")};
+  const char *one[] = {"--size",   "64x48",        "--iter", "150",
+                       "--center", "-0.743,0.131", "--zoom", "2",
+                       "--out",    at("one.png")};
   CU_ASSERT_EQUAL_FATAL(run(10, one, &rep), 0);
   CU_ASSERT(same_file(at("seq/frame_000.png"), at("one.png")));
   CU_ASSERT(!same_file(at("seq/frame_000.png"), at("seq/frame_001.png")));
@@ -209,8 +226,8 @@ static void test_frames(void) {
 /* A failed band: the frame is not written and finish() reports it. */
 static void test_failed_band(void) {
   scratch_new();
-  char *argv[] = {"mandel", "--size", "32x32", "--iter", "50", "--tile", "8",
-                  "--out", (char *)at("x.png")};
+  char *argv[] = {"mandel", "--size", "32x32", "--iter",           "50",
+                  "--tile", "8",      "--out", (char *)at("x.png")};
   mpc_job_env_t env = {.rank = 0, .nranks = 1};
   void *st = NULL;
   mpc_buf_t err = MPC_BUF_INIT, in = MPC_BUF_INIT, key = MPC_BUF_INIT,
@@ -218,9 +235,12 @@ static void test_failed_band(void) {
   CU_ASSERT_EQUAL_FATAL(mpc_job_mandel.init(9, argv, &env, &st, &err), 0);
   for (int i = 0; mpc_job_mandel.next(st, &in, &key) == 1; i++) {
     CU_ASSERT_EQUAL(mpc_job_mandel.run(st, in.data, in.len, &out), 0);
-    mpc_job_result_t r = {.key = mpc_buf_str(&key), .input = in.data,
-                          .input_len = in.len, .status = MPC_TASK_OK,
-                          .output = out.data, .output_len = out.len};
+    mpc_job_result_t r = {.key = mpc_buf_str(&key),
+                          .input = in.data,
+                          .input_len = in.len,
+                          .status = MPC_TASK_OK,
+                          .output = out.data,
+                          .output_len = out.len};
     if (i == 2) {
       r.status = MPC_TASK_CRASHED;
       r.code = 9;
@@ -259,8 +279,8 @@ static void test_failed_band(void) {
  * encoder, the rest never came) leaves no file and no temporary file. */
 static void test_interrupted_leaves_nothing(void) {
   scratch_new();
-  char *argv[] = {"mandel", "--size", "40x40", "--iter", "50", "--tile", "8",
-                  "--out", (char *)at("y.png")};
+  char *argv[] = {"mandel", "--size", "40x40", "--iter",           "50",
+                  "--tile", "8",      "--out", (char *)at("y.png")};
   mpc_job_env_t env = {.rank = 0, .nranks = 1};
   void *st = NULL;
   mpc_buf_t err = MPC_BUF_INIT, in = MPC_BUF_INIT, key = MPC_BUF_INIT,
@@ -268,14 +288,18 @@ static void test_interrupted_leaves_nothing(void) {
   CU_ASSERT_EQUAL_FATAL(mpc_job_mandel.init(9, argv, &env, &st, &err), 0);
   for (int i = 0; i < 2 && mpc_job_mandel.next(st, &in, &key) == 1; i++) {
     CU_ASSERT_EQUAL(mpc_job_mandel.run(st, in.data, in.len, &out), 0);
-    mpc_job_result_t r = {.key = mpc_buf_str(&key), .input = in.data,
-                          .input_len = in.len, .status = MPC_TASK_OK,
-                          .output = out.data, .output_len = out.len};
+    mpc_job_result_t r = {.key = mpc_buf_str(&key),
+                          .input = in.data,
+                          .input_len = in.len,
+                          .status = MPC_TASK_OK,
+                          .output = out.data,
+                          .output_len = out.len};
     CU_ASSERT_EQUAL(mpc_job_mandel.gather(st, &r), 0);
     mpc_buf_clear(&in);
     mpc_buf_clear(&key);
   }
-  CU_ASSERT_EQUAL(count_entries(g_dir), 1); /* the temporary file, in progress */
+  CU_ASSERT_EQUAL(count_entries(g_dir),
+                  1); /* the temporary file, in progress */
   mpc_job_mandel.fini(st);
   CU_ASSERT_EQUAL(count_entries(g_dir), 0);
   mpc_buf_free(&err);
@@ -287,9 +311,9 @@ static void test_interrupted_leaves_nothing(void) {
 
 static void test_usage(void) {
   const char *cases[][3] = {
-      {"--size", "10x10", NULL},           /* no --out */
+      {"--size", "10x10", NULL}, /* no --out */
       {"--out", "x.png", "--bogus"},
-      {"--out", "x.png", "--size"},        /* missing value */
+      {"--out", "x.png", "--size"}, /* missing value */
       {"--zoom", "0", NULL},
       {"--center", "1", NULL},
       {"--iter", "-5", NULL},
@@ -302,7 +326,8 @@ static void test_usage(void) {
     mpc_job_env_t env = {.rank = 1, .nranks = 2};
     void *st = NULL;
     mpc_buf_t err = MPC_BUF_INIT;
-    CU_ASSERT_EQUAL(mpc_job_mandel.init(argc, argv, &env, &st, &err), MPC_EUSAGE);
+    CU_ASSERT_EQUAL(mpc_job_mandel.init(argc, argv, &env, &st, &err),
+                    MPC_EUSAGE);
     CU_ASSERT(err.len > 0);
     CU_ASSERT_PTR_NULL(st);
     mpc_buf_free(&err);
