@@ -27,7 +27,7 @@ static inline uint64_t load64(const unsigned char *p) {
 /* Number of bytes equal to zero in w (exact, no false positives). */
 static inline unsigned zero_bytes(uint64_t x) {
   uint64_t y = ((x & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | x;
-  return (unsigned)__builtin_popcountll(~y & 0x8080808080808080ULL);
+  return (unsigned)((((~y & 0x8080808080808080ULL) >> 7) * 0x0101010101010101ULL) >> 56);
 }
 
 uint64_t stats_count_nl(const unsigned char *buf, uint64_t a, uint64_t b) {

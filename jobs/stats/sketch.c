@@ -28,53 +28,68 @@ static inline double k2d(uint64_t u) {
   return d;
 }
 
-/* LSD radix sort on the order-preserving keys; passes whose digit is the
- * same for every item are skipped. */
+static void isort_u64(uint64_t *a, size_t n) {
+  for (size_t i = 1; i < n; i++) {
+    uint64_t x = a[i];
+    size_t j = i;
+    while (j > 0 && a[j - 1] > x) {
+      a[j] = a[j - 1];
+      j--;
+    }
+    a[j] = x;
+  }
+}
+
+/* MSD radix sort: 11-bit digits taken just below the longest prefix shared by
+ * every key of the (sub)array, so data in a narrow range is usually sorted
+ * after one scatter pass plus insertion sorts of tiny buckets. */
+static void msd_sort(uint64_t *a, uint64_t *tmp, size_t n) {
+  if (n <= 24) {
+    isort_u64(a, n);
+    return;
+  }
+  uint64_t mn = a[0], mx = a[0];
+  for (size_t i = 1; i < n; i++) {
+    mn = a[i] < mn ? a[i] : mn;
+    mx = a[i] > mx ? a[i] : mx;
+  }
+  if (mn == mx)
+    return;
+  /* digit width: about log2(n), so the bucket bookkeeping stays O(n) */
+  int bits = 64 - __builtin_clzll((uint64_t)n);
+  bits = bits > 11 ? 11 : bits < 4 ? 4 : bits;
+  const uint32_t nb = 1u << bits, mask = nb - 1;
+  int top = 63 - __builtin_clzll(mn ^ mx);
+  int shift = top >= bits - 1 ? top - (bits - 1) : 0;
+  uint32_t cnt[2048 + 1];
+  memset(cnt, 0, (nb + 1) * sizeof *cnt);
+  for (size_t i = 0; i < n; i++)
+    cnt[((a[i] >> shift) & mask) + 1]++;
+  for (uint32_t d = 0; d < nb; d++)
+    cnt[d + 1] += cnt[d];
+  uint32_t pos[2048];
+  memcpy(pos, cnt, nb * sizeof *pos);
+  for (size_t i = 0; i < n; i++)
+    tmp[pos[(a[i] >> shift) & mask]++] = a[i];
+  memcpy(a, tmp, n * sizeof *a);
+  if (shift == 0)
+    return;
+  for (uint32_t d = 0; d < nb; d++) {
+    size_t b = cnt[d], e = cnt[d + 1];
+    if (e - b > 1)
+      msd_sort(a + b, tmp + b, e - b);
+  }
+}
+
 void stats_sort_doubles(double *v, size_t n, double *tmp) {
   if (n < 2)
     return;
-  if (n <= 32) {
-    for (size_t i = 1; i < n; i++) {
-      double x = v[i];
-      size_t j = i;
-      while (j > 0 && v[j - 1] > x) {
-        v[j] = v[j - 1];
-        j--;
-      }
-      v[j] = x;
-    }
-    return;
-  }
-  uint64_t *a = (uint64_t *)v, *b = (uint64_t *)tmp;
-  static __thread uint32_t hist[8][256];
-  memset(hist, 0, sizeof hist);
-  for (size_t i = 0; i < n; i++) {
-    uint64_t k = d2k(v[i]);
-    a[i] = k;
-    for (int d = 0; d < 8; d++)
-      hist[d][(k >> (8 * d)) & 255]++;
-  }
-  for (int d = 0; d < 8; d++) {
-    uint32_t *h = hist[d];
-    if (h[(a[0] >> (8 * d)) & 255] == n)
-      continue;
-    uint32_t sum = 0;
-    for (int i = 0; i < 256; i++) {
-      uint32_t c = h[i];
-      h[i] = sum;
-      sum += c;
-    }
-    for (size_t i = 0; i < n; i++)
-      b[h[(a[i] >> (8 * d)) & 255]++] = a[i];
-    uint64_t *t = a;
-    a = b;
-    b = t;
-  }
-  if (a != (uint64_t *)v)
-    memcpy(v, a, n * sizeof *a);
-  uint64_t *o = (uint64_t *)v;
+  uint64_t *a = (uint64_t *)v;
   for (size_t i = 0; i < n; i++)
-    v[i] = k2d(o[i]);
+    a[i] = d2k(v[i]);
+  msd_sort(a, (uint64_t *)tmp, n);
+  for (size_t i = 0; i < n; i++)
+    v[i] = k2d(a[i]);
 }
 
 static double bound_frac(uint64_t n, uint32_t k) {
@@ -85,7 +100,7 @@ static double bound_frac(uint64_t n, uint32_t k) {
 }
 
 uint32_t stats_sketch_pick_k(uint64_t nmax, double frac) {
-  uint32_t k = 256;
+  uint32_t k = 4096; /* below 4096 values per column quantiles stay exact */
   while (k < (1u << 20) && bound_frac(nmax, k) > frac)
     k *= 2;
   return k;

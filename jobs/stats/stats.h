@@ -78,7 +78,7 @@ typedef struct stats_sketch {
   } lev[STATS_SKETCH_MAXLEV];
 } stats_sketch_t;
 
-/* Smallest k (power of two, >= 256) for which the worst-case bound stays
+/* Smallest k (power of two, >= 4096) for which the worst-case bound stays
  * within `frac` of n for any n <= nmax. */
 uint32_t stats_sketch_pick_k(uint64_t nmax, double frac);
 int stats_sketch_init(stats_sketch_t *s, uint32_t k);
