@@ -297,7 +297,8 @@ size_t stats_sketch_read(stats_sketch_t *s, const unsigned char *p, size_t len) 
       goto bad;
     if (n && lev_reserve(s, h, n))
       goto bad;
-    memcpy(s->lev[h].v, p + off, n * sizeof(double));
+    if (n)
+      memcpy(s->lev[h].v, p + off, n * sizeof(double));
     s->lev[h].len = (uint32_t)n;
     off += n * sizeof(double);
   }
