@@ -702,6 +702,20 @@ static int stats_gather(void *state, const mpc_job_result_t *res) {
 
 /* ---- finish ---------------------------------------------------------------------- */
 
+static void json_str(const char *p) {
+  putchar('"');
+  for (; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '"' || c == '\\')
+      printf("\\%c", c);
+    else if (c < 0x20)
+      printf("\\u%04x", c);
+    else
+      putchar(c);
+  }
+  putchar('"');
+}
+
 static void fmt_num(char *b, size_t n, double v) {
   if (isnan(v))
     snprintf(b, n, "NaN");
@@ -797,16 +811,9 @@ static int stats_finish(void *state, const mpc_job_report_t *rep) {
   if (s->fmt == FMT_JSON) {
     printf("{\"columns\":{");
     for (size_t j = 0; j < nc; j++) {
-      printf("%s\"", j ? "," : "");
-      for (const char *p = names[j]; *p; p++) {
-        if (*p == '"' || *p == '\\')
-          printf("\\%c", *p);
-        else if ((unsigned char)*p < 0x20)
-          printf("\\u%04x", *p);
-        else
-          putchar(*p);
-      }
-      printf("\":{");
+      printf("%s", j ? "," : "");
+      json_str(names[j]);
+      printf(":{");
       for (int r = 0; r < 8; r++) {
         double v = t.val[r][j];
         if (isfinite(v))
@@ -821,7 +828,8 @@ static int stats_finish(void *state, const mpc_job_report_t *rep) {
     int first = 1;
     for (size_t i = 0; i < s->norder; i++)
       if (s->total.cols[s->order[i]].nonnum) {
-        printf("%s\"%s\"", first ? "" : ",", s->hdr.names[s->order[i]]);
+        printf("%s", first ? "" : ",");
+        json_str(s->hdr.names[s->order[i]]);
         first = 0;
       }
     printf("],\"rows\":%" PRIu64 ",\"quantiles\":\"%s\",\"rank_error_bound\":{", s->rows,
@@ -829,8 +837,9 @@ static int stats_finish(void *state, const mpc_job_report_t *rep) {
     for (size_t j = 0; j < nc; j++) {
       stats_col_t *col = &s->total.cols[idx[j]];
       uint64_t n = stats_moments_count(&col->mom);
-      printf("%s\"%zu\":%.6g", j ? "," : "", j,
-             s->exact || !n ? 0.0 : (double)col->sk.err / (double)n);
+      printf("%s", j ? "," : "");
+      json_str(names[j]);
+      printf(":%.6g", s->exact || !n ? 0.0 : (double)col->sk.err / (double)n);
     }
     printf("}}\n");
   } else if (s->fmt == FMT_CSV) {

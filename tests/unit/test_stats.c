@@ -390,6 +390,11 @@ static void test_hdf5_readback(void) {
   run_stats(r, p, "--format", "json", NULL);
   CU_ASSERT_PTR_NOT_NULL(strstr(r->out, "\"a\":{\"count\":3,\"mean\":3,\"std\":2,"));
   CU_ASSERT_PTR_NOT_NULL(strstr(r->out, "\"skipped\":[\"t\"]"));
+  /* names with quotes and newlines are escaped */
+  const char *q = WRITE_STR("names.csv", "\"a\"\"\nx\",b\\c,t\n1,2,x\n");
+  run_stats(r, q, "--format", "json", NULL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(r->out, "{\"columns\":{\"a\\\"\\u000ax\":{"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(r->out, ",\"b\\\\c\":{"));
   run_stats(r, p, "--format", "csv", NULL);
   CU_ASSERT_PTR_NOT_NULL(strstr(r->out, ",a,b\ncount,3,2\nmean,3,3\n"));
   free(r);
@@ -454,9 +459,9 @@ static void test_sketch_in_job(void) {
   run_out_t *r = calloc(1, sizeof *r);
   run_stats(r, p, "--format", "json", "--tasks", "9", NULL);
   CU_ASSERT_EQUAL_FATAL(r->rc, 0);
-  const char *b = strstr(r->out, "\"rank_error_bound\":{\"0\":");
+  const char *b = strstr(r->out, "\"rank_error_bound\":{\"v\":");
   CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-  double bound = strtod(b + strlen("\"rank_error_bound\":{\"0\":"), NULL);
+  double bound = strtod(b + strlen("\"rank_error_bound\":{\"v\":"), NULL);
   CU_ASSERT(bound > 0 && bound <= 0.005);
   const char *m = strstr(r->out, "\"50%\":");
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
