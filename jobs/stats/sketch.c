@@ -81,13 +81,72 @@ static void msd_sort(uint64_t *a, uint64_t *tmp, size_t n) {
   }
 }
 
+/* Usual case: three LSD passes of 11 bits on the 33 bits below the prefix
+ * that all keys share, then an insertion pass for keys that agree on those
+ * bits.  Falls back to msd_sort() when that pass would do too much work. */
+static void lsd33_sort(uint64_t *a, uint64_t *tmp, size_t n) {
+  uint64_t mn = a[0], mx = a[0];
+  for (size_t i = 1; i < n; i++) {
+    mn = a[i] < mn ? a[i] : mn;
+    mx = a[i] > mx ? a[i] : mx;
+  }
+  if (mn == mx)
+    return;
+  int top = 63 - __builtin_clzll(mn ^ mx);
+  int shift = top >= 32 ? top - 32 : 0;
+  uint32_t h[3][2048];
+  memset(h, 0, sizeof h);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t k = a[i] >> shift;
+    h[0][k & 2047]++;
+    h[1][(k >> 11) & 2047]++;
+    h[2][(k >> 22) & 2047]++;
+  }
+  uint64_t *src = a, *dst = tmp;
+  for (int d = 0; d < 3; d++) {
+    uint32_t sum = 0;
+    for (int i = 0; i < 2048; i++) {
+      uint32_t c = h[d][i];
+      h[d][i] = sum;
+      sum += c;
+    }
+    int sh = shift + 11 * d;
+    for (size_t i = 0; i < n; i++)
+      dst[h[d][(src[i] >> sh) & 2047]++] = src[i];
+    uint64_t *t = src;
+    src = dst;
+    dst = t;
+  }
+  memcpy(a, src, n * sizeof *a); /* three passes: result is in tmp */
+  if (shift == 0)
+    return;
+  size_t moves = 0, budget = 8 * n;
+  for (size_t i = 1; i < n; i++) {
+    uint64_t x = a[i];
+    size_t j = i;
+    while (j > 0 && a[j - 1] > x) {
+      a[j] = a[j - 1];
+      j--;
+      if (++moves > budget) {
+        a[j] = x;
+        msd_sort(a, tmp, n);
+        return;
+      }
+    }
+    a[j] = x;
+  }
+}
+
 void stats_sort_doubles(double *v, size_t n, double *tmp) {
   if (n < 2)
     return;
   uint64_t *a = (uint64_t *)v;
   for (size_t i = 0; i < n; i++)
     a[i] = d2k(v[i]);
-  msd_sort(a, (uint64_t *)tmp, n);
+  if (n <= 256)
+    msd_sort(a, (uint64_t *)tmp, n);
+  else
+    lsd33_sort(a, (uint64_t *)tmp, n);
   for (size_t i = 0; i < n; i++)
     v[i] = k2d(a[i]);
 }
