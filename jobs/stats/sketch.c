@@ -104,6 +104,8 @@ static void lsd33_sort(uint64_t *a, uint64_t *tmp, size_t n) {
   }
   uint64_t *src = a, *dst = tmp;
   for (int d = 0; d < 3; d++) {
+    if (h[d][((a[0] >> shift) >> (11 * d)) & 2047] == n)
+      continue; /* every key has the same digit here */
     uint32_t sum = 0;
     for (int i = 0; i < 2048; i++) {
       uint32_t c = h[d][i];
@@ -117,7 +119,8 @@ static void lsd33_sort(uint64_t *a, uint64_t *tmp, size_t n) {
     src = dst;
     dst = t;
   }
-  memcpy(a, src, n * sizeof *a); /* three passes: result is in tmp */
+  if (src != a)
+    memcpy(a, src, n * sizeof *a);
   if (shift == 0)
     return;
   size_t moves = 0, budget = 8 * n;
@@ -200,7 +203,26 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
     if (!tmp)
       return MPC_ENOMEM;
     double *v = s->lev[h].v;
-    stats_sort_doubles(v, m, tmp);
+    /* Levels above 0 are usually two sorted runs (halves of sorted runs
+     * appended one after the other): merge instead of sorting. */
+    uint32_t cut = 0, desc = 0;
+    for (uint32_t i = 1; i < m && desc < 2; i++)
+      if (v[i] < v[i - 1]) {
+        desc++;
+        cut = i;
+      }
+    if (desc == 1) {
+      uint32_t i = 0, j = cut, o = 0;
+      while (i < cut && j < m)
+        tmp[o++] = v[j] < v[i] ? v[j++] : v[i++];
+      while (i < cut)
+        tmp[o++] = v[i++];
+      while (j < m)
+        tmp[o++] = v[j++];
+      memcpy(v, tmp, (size_t)m * sizeof *v);
+    } else if (desc > 1) {
+      stats_sort_doubles(v, m, tmp);
+    }
     free(tmp);
     uint32_t even = m & ~1u;
     uint32_t off = (s->flip >> h) & 1;
