@@ -213,8 +213,13 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
       }
     if (desc == 1) {
       uint32_t i = 0, j = cut, o = 0;
-      while (i < cut && j < m)
-        tmp[o++] = v[j] < v[i] ? v[j++] : v[i++];
+      while (i < cut && j < m) { /* branch-free: the comparison is data-dependent */
+        double a = v[i], b = v[j];
+        int tb = b < a;
+        tmp[o++] = tb ? b : a;
+        j += (uint32_t)tb;
+        i += (uint32_t)!tb;
+      }
       while (i < cut)
         tmp[o++] = v[i++];
       while (j < m)
