@@ -1,0 +1,656 @@
+/* CSV scanning: header, range cuts, structural record walks, the record
+ * parser that feeds the per-column accumulators, and the byte checks.
+ *
+ * Dialect (pandas' C tokenizer, RFC 4180): a '"' opens a quoted field only
+ * as the first byte of a field; inside, '""' is a quote and a lone '"'
+ * closes; bytes after a closing quote continue the field unquoted, where
+ * quotes are literal.  Records end at "\n", "\r\n" or a lone "\r" outside
+ * quotes.  Lines that are empty or only spaces/tabs are skipped. */
+#include "stats.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- byte checks --------------------------------------------------------- */
+
+static inline uint64_t load64(const unsigned char *p) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+  return w;
+}
+
+/* Number of bytes equal to zero in w (exact, no false positives). */
+static inline unsigned zero_bytes(uint64_t x) {
+  uint64_t y = ((x & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | x;
+  return (unsigned)((((~y & 0x8080808080808080ULL) >> 7) * 0x0101010101010101ULL) >> 56);
+}
+
+uint64_t stats_count_nl(const unsigned char *buf, uint64_t a, uint64_t b) {
+  uint64_t n = 0;
+  const unsigned char *p = buf + a, *e = buf + b;
+  while (p < e && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+    n++;
+    p++;
+  }
+  return n;
+}
+
+/* Length of the valid UTF-8 sequence at p (< e), or 0. */
+static int utf8_len(const unsigned char *p, const unsigned char *e) {
+  unsigned c = p[0];
+  int n;
+  unsigned lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF)
+    n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0)
+      lo = 0xA0;
+    if (c == 0xED)
+      hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0)
+      lo = 0x90;
+    if (c == 0xF4)
+      hi = 0x8F;
+  } else
+    return 0;
+  if (e - p < n)
+    return 0;
+  if (p[1] < lo || p[1] > hi)
+    return 0;
+  for (int i = 2; i < n; i++)
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+  return n;
+}
+
+uint64_t stats_prescan(const unsigned char *buf, uint64_t a, uint64_t b,
+                       uint64_t *bad, const char **why) {
+  uint64_t nl = 0;
+  const unsigned char *p = buf + a, *e = buf + b;
+  *bad = UINT64_MAX;
+  *why = NULL;
+  while (p < e) {
+    if (e - p >= 8) {
+      uint64_t w = load64(p);
+      if ((w & 0x8080808080808080ULL) == 0 && zero_bytes(w) == 0) {
+        nl += zero_bytes(w ^ 0x0A0A0A0A0A0A0A0AULL);
+        p += 8;
+        continue;
+      }
+    }
+    unsigned c = *p;
+    if (c == 0) {
+      *bad = (uint64_t)(p - buf);
+      *why = "NUL byte (binary data?)";
+      break;
+    }
+    if (c < 0x80) {
+      nl += c == '\n';
+      p++;
+      continue;
+    }
+    int n = utf8_len(p, e);
+    if (n == 0) {
+      *bad = (uint64_t)(p - buf);
+      *why = "invalid UTF-8 (binary data?)";
+      break;
+    }
+    p += n;
+  }
+  if (*bad != UINT64_MAX)
+    nl += stats_count_nl(buf, (uint64_t)(p - buf), b);
+  return nl;
+}
+
+/* ---- cuts and structural walks ------------------------------------------ */
+
+uint64_t stats_cut(const unsigned char *buf, uint64_t off, uint64_t fend) {
+  if (off == 0)
+    return 0;
+  if (off >= fend)
+    return fend;
+  if (buf[off - 1] == '\n')
+    return off;
+  const unsigned char *q = memchr(buf + off, '\n', (size_t)(fend - off));
+  return q ? (uint64_t)(q - buf) + 1 : fend;
+}
+
+uint64_t stats_skip_record(const unsigned char *buf, uint64_t pos,
+                           uint64_t fend, char delim, int inq) {
+  int fstart = 1;
+  if (inq)
+    goto quoted;
+  while (pos < fend) {
+    unsigned char c = buf[pos];
+    if (fstart && c == '"') {
+      pos++;
+    quoted:
+      for (;;) {
+        const unsigned char *q = memchr(buf + pos, '"', (size_t)(fend - pos));
+        if (!q)
+          return fend;
+        pos = (uint64_t)(q - buf) + 1;
+        if (pos < fend && buf[pos] == '"') {
+          pos++;
+          continue;
+        }
+        break;
+      }
+      fstart = 0;
+      continue;
+    }
+    if (c == (unsigned char)delim) {
+      fstart = 1;
+    } else if (c == '\n') {
+      return pos + 1;
+    } else if (c == '\r') {
+      return (pos + 1 < fend && buf[pos + 1] == '\n') ? pos + 2 : pos + 1;
+    } else {
+      fstart = 0;
+    }
+    pos++;
+  }
+  return fend;
+}
+
+/* ---- fields --------------------------------------------------------------- */
+
+enum { T_DELIM, T_EOR, T_BADQ };
+
+typedef struct scratch {
+  char *p;
+  size_t len, cap;
+} scratch_t;
+
+static int scratch_add(scratch_t *s, const void *p, size_t n) {
+  if (s->len + n > s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 256;
+    while (cap < s->len + n)
+      cap *= 2;
+    char *q = realloc(s->p, cap);
+    if (!q)
+      return MPC_ENOMEM;
+    s->p = q;
+    s->cap = cap;
+  }
+  memcpy(s->p + s->len, p, n);
+  s->len += n;
+  return 0;
+}
+
+/* Read one field at *pos.  Content in [*fs, *fs + *fl) (pointing into buf or
+ * the scratch).  Advances *pos past the delimiter or record terminator and
+ * returns T_DELIM / T_EOR (end of record or of data), T_BADQ (unterminated
+ * quote), or MPC_ENOMEM. */
+static inline int next_field(const unsigned char *buf, uint64_t *posp,
+                             uint64_t fend, const unsigned char *cls,
+                             scratch_t *sc, const char **fs, size_t *fl) {
+  uint64_t pos = *posp;
+  const unsigned char *p = buf + pos, *e = buf + fend;
+  if (p < e && *p == '"') {
+    const unsigned char *s = p + 1;
+    int copied = 0;
+    sc->len = 0;
+    for (;;) {
+      const unsigned char *q = memchr(s, '"', (size_t)(e - s));
+      if (!q)
+        return T_BADQ;
+      if (q + 1 < e && q[1] == '"') {
+        if (scratch_add(sc, s, (size_t)(q + 1 - s)))
+          return MPC_ENOMEM;
+        copied = 1;
+        s = q + 2;
+        continue;
+      }
+      /* closing quote */
+      const unsigned char *r = q + 1;
+      if (r == e || cls[*r]) {
+        if (copied) {
+          if (scratch_add(sc, s, (size_t)(q - s)))
+            return MPC_ENOMEM;
+          *fs = sc->p;
+          *fl = sc->len;
+        } else {
+          *fs = (const char *)(p + 1);
+          *fl = (size_t)(q - p - 1);
+        }
+        p = r;
+        break;
+      }
+      /* bytes after the closing quote continue the field unquoted */
+      if (scratch_add(sc, s, (size_t)(q - s)))
+        return MPC_ENOMEM;
+      const unsigned char *t = r;
+      while (t < e && (!cls[*t] || *t == '"'))
+        t++;
+      if (scratch_add(sc, r, (size_t)(t - r)))
+        return MPC_ENOMEM;
+      *fs = sc->p;
+      *fl = sc->len;
+      p = t;
+      break;
+    }
+  } else {
+    const unsigned char *s = p;
+    while (p < e && (!cls[*p] || *p == '"'))
+      p++;
+    *fs = (const char *)s;
+    *fl = (size_t)(p - s);
+  }
+  if (p == e) {
+    *posp = fend;
+    return T_EOR;
+  }
+  unsigned char c = *p++;
+  if (c == '\r') {
+    if (p < e && *p == '\n')
+      p++;
+    *posp = (uint64_t)(p - buf);
+    return T_EOR;
+  }
+  *posp = (uint64_t)(p - buf);
+  return c == '\n' ? T_EOR : T_DELIM;
+}
+
+static void make_cls(unsigned char cls[256], char delim) {
+  memset(cls, 0, 256);
+  cls['\n'] = cls['\r'] = cls['"'] = 1;
+  cls[(unsigned char)delim] = 1;
+}
+
+/* At a record start: skip an empty or blank (spaces/tabs) line.  Returns the
+ * position after it, or `pos` when the line has content. */
+static inline uint64_t skip_blank(const unsigned char *buf, uint64_t pos,
+                                  uint64_t fend, char delim) {
+  uint64_t q = pos;
+  while (q < fend && (buf[q] == ' ' || buf[q] == '\t') && buf[q] != (unsigned char)delim)
+    q++;
+  if (q < fend && buf[q] == '\n')
+    return q + 1;
+  if (q < fend && buf[q] == '\r')
+    return (q + 1 < fend && buf[q + 1] == '\n') ? q + 2 : q + 1;
+  if (q == fend && q > pos)
+    return fend;
+  return pos;
+}
+
+/* The common case in one pass: an unquoted field that is a plain decimal
+ * number of at most 19 digits with a small exponent, directly followed by its
+ * terminator.  Returns T_DELIM/T_EOR with *v set and *posp advanced, or -1
+ * when the general path must handle the field (nothing consumed).  Exact for
+ * what it accepts (Clinger's fast path, as in numparse.c). */
+static inline int fast_number_field(const unsigned char *buf, uint64_t *posp,
+                                    uint64_t fend, unsigned char delim, double *v) {
+  static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  const unsigned char *p = buf + *posp, *e = buf + fend;
+  int neg = 0;
+  if (p < e && (*p == '-' || *p == '+'))
+    neg = *p++ == '-';
+  const unsigned char *ds = p;
+  uint64_t m = 0;
+  while (p < e && (unsigned)(*p - '0') < 10)
+    m = m * 10 + (unsigned)(*p++ - '0');
+  long nd = p - ds, frac = 0;
+  if (p < e && *p == '.') {
+    const unsigned char *fs = ++p;
+    while (p < e && (unsigned)(*p - '0') < 10)
+      m = m * 10 + (unsigned)(*p++ - '0');
+    frac = p - fs;
+    nd += frac;
+  }
+  if (nd == 0 || nd > 19)
+    return -1;
+  long ex = 0;
+  if (p < e && (*p | 0x20) == 'e') {
+    p++;
+    int en = 0;
+    if (p < e && (*p == '-' || *p == '+'))
+      en = *p++ == '-';
+    const unsigned char *xs = p;
+    while (p < e && (unsigned)(*p - '0') < 10 && p - xs < 4)
+      ex = ex * 10 + (*p++ - '0');
+    if (p == xs || (p < e && (unsigned)(*p - '0') < 10))
+      return -1;
+    if (en)
+      ex = -ex;
+  }
+  ex -= frac;
+  int t;
+  if (p == e) {
+    t = T_EOR;
+  } else if (*p == delim) {
+    t = T_DELIM;
+    p++;
+  } else if (*p == '\n') {
+    t = T_EOR;
+    p++;
+  } else if (*p == '\r') {
+    t = T_EOR;
+    p++;
+    if (p < e && *p == '\n')
+      p++;
+  } else {
+    return -1;
+  }
+  double x;
+  if (m > (1ULL << 53))
+    return -1;
+  if (m == 0)
+    x = 0;
+  else if (ex >= 0 && ex <= 22)
+    x = (double)m * p10[ex];
+  else if (ex < 0 && ex >= -22)
+    x = (double)m / p10[-ex];
+  else
+    return -1;
+  *v = neg ? -x : x;
+  *posp = (uint64_t)(p - buf);
+  return t;
+}
+
+/* ---- header --------------------------------------------------------------- */
+
+void stats_header_free(stats_header_t *h) {
+  for (size_t i = 0; i < h->ncols; i++)
+    free(h->names[i]);
+  free(h->names);
+  memset(h, 0, sizeof *h);
+}
+
+static int name_taken(char **names, size_t n, const char *s) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(names[i], s) == 0)
+      return 1;
+  return 0;
+}
+
+int stats_header_read(const char *path, char delim, stats_header_t *h,
+                      mpc_buf_t *err) {
+  memset(h, 0, sizeof *h);
+  int rc = 0;
+  unsigned char *buf = NULL;
+  size_t len = 0, cap = 0;
+  scratch_t sc = {0};
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    rc = -errno;
+    STATS_MSG(err, "%s: %s", path, mpc_strerror(rc));
+    return rc;
+  }
+  int eof = 0;
+  uint64_t start = 0, rec_end = 0;
+  for (;;) {
+    if (!eof) {
+      if (len == cap) {
+        if (cap >= (64u << 20)) {
+          rc = MPC_EFORMAT;
+          STATS_MSG(err, "%s: header record longer than 64 MiB", path);
+          goto out;
+        }
+        size_t ncap = cap ? cap * 2 : 65536;
+        unsigned char *nb = realloc(buf, ncap);
+        if (!nb) {
+          rc = MPC_ENOMEM;
+          goto out;
+        }
+        buf = nb;
+        cap = ncap;
+      }
+      ssize_t r = read(fd, buf + len, cap - len);
+      if (r < 0) {
+        if (errno == EINTR)
+          continue;
+        rc = -errno;
+        STATS_MSG(err, "%s: %s", path, mpc_strerror(rc));
+        goto out;
+      }
+      if (r == 0)
+        eof = 1;
+      len += (size_t)r;
+    }
+    start = (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) ? 3 : 0;
+    for (;;) {
+      uint64_t q = skip_blank(buf, start, len, delim);
+      if (q == start)
+        break;
+      start = q;
+    }
+    if (start == len && !eof)
+      continue;
+    if (start == len) {
+      rc = MPC_EFORMAT;
+      STATS_MSG(err, "%s: no header line (empty file)", path);
+      goto out;
+    }
+    rec_end = stats_skip_record(buf, start, len, delim, 0);
+    int complete = rec_end < len || (rec_end == len && len > 0 &&
+                                     (buf[len - 1] == '\n' || buf[len - 1] == '\r'));
+    if (complete && buf[len - 1] == '\r' && rec_end == len && !eof)
+      complete = 0; /* a "\r" might be followed by "\n" */
+    if (complete || eof)
+      break;
+  }
+  uint64_t bad;
+  const char *why;
+  uint64_t nl = stats_prescan(buf, 0, rec_end, &bad, &why);
+  if (bad != UINT64_MAX) {
+    rc = MPC_EFORMAT;
+    STATS_MSG(err, "%s:%llu: %s", path,
+                         (unsigned long long)stats_count_nl(buf, 0, bad) + 1, why);
+    goto out;
+  }
+  unsigned char cls[256];
+  make_cls(cls, delim);
+  uint64_t pos = start;
+  size_t hcap = 0;
+  for (;;) {
+    const char *fs;
+    size_t fl;
+    int t = next_field(buf, &pos, rec_end, cls, &sc, &fs, &fl);
+    if (t == T_BADQ) {
+      rc = MPC_EFORMAT;
+      STATS_MSG(err, "%s:%llu: unterminated quoted field", path,
+                           (unsigned long long)stats_count_nl(buf, 0, start) + 1);
+      goto out;
+    }
+    if (t < 0) {
+      rc = t;
+      goto out;
+    }
+    if (h->ncols == hcap) {
+      hcap = hcap ? hcap * 2 : 16;
+      char **nn = realloc(h->names, hcap * sizeof *nn);
+      if (!nn) {
+        rc = MPC_ENOMEM;
+        goto out;
+      }
+      h->names = nn;
+    }
+    char *name;
+    if (fl == 0) {
+      if (asprintf(&name, "Unnamed: %zu", h->ncols) < 0)
+        name = NULL;
+    } else {
+      name = strndup(fs, fl);
+    }
+    for (int dup = 1; name && name_taken(h->names, h->ncols, name); dup++) {
+      char *nn = NULL;
+      if (asprintf(&nn, "%.*s.%d", (int)fl, fs, dup) < 0)
+        nn = NULL;
+      free(name);
+      name = nn;
+    }
+    if (!name) {
+      rc = MPC_ENOMEM;
+      goto out;
+    }
+    h->names[h->ncols++] = name;
+    if (t == T_EOR)
+      break;
+  }
+  h->data_start = rec_end;
+  h->line0 = nl + 1;
+out:
+  free(sc.p);
+  free(buf);
+  close(fd);
+  if (rc)
+    stats_header_free(h);
+  return rc;
+}
+
+/* ---- the record parser ------------------------------------------------------ */
+
+int stats_part_init(stats_part_t *p, const stats_cfg_t *c) {
+  memset(p, 0, sizeof *p);
+  p->cols = calloc(c->ncols ? c->ncols : 1, sizeof *p->cols);
+  if (!p->cols)
+    return MPC_ENOMEM;
+  for (size_t i = 0; i < c->ncols; i++) {
+    stats_moments_init(&p->cols[i].mom);
+    if (c->want[i])
+      stats_sketch_init(&p->cols[i].sk, c->sketch_k);
+  }
+  return 0;
+}
+
+void stats_part_free(stats_part_t *p, const stats_cfg_t *c) {
+  if (!p->cols)
+    return;
+  for (size_t i = 0; i < c->ncols; i++) {
+    stats_sketch_free(&p->cols[i].sk);
+    free(p->cols[i].exact);
+  }
+  free(p->cols);
+  p->cols = NULL;
+}
+
+static int col_flush(stats_col_t *col, const stats_cfg_t *c) {
+  if (col->nblk == 0)
+    return 0;
+  stats_moments_add_block(&col->mom, col->blk, col->nblk);
+  int rc = stats_sketch_add(&col->sk, col->blk, col->nblk);
+  if (!rc && c->exact) {
+    if (col->nexact + col->nblk > col->capexact) {
+      size_t cap = col->capexact ? col->capexact * 2 : 1024;
+      while (cap < col->nexact + col->nblk)
+        cap *= 2;
+      double *v = realloc(col->exact, cap * sizeof *v);
+      if (!v)
+        return MPC_ENOMEM;
+      col->exact = v;
+      col->capexact = cap;
+    }
+    memcpy(col->exact + col->nexact, col->blk, col->nblk * sizeof(double));
+    col->nexact += col->nblk;
+  }
+  col->nblk = 0;
+  return rc;
+}
+
+int stats_part_flush(stats_part_t *p, const stats_cfg_t *c) {
+  for (size_t i = 0; i < c->ncols; i++) {
+    int rc = c->want[i] ? col_flush(&p->cols[i], c) : 0;
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
+static void set_err(stats_part_t *part, uint64_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(stats_part_t *part, uint64_t pos, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  part->has_err = 1;
+  part->err_pos = pos;
+  vsnprintf(part->err_msg, sizeof part->err_msg, fmt, ap);
+  va_end(ap);
+}
+
+int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
+                uint64_t stop, uint64_t fend, stats_part_t *part,
+                uint64_t *endp) {
+  unsigned char cls[256];
+  make_cls(cls, c->delim);
+  scratch_t sc = {0};
+  int rc = 0;
+  uint64_t pos = from;
+  const size_t ncols = c->ncols;
+  while (pos < stop) {
+    uint64_t q = skip_blank(buf, pos, fend, c->delim);
+    if (q != pos) {
+      pos = q;
+      continue;
+    }
+    uint64_t rec = pos;
+    size_t f = 0;
+    for (;;) {
+      const char *fs;
+      size_t fl;
+      if (f < ncols && c->want[f] && !part->cols[f].nonnum) {
+        double v;
+        int t = fast_number_field(buf, &pos, fend, (unsigned char)c->delim, &v);
+        if (t >= 0) {
+          stats_col_t *col = &part->cols[f];
+          col->blk[col->nblk++] = v;
+          if (col->nblk == sizeof col->blk / sizeof *col->blk &&
+              (rc = col_flush(col, c)) != 0)
+            goto out;
+          f++;
+          if (t == T_EOR)
+            break;
+          continue;
+        }
+      }
+      int t = next_field(buf, &pos, fend, cls, &sc, &fs, &fl);
+      if (t == T_BADQ) {
+        set_err(part, rec, "unterminated quoted field (reaches end of file)");
+        pos = fend;
+        goto out;
+      }
+      if (t < 0) {
+        rc = t;
+        goto out;
+      }
+      if (f < ncols && c->want[f]) {
+        stats_col_t *col = &part->cols[f];
+        double v;
+        if (col->nonnum) {
+        } else if (stats_parse_number(fs, fs + fl, &v)) {
+          col->blk[col->nblk++] = v;
+          if (col->nblk == sizeof col->blk / sizeof *col->blk &&
+              (rc = col_flush(col, c)) != 0)
+            goto out;
+        } else if (!stats_is_missing(fs, fl)) {
+          col->nonnum = 1;
+        }
+      }
+      f++;
+      if (t == T_EOR)
+        break;
+    }
+    if (f != ncols) {
+      set_err(part, rec, "row has %zu field%s, header has %zu", f,
+              f == 1 ? "" : "s", ncols);
+      goto out;
+    }
+    part->records++;
+  }
+out:
+  free(sc.p);
+  *endp = pos;
+  if (!rc)
+    rc = stats_part_flush(part, c);
+  return rc;
+}

@@ -1,0 +1,95 @@
+/* Per-column moments.  Values arrive in blocks; a block's mean and M2 are
+ * computed two-pass (accurate), then folded into the running totals with
+ * Chan, Golub and LeVeque's pairwise update:
+ *   n = na + nb, d = mean_b - mean_a,
+ *   mean = mean_a + d * nb / n,  M2 = M2a + M2b + d^2 * na * nb / n.
+ * Infinities are counted apart (they make mean +-inf or NaN and std NaN, as
+ * numpy does) so they cannot poison the finite sums. */
+#include "stats.h"
+
+#include <math.h>
+
+void stats_moments_init(stats_moments_t *m) {
+  m->n = 0;
+  m->mean = m->m2 = 0;
+  m->min = INFINITY;
+  m->max = -INFINITY;
+  m->npinf = m->nminf = 0;
+}
+
+static void merge_raw(stats_moments_t *a, uint64_t nb, double meanb, double m2b) {
+  if (nb == 0)
+    return;
+  if (a->n == 0) {
+    a->n = nb;
+    a->mean = meanb;
+    a->m2 = m2b;
+    return;
+  }
+  double na = (double)a->n, nbd = (double)nb, n = na + nbd;
+  double d = meanb - a->mean;
+  a->mean += d * (nbd / n);
+  a->m2 += m2b + d * d * (na * nbd / n);
+  a->n += nb;
+}
+
+void stats_moments_add_block(stats_moments_t *m, const double *v, size_t n) {
+  double sum = 0, mn = m->min, mx = m->max;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    double x = v[i];
+    mn = x < mn ? x : mn;
+    mx = x > mx ? x : mx;
+    if (isfinite(x)) {
+      sum += x;
+      k++;
+    } else if (x > 0) {
+      m->npinf++;
+    } else {
+      m->nminf++;
+    }
+  }
+  m->min = mn;
+  m->max = mx;
+  if (k == 0)
+    return;
+  double mean = sum / (double)k, m2 = 0;
+  for (size_t i = 0; i < n; i++) {
+    double x = v[i];
+    if (isfinite(x)) {
+      double d = x - mean;
+      m2 += d * d;
+    }
+  }
+  merge_raw(m, k, mean, m2);
+}
+
+void stats_moments_merge(stats_moments_t *a, const stats_moments_t *b) {
+  merge_raw(a, b->n, b->mean, b->m2);
+  if (b->min < a->min)
+    a->min = b->min;
+  if (b->max > a->max)
+    a->max = b->max;
+  a->npinf += b->npinf;
+  a->nminf += b->nminf;
+}
+
+uint64_t stats_moments_count(const stats_moments_t *m) {
+  return m->n + m->npinf + m->nminf;
+}
+
+double stats_moments_mean(const stats_moments_t *m) {
+  if (m->npinf && m->nminf)
+    return NAN;
+  if (m->npinf)
+    return INFINITY;
+  if (m->nminf)
+    return -INFINITY;
+  return m->n ? m->mean : NAN;
+}
+
+double stats_moments_std(const stats_moments_t *m) {
+  if (m->npinf || m->nminf || m->n < 2)
+    return NAN;
+  return sqrt(m->m2 / (double)(m->n - 1));
+}

@@ -1,0 +1,169 @@
+/* stats job: number parsing (against strtod), missing tokens, CSV scanning. */
+#include "test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../jobs/stats/stats.h"
+
+static int same_bits(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* Accepted strings must give strtod's exact bits. */
+static int check_one(const char *s) {
+  double v = 0;
+  int ok = stats_parse_number(s, s + strlen(s), &v);
+  char *end;
+  double r = strtod(s, &end);
+  if (!ok)
+    return 0;
+  if (!same_bits(v, r)) {
+    fprintf(stderr, "parse mismatch for '%s': %.17g vs strtod %.17g\n", s, v, r);
+    return -1;
+  }
+  return 1;
+}
+
+static void test_number_edges(void) {
+  static const char *ok[] = {
+      "0", "-0", "+0", "0.0", "1", "-1", "+1", ".5", "5.", "-.5", "1e5", "1E5", "1e+05",
+      "1e-05", "0.1", "0.2", "0.3", "1.7976931348623157e308", "1e308", "1e309",
+      "-1e309", "4.9e-324", "2.4703282292062327e-324", "2.4703282292062328e-324",
+      "2.2250738585072011e-308", "2.2250738585072014e-308", "9007199254740992",
+      "9007199254740993", "9007199254740995", "18446744073709551615",
+      "123456789012345678901234567890", "0.000390126045075712", "3.14159265358979323846",
+      "1e22", "1e23", "8.5e22", "123456789e22", "1e-22", "1e-23", "00000001.5000000000",
+      "0.00000000000000000000000000000001", "7.2057594037927933e16", "1e-400", "1e400",
+      " 12 ", "\t-3.5", "inf", "-inf", "+inf", "Infinity", "-INFINITY", "iNf",
+      "1.00000000000000011102230246251565404236316680908203125",
+      "1.00000000000000011102230246251565404236316680908203124",
+      "1.00000000000000011102230246251565404236316680908203126"};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+    CU_ASSERT_EQUAL_FATAL(check_one(ok[i]), 1);
+  static const char *bad[] = {"", " ", "e5", ".", "-", "+", "1e", "1e+", "1.2.3", "0x10",
+                              "nan", "NaN", "1,5", "12a", "a12", "--1", "1 2", "in",
+                              "infinit", "1e5.5", "+-1", "1_000", "١"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    double v;
+    int r = stats_parse_number(bad[i], bad[i] + strlen(bad[i]), &v);
+    if (r)
+      fprintf(stderr, "accepted '%s'\n", bad[i]);
+    CU_ASSERT_EQUAL(r, 0);
+  }
+  /* not NUL-terminated: the parser must stop at e */
+  const char *s = "12345";
+  double v;
+  CU_ASSERT_EQUAL(stats_parse_number(s, s + 2, &v), 1);
+  CU_ASSERT_EQUAL(v, 12.0);
+}
+
+static void test_number_random(void) {
+  srand(12345);
+  char b[96];
+  int n_ok = 0;
+  for (int it = 0; it < 300000; it++) {
+    size_t k = 0;
+    if (rand() % 3 == 0)
+      b[k++] = rand() % 2 ? '-' : '+';
+    int nd = 1 + rand() % (rand() % 4 == 0 ? 40 : 20);
+    int dot = rand() % 3 ? rand() % (nd + 1) : -1;
+    for (int d = 0; d < nd; d++) {
+      if (d == dot)
+        b[k++] = '.';
+      b[k++] = (char)('0' + (rand() % 5 == 0 ? 0 : rand() % 10));
+    }
+    if (rand() % 2) {
+      int e = rand() % 4 == 0 ? rand() % 700 - 350 : rand() % 50 - 25;
+      k += (size_t)snprintf(b + k, sizeof b - k, "e%d", e);
+    }
+    b[k] = 0;
+    int r = check_one(b);
+    CU_ASSERT_FATAL(r >= 0);
+    n_ok += r;
+  }
+  CU_ASSERT(n_ok == 300000);
+  /* round trips of random doubles printed at 15..17 digits */
+  for (int it = 0; it < 200000; it++) {
+    uint64_t u = ((uint64_t)rand() << 42) ^ ((uint64_t)rand() << 21) ^ (uint64_t)rand();
+    double d;
+    memcpy(&d, &u, sizeof d);
+    if (!isfinite(d))
+      continue;
+    snprintf(b, sizeof b, "%.*g", 15 + it % 3, d);
+    CU_ASSERT_EQUAL_FATAL(check_one(b), 1);
+    snprintf(b, sizeof b, "%.6f", (double)(rand() % 2000000) / 7.0);
+    CU_ASSERT_EQUAL_FATAL(check_one(b), 1);
+  }
+}
+
+static void test_missing(void) {
+  static const char *miss[] = {"", "NA", "NaN", "nan", "-NaN", "-nan", "null", "NULL",
+                               "None", "N/A", "n/a", "#N/A", "#N/A N/A", "#NA", "<NA>",
+                               "1.#IND", "1.#QNAN", "-1.#IND", "-1.#QNAN"};
+  for (size_t i = 0; i < sizeof miss / sizeof *miss; i++)
+    CU_ASSERT_EQUAL(stats_is_missing(miss[i], strlen(miss[i])), 1);
+  static const char *not[] = {" ", "na", "NAN", " NA", "none", "0", "N/A ", "nil"};
+  for (size_t i = 0; i < sizeof not / sizeof *not; i++)
+    CU_ASSERT_EQUAL(stats_is_missing(not[i], strlen(not[i])), 0);
+}
+
+#define B(s) ((const unsigned char *)(s))
+
+static void test_skip_and_cut(void) {
+  const char *t = "a,\"x\ny\",c\n\"q\"\"\n\",2\r\nlast";
+  uint64_t n = strlen(t);
+  /* record 1 ends after "c\n" (offset 10), record 2 after "\r\n" */
+  CU_ASSERT_EQUAL(stats_skip_record(B(t), 0, n, ',', 0), 10);
+  CU_ASSERT_EQUAL(stats_skip_record(B(t), 10, n, ',', 0), 20);
+  CU_ASSERT_EQUAL(stats_skip_record(B(t), 20, n, ',', 0), n);
+  /* from inside the first quoted field: "y\"" closes, then ",c\n" ends it */
+  CU_ASSERT_EQUAL(stats_skip_record(B(t), 5, n, ',', 1), 10);
+  /* a quote in the middle of an unquoted field is literal */
+  const char *u = "ab\"c,d\nx,y\n";
+  CU_ASSERT_EQUAL(stats_skip_record(B(u), 0, strlen(u), ',', 0), 7);
+  /* lone CR ends a record */
+  const char *w = "a,b\rc,d\n";
+  CU_ASSERT_EQUAL(stats_skip_record(B(w), 0, strlen(w), ',', 0), 4);
+  CU_ASSERT_EQUAL(stats_cut(B(t), 0, n), 0);
+  CU_ASSERT_EQUAL(stats_cut(B(t), 3, n), 5);   /* just after the '\n' in "x\ny" */
+  CU_ASSERT_EQUAL(stats_cut(B(t), 10, n), 10);
+  CU_ASSERT_EQUAL(stats_cut(B(t), 21, n), n);
+}
+
+static void test_prescan(void) {
+  const char *t = "a,b\n1,2\n3,4\n";
+  uint64_t bad;
+  const char *why;
+  CU_ASSERT_EQUAL(stats_prescan(B(t), 0, strlen(t), &bad, &why), 3);
+  CU_ASSERT_EQUAL(bad, UINT64_MAX);
+  const char g[] = "a,b\n1,2\n3,\0004\n5,6\n";
+  CU_ASSERT_EQUAL(stats_prescan(B(g), 0, sizeof g - 1, &bad, &why), 4);
+  CU_ASSERT_EQUAL(bad, 10);
+  CU_ASSERT_PTR_NOT_NULL(strstr(why, "NUL"));
+  const char *v = "caf\xc3\xa9,\xe2\x82\xac,\xf0\x9f\x98\x80\nx\n";
+  CU_ASSERT_EQUAL(stats_prescan(B(v), 0, strlen(v), &bad, &why), 2);
+  CU_ASSERT_EQUAL(bad, UINT64_MAX);
+  static const char *inval[] = {"ab\xff\n", "\xc3(\n", "\xed\xa0\x80\n", "\xc0\xaf\n",
+                                "\xf4\x90\x80\x80\n", "\xe2\x82\n"};
+  for (size_t i = 0; i < sizeof inval / sizeof *inval; i++) {
+    stats_prescan(B(inval[i]), 0, strlen(inval[i]), &bad, &why);
+    CU_ASSERT_NOT_EQUAL(bad, UINT64_MAX);
+  }
+  /* long ASCII runs go through the 8-byte path: newline count stays exact */
+  char big[1000];
+  for (int i = 0; i < 999; i++)
+    big[i] = i % 7 == 6 ? '\n' : 'x';
+  big[999] = 0;
+  CU_ASSERT_EQUAL(stats_prescan(B(big), 0, 999, &bad, &why), stats_count_nl(B(big), 0, 999));
+  CU_ASSERT_EQUAL(stats_count_nl(B(big), 0, 999), 142);
+}
+
+MPC_TESTS(stats_parse) = {
+    {"number parser edge cases equal strtod", test_number_edges},
+    {"number parser equals strtod on random strings", test_number_random},
+    {"pandas missing-value tokens", test_missing},
+    {"record walks and range cuts", test_skip_and_cut},
+    {"prescan: newlines, NUL, invalid UTF-8", test_prescan},
+    CU_TEST_INFO_NULL,
+};
