@@ -119,7 +119,7 @@ asan:
 	@$(MAKE) --no-print-directory B=$(ASAN_B) OPT='-O1 -g -fno-omit-frame-pointer' \
 	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' \
 	  $(ASAN_B)/bin/unit_tests
-	@ASAN_OPTIONS=handle_segv=0:handle_abort=0:handle_sigbus=0:handle_sigfpe=0 \
+	@ASAN_OPTIONS=handle_segv=0:handle_abort=0:handle_sigbus=0:handle_sigfpe=0:quarantine_size_mb=16 \
 	  bash scripts/run-tests.sh $(ASAN_B) --unit-only
 
 bench: all

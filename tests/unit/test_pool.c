@@ -643,7 +643,11 @@ static long vm_status_kb(const char *fmt) {
  * raise this process's peak resident memory by less than 48 MiB (measured
  * from the resident size at the start, since a forked child starts with its
  * parent's pages). */
+#if defined(__SANITIZE_ADDRESS__)
+#define GEN_RSS_LIMIT_KB (96 * 1024) /* ASan's redzones and quarantine */
+#else
 #define GEN_RSS_LIMIT_KB (48 * 1024)
+#endif
 
 static int gen_child(void *arg) {
   (void)arg;
