@@ -7,9 +7,10 @@ set -euo pipefail
 # Build and test dependencies (the product's own).
 PKGS=(libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libpng-dev
       libjpeg-dev zlib1g-dev libcunit1-dev pkg-config make gcc)
-# What the tests compare against: pandas describe(), Pillow resize.
+# What the tests compare against: pandas describe(), Pillow resize, h5py
+# reading our HDF5, GNU parallel's replacement strings.
 # Benchmarks add their competitors with scripts/bench/install-competitors.sh.
-TEST_PKGS=(python3 python3-numpy python3-pandas python3-pil)
+TEST_PKGS=(python3 python3-numpy python3-pandas python3-pil python3-h5py parallel)
 
 missing=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
