@@ -6,6 +6,7 @@
  * any amount of output on either stream works.  The shell's exit is watched
  * through a pidfd, which lets one poll() loop also enforce the deadline. */
 #include "cmd.h"
+#include "mpc/pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -307,6 +308,9 @@ int cmd_spawn(const char *cmd, char *const *envp, double timeout,
     ex->spawn_err = -src;
     goto out;
   }
+  /* If the pool kills this worker (--timeout, cancel, stop), it kills the
+   * command's whole process group with it. */
+  mpc_task_set_pgid(pid);
   if (track) {
     static pid_t my_sid = -1;
     if (my_sid < 0)
