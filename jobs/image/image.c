@@ -110,18 +110,6 @@ static const char g_usage[] =
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static int fail(mpc_buf_t *out, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(mpc_buf_t *out, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  mpc_buf_clear(out);
-  if (mpc_buf_vprintf(out, fmt, ap) != 0)
-    mpc_buf_clear(out);
-  va_end(ap);
-  return code ? code : MPC_ETASK;
-}
-
 static int has_image_ext(const char *name) {
   const char *dot = strrchr(name, '.');
   return dot && (strcasecmp(dot, ".png") == 0 || strcasecmp(dot, ".jpg") == 0 ||
@@ -655,9 +643,9 @@ static int image_run(void *state, const void *in, size_t in_len,
   size_t size = 0;
   int fd = -1, rc = 0;
   if (!rel)
-    return fail(out, MPC_ENOMEM, "out of memory");
+    return mpc_task_fail(out, MPC_ENOMEM, "out of memory");
   if (!rel_is_safe(in, in_len)) {
-    rc = fail(out, MPC_EINVAL,
+    rc = mpc_task_fail(out, MPC_EINVAL,
               "file %s: unsafe relative path (absolute, "
               "empty or with . or .. components)",
               rel);
@@ -665,7 +653,7 @@ static int image_run(void *state, const void *in, size_t in_len,
   }
   image_fmt_t ofmt = ext_format(rel);
   if (ofmt == IMAGE_FMT_UNKNOWN) {
-    rc = fail(out, MPC_EINVAL, "file %s: not a .png, .jpg or .jpeg name", rel);
+    rc = mpc_task_fail(out, MPC_EINVAL, "file %s: not a .png, .jpg or .jpeg name", rel);
     goto done;
   }
   if ((rc = mpc_buf_printf(&path, "%s/%s", s->in_dir, rel)))
@@ -673,21 +661,21 @@ static int image_run(void *state, const void *in, size_t in_len,
   fd = open(mpc_buf_str(&path), O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0) {
-    rc = fail(out, -errno, "file %s: %s", rel, strerror(errno));
+    rc = mpc_task_fail(out, -errno, "file %s: %s", rel, strerror(errno));
     goto done;
   }
   if (!S_ISREG(st.st_mode)) {
-    rc = fail(out, MPC_EINVAL, "file %s: not a regular file", rel);
+    rc = mpc_task_fail(out, MPC_EINVAL, "file %s: not a regular file", rel);
     goto done;
   }
   if (st.st_size == 0) {
-    rc = fail(out, MPC_EFORMAT, "file %s: empty file", rel);
+    rc = mpc_task_fail(out, MPC_EFORMAT, "file %s: empty file", rel);
     goto done;
   }
   size = (size_t)st.st_size;
   map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
   if (map == MAP_FAILED) {
-    rc = fail(out, -errno, "file %s: cannot map: %s", rel, strerror(errno));
+    rc = mpc_task_fail(out, -errno, "file %s: cannot map: %s", rel, strerror(errno));
     goto done;
   }
   image_fmt_t ifmt = image_sniff(map, size);
@@ -696,17 +684,17 @@ static int image_run(void *state, const void *in, size_t in_len,
   else if (ifmt == IMAGE_FMT_JPEG)
     rc = image_jpeg_decode(map, size, s->max_pixels, &pix, &msg);
   else {
-    rc = fail(out, MPC_EFORMAT, "file %s: not a PNG or JPEG file", rel);
+    rc = mpc_task_fail(out, MPC_EFORMAT, "file %s: not a PNG or JPEG file", rel);
     goto done;
   }
   if (rc) {
-    rc = fail(out, rc, "file %s: %s", rel, mpc_buf_str(&msg));
+    rc = mpc_task_fail(out, rc, "file %s: %s", rel, mpc_buf_str(&msg));
     goto done;
   }
   uint32_t ow, oh;
   target_size(s, pix.w, pix.h, &ow, &oh);
   if ((rc = image_resize(&pix, ow, oh, s->filter, &res))) {
-    rc = fail(out, rc, "file %s: resize: %s", rel, mpc_strerror(rc));
+    rc = mpc_task_fail(out, rc, "file %s: resize: %s", rel, mpc_strerror(rc));
     goto done;
   }
   image_brightness(&res, s->brightness);
@@ -715,12 +703,12 @@ static int image_run(void *state, const void *in, size_t in_len,
   else
     rc = image_jpeg_encode(&res, s->quality, &enc, &msg);
   if (rc) {
-    rc = fail(out, rc, "file %s: %s", rel, mpc_buf_str(&msg));
+    rc = mpc_task_fail(out, rc, "file %s: %s", rel, mpc_buf_str(&msg));
     goto done;
   }
   mpc_buf_clear(&msg);
   if ((rc = write_out(s->out_dir, rel, enc.data, enc.len, &msg))) {
-    rc = fail(out, rc, "file %s: %s", rel, mpc_buf_str(&msg));
+    rc = mpc_task_fail(out, rc, "file %s: %s", rel, mpc_buf_str(&msg));
     goto done;
   }
   mpc_buf_clear(out);
@@ -729,7 +717,7 @@ static int image_run(void *state, const void *in, size_t in_len,
     goto nomem;
   goto done;
 nomem:
-  rc = fail(out, MPC_ENOMEM, "file %s: out of memory", rel);
+  rc = mpc_task_fail(out, MPC_ENOMEM, "file %s: out of memory", rel);
 done:
   if (map != MAP_FAILED)
     munmap(map, size);

@@ -72,18 +72,6 @@ typedef struct stats_state {
   size_t nruns, capruns;
 } stats_state_t;
 
-static int fail(mpc_buf_t *out, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(mpc_buf_t *out, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  mpc_buf_clear(out);
-  if (mpc_buf_vprintf(out, fmt, ap) != 0)
-    mpc_buf_clear(out);
-  va_end(ap);
-  return code;
-}
-
 /* ---- options ------------------------------------------------------------------ */
 
 static int parse_size(const char *s, uint64_t *out) {
@@ -342,21 +330,21 @@ static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out)
   stats_state_t *s = state;
   uint64_t r[2];
   if (in_len != sizeof r)
-    return fail(out, MPC_EINVAL, "stats: bad task input");
+    return mpc_task_fail(out, MPC_EINVAL, "stats: bad task input");
   memcpy(r, in, sizeof r);
   int fd = open(s->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return fail(out, -errno, "%s: %s", s->path, strerror(errno));
+    return mpc_task_fail(out, -errno, "%s: %s", s->path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != s->fsize) {
     close(fd);
-    return fail(out, MPC_EIO, "%s: file changed size during the run", s->path);
+    return mpc_task_fail(out, MPC_EIO, "%s: file changed size during the run", s->path);
   }
   const uint64_t fend = s->fsize;
   unsigned char *buf = mmap(NULL, fend, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (buf == MAP_FAILED)
-    return fail(out, -errno, "%s: mmap: %s", s->path, strerror(errno));
+    return mpc_task_fail(out, -errno, "%s: mmap: %s", s->path, strerror(errno));
   const stats_cfg_t *c = &s->cfg;
   int known = r[0] == s->hdr.data_start;
   uint64_t p = known ? r[0] : stats_cut(buf, r[0], fend);
@@ -413,7 +401,7 @@ static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out)
   rc = rc ? rc : put_u64(out, sQ);
   munmap(buf, fend);
   if (rc)
-    return fail(out, rc, "%s: %s", s->path, mpc_strerror(rc));
+    return mpc_task_fail(out, rc, "%s: %s", s->path, mpc_strerror(rc));
   return 0;
 }
 

@@ -291,18 +291,6 @@ typedef struct wc_state {
   uint64_t words;
 } wc_state_t;
 
-static int wc_fail(mpc_buf_t *out, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int wc_fail(mpc_buf_t *out, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  mpc_buf_clear(out);
-  if (mpc_buf_vprintf(out, fmt, ap) != 0)
-    mpc_buf_clear(out);
-  va_end(ap);
-  return code;
-}
-
 static void wc_free(void *state) {
   wc_state_t *s = state;
   if (!s)
@@ -495,29 +483,29 @@ static int wc_run(void *state, const void *in, size_t in_len, mpc_buf_t *out) {
   wc_state_t *s = state;
   uint64_t hdr[4];
   if (in_len < sizeof hdr)
-    return wc_fail(out, MPC_EINVAL, "wordcount: bad task input");
+    return mpc_task_fail(out, MPC_EINVAL, "wordcount: bad task input");
   memcpy(hdr, in, sizeof hdr);
   char *path = strndup((const char *)in + sizeof hdr, in_len - sizeof hdr);
   if (!path)
-    return wc_fail(out, MPC_ENOMEM, "wordcount: out of memory");
+    return mpc_task_fail(out, MPC_ENOMEM, "wordcount: out of memory");
   int rc = 0;
   wc_table_t t;
   wc_table_init(&t);
   unsigned char *map = NULL;
   size_t len = 0;
   if ((int64_t)hdr[3] < 0) {
-    rc = wc_fail(out, (int)(int64_t)hdr[3], "%s: %s", path, mpc_strerror((int)(int64_t)hdr[3]));
+    rc = mpc_task_fail(out, (int)(int64_t)hdr[3], "%s: %s", path, mpc_strerror((int)(int64_t)hdr[3]));
     goto done;
   }
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    rc = wc_fail(out, -errno, "%s: %s", path, strerror(errno));
+    rc = mpc_task_fail(out, -errno, "%s: %s", path, strerror(errno));
     goto done;
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != hdr[2]) {
     close(fd);
-    rc = wc_fail(out, MPC_EIO, "%s: file changed size since it was listed", path);
+    rc = mpc_task_fail(out, MPC_EIO, "%s: file changed size since it was listed", path);
     goto done;
   }
   len = (size_t)st.st_size;
@@ -525,7 +513,7 @@ static int wc_run(void *state, const void *in, size_t in_len, mpc_buf_t *out) {
     map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
       map = NULL;
-      rc = wc_fail(out, -errno, "%s: %s", path, strerror(errno));
+      rc = mpc_task_fail(out, -errno, "%s: %s", path, strerror(errno));
       close(fd);
       goto done;
     }
@@ -537,7 +525,7 @@ static int wc_run(void *state, const void *in, size_t in_len, mpc_buf_t *out) {
   if (!rc)
     rc = wc_table_write(&t, out);
   if (rc)
-    rc = wc_fail(out, rc, "%s: %s", path, mpc_strerror(rc));
+    rc = mpc_task_fail(out, rc, "%s: %s", path, mpc_strerror(rc));
 done:
   if (map)
     munmap(map, len);

@@ -1712,6 +1712,18 @@ static int poll_cb(void *ctx, const mpc_result_t *r) {
   return a->cb ? a->cb(a->ctx, r) : 0;
 }
 
+/* Hand over results that arrived while nobody was listening. */
+static void drain_parked(mpc_pool_t *p, poll_arg_t *a) {
+  while (p->parked) {
+    parked_t *k = p->parked;
+    p->parked = k->next;
+    if (!p->parked)
+      p->parked_tail = NULL;
+    poll_cb(a, &k->r);
+    free(k);
+  }
+}
+
 static int poll_done(mpc_pool_t *p, void *arg) {
   poll_arg_t *a = arg;
   return a->got > 0 || (p->caller_pending == 0);
@@ -1725,14 +1737,7 @@ int mpc_pool_poll(mpc_pool_t *p, double timeout, mpc_result_cb cb,
   if (rc < 0)
     return rc;
   poll_arg_t a = {.cb = cb, .ctx = cb_ctx};
-  while (p->parked) { /* results that arrived while nobody was listening */
-    parked_t *k = p->parked;
-    p->parked = k->next;
-    if (!p->parked)
-      p->parked_tail = NULL;
-    poll_cb(&a, &k->r);
-    free(k);
-  }
+  drain_parked(p, &a);
   p->caller_cb = poll_cb;
   p->caller_ctx = &a;
   p->cb_stop = 0;
@@ -1808,14 +1813,7 @@ int mpc_pool_join(mpc_pool_t *p, mpc_result_cb cb, void *cb_ctx) {
   if (rc < 0)
     return rc;
   poll_arg_t a = {.cb = cb, .ctx = cb_ctx};
-  while (p->parked) {
-    parked_t *k = p->parked;
-    p->parked = k->next;
-    if (!p->parked)
-      p->parked_tail = NULL;
-    poll_cb(&a, &k->r);
-    free(k);
-  }
+  drain_parked(p, &a);
   p->caller_cb = poll_cb;
   p->caller_ctx = &a;
   rc = run_loop(p, all_done, NULL, 0);
