@@ -463,7 +463,8 @@ static void requeue_one(mpc_pool_t *p, unit_t *u, uint32_t i) {
 /* Entry u->done of w's head unit u finished with `code` and output data. */
 static int finish_entry(mpc_pool_t *p, int slot, worker_t *w, unit_t *u,
                         int code, const void *data, size_t len,
-                        uint64_t start_ns, uint64_t end_ns) {
+                        uint64_t start_ns, uint64_t end_ns, pid_t pid,
+                        long maxrss) {
   uint64_t id;
   if (u->kind == U_OWNED) {
     uint64_t l;
@@ -473,7 +474,6 @@ static int finish_entry(mpc_pool_t *p, int slot, worker_t *w, unit_t *u,
   } else {
     id = u->first + u->done;
   }
-  account_time(p, end_ns - start_ns);
   mpc_result_t r = {
       .id = id,
       .status = code ? MPC_TASK_ERROR : MPC_TASK_OK,
@@ -482,11 +482,10 @@ static int finish_entry(mpc_pool_t *p, int slot, worker_t *w, unit_t *u,
       .len = len,
       .attempts = u->attempts,
       .worker = slot,
-      .pid = w->pid ? w->pid : (pid_t)atomic_load(&w->shm->pid),
+      .pid = pid,
       .start = (double)start_ns * 1e-9,
       .end = (double)end_ns * 1e-9,
-      .maxrss_kb = (long)atomic_load_explicit(&w->shm->maxrss_kb,
-                                              memory_order_relaxed),
+      .maxrss_kb = maxrss,
   };
   if (code && !u->canceled && retryable(p, r.status, u->attempts)) {
     unit_t *v = unit_slice(p, u, u->done, 1);
@@ -510,6 +509,9 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
   unit_t *u = w->fifo;
   if (!u || u->did != did)
     return MPC_EPROTO;
+  pid_t pid = w->pid ? w->pid : (pid_t)atomic_load(&w->shm->pid);
+  long rss = (long)atomic_load_explicit(&w->shm->maxrss_kb,
+                                        memory_order_relaxed);
   if (RING_TYPE(type) == R_BATCH) {
     batch_hdr_t h;
     if (len < sizeof h)
@@ -528,12 +530,14 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
       if (off + e.len > len)
         return MPC_EPROTO;
       int rc = finish_entry(p, slot, w, u, e.code, payload + off, e.len, t,
-                            e.end_ns);
+                            e.end_ns, pid, rss);
       if (rc < 0)
         return rc;
       off += PAD8(e.len);
       t = e.end_ns;
     }
+    if (h.n) /* one sample per batch: the mean task time */
+      account_time(p, (t - h.start_ns) / h.n);
     return (int)h.n;
   }
   res_hdr_t h;
@@ -542,8 +546,9 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
   memcpy(&h, payload, sizeof h);
   if (h.idx != u->done)
     return MPC_EPROTO;
+  account_time(p, h.end_ns - h.start_ns);
   return finish_entry(p, slot, w, u, h.code, payload + sizeof h,
-                      len - sizeof h, h.start_ns, h.end_ns);
+                      len - sizeof h, h.start_ns, h.end_ns, pid, rss);
 }
 
 /* Drain w's result ring; returns results handled or a negative error. */

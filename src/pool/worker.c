@@ -136,6 +136,13 @@ static void batch_flush(wctx_t *w, uint64_t did, batch_t *bt) {
   bt->b.len = 0;
 }
 
+/* Tiny tasks are timed in samples: every task is timed while tasks take more
+ * than SAMPLE_NS; below that, one clock read per SAMPLE_EVERY tasks, and the
+ * tasks in between get evenly spread times.  A clock read costs about as much
+ * as a trivial task. */
+#define SAMPLE_NS 2000u
+#define SAMPLE_EVERY 16u
+
 static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
                      const unsigned char *p, size_t len, mpc_buf_t *out,
                      batch_t *bt) {
@@ -145,6 +152,9 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
   memcpy(&count, p, 4);
   size_t off = UNIT_HDR;
   uint64_t t = mpc__now_ns();
+  int sampling = 0;        /* tasks are tiny: not every one is timed */
+  size_t untimed[SAMPLE_EVERY];
+  uint32_t nuntimed = 0;
   for (uint32_t i = 0; i < count; i++) {
     uint64_t id, elen;
     memcpy(&id, p + off, 8);
@@ -155,10 +165,27 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
     atomic_store_explicit(&w->shm->cur, CUR_PACK(did, i), memory_order_release);
     out->len = 0;
     int code = cfg->fn(cfg->ctx, in, (size_t)elen, out);
-    uint64_t end = mpc__now_ns();
+    int batched = count > 1 && out->len <= BATCH_MAX_OUT;
+    uint64_t end = 0;
+    if (!sampling || !batched || nuntimed + 1 == SAMPLE_EVERY ||
+        i + 1 == count) {
+      end = mpc__now_ns();
+      if (nuntimed) { /* spread [t, end] over the untimed tasks and this one */
+        uint64_t step = (end - t) / (nuntimed + 1);
+        for (uint32_t k = 0; k < nuntimed; k++) {
+          batch_ent_t *e = (batch_ent_t *)(bt->b.data + untimed[k]);
+          e->end_ns = t + step * (k + 1);
+        }
+        sampling = (end - t) / (nuntimed + 1) < SAMPLE_NS;
+        t = t + step * nuntimed;
+        nuntimed = 0;
+      } else {
+        sampling = end - t < SAMPLE_NS;
+      }
+      note_rss(w, end);
+    }
     atomic_store_explicit(&w->shm->child_pgid, 0, memory_order_relaxed);
-    note_rss(w, end);
-    if (count > 1 && out->len <= BATCH_MAX_OUT) {
+    if (batched) {
       /* Small result of a many-task unit: batch it. */
       if (!bt->n) {
         batch_hdr_t h = {.n = 0, .first = i, .start_ns = t};
@@ -169,13 +196,15 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
       }
       batch_ent_t e = {.code = code, .len = (uint32_t)out->len, .end_ns = end};
       static const unsigned char zeros[8];
+      if (!end)
+        untimed[nuntimed++] = bt->b.len;
       if (mpc_buf_append(&bt->b, &e, sizeof e) ||
           mpc_buf_append(&bt->b, out->data, out->len) ||
           mpc_buf_append(&bt->b, zeros, PAD8(out->len) - out->len))
         _exit(WORKER_EXIT_INIT + 2);
       bt->n++;
-      if (i + 1 == count || end - bt->t0 >= BATCH_MAX_NS ||
-          bt->b.len >= BATCH_MAX_BYTES)
+      if (end && (i + 1 == count || end - bt->t0 >= BATCH_MAX_NS ||
+                  bt->b.len >= BATCH_MAX_BYTES))
         batch_flush(w, did, bt);
     } else {
       batch_flush(w, did, bt);
@@ -183,7 +212,8 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
                      .end_ns = end};
       put_result(w, did, &h, out->data, out->len);
     }
-    t = end;
+    if (end)
+      t = end;
   }
   batch_flush(w, did, bt);
   /* Keep big outputs from pinning memory for the rest of the worker's life. */

@@ -158,13 +158,18 @@ static void test_million_ordered(void) {
   CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, in, 8, MILLION, &r), 0);
   CU_ASSERT_EQUAL(mpc_results_count(r), MILLION);
   CU_ASSERT_EQUAL(mpc_results_failed(r), 0);
-  size_t bad = 0;
+  size_t bad = 0, badtime = 0;
   for (size_t i = 0; i < MILLION; i++) {
     const mpc_result_t *x = rget(r, i);
     if (x->id != i || x->len != 8 || u64at(x->data) != in[i])
       bad++;
+    /* Tiny tasks are timed in samples; every task still has a start <= end
+     * within the run, and a worker slot and pid. */
+    if (!(x->start > 0 && x->start <= x->end) || x->worker < 0 || x->pid <= 0)
+      badtime++;
   }
   CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT_EQUAL(badtime, 0);
   mpc_results_free(r);
   free(in);
   mpc_pool_free(p);
