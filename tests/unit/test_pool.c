@@ -700,6 +700,80 @@ static void test_gen_unordered_and_stop(void) {
   mpc_pool_free(p);
 }
 
+/* Run 40 tasks of 25 ms (about 0.5 s on 2 workers, one of them failing) with
+ * the progress bar in `mode`, stderr into a pipe; returns what was drawn. */
+typedef struct barrun {
+  mpc_progress_t mode;
+  double secs;
+  char text[65536];
+  size_t len;
+} barrun_t;
+
+static int bar_child(void *arg) {
+  barrun_t *b = arg;
+  mpc_pool_opts_t o = {.workers = 2, .fn = test_fn, .progress = b->mode};
+  mpc_pool_t *p = NULL;
+  if (mpc_pool_new(&p, &o))
+    return 30;
+  op_t ops[40];
+  for (int i = 0; i < 40; i++)
+    ops[i] = (op_t){.op = OP_SLEEP, .arg = 25, .val = (uint64_t)i};
+  ops[7] = (op_t){.op = OP_ERROR, .arg = 2};
+  mpc_results_t *r = NULL;
+  int rc = mpc_pool_map_array(p, ops, sizeof *ops, 40, &r);
+  mpc_results_free(r);
+  mpc_pool_free(p);
+  return rc ? 31 : 0;
+}
+
+static void run_bar(barrun_t *b) {
+  int fd[2];
+  CU_ASSERT_FATAL(pipe(fd) == 0);
+  int saved = dup(2);
+  dup2(fd[1], 2);
+  close(fd[1]);
+  double t0 = mpct_now();
+  int rc = mpct_run_child(bar_child, b, 30);
+  b->secs = mpct_now() - t0;
+  dup2(saved, 2);
+  close(saved);
+  CU_ASSERT_EQUAL(rc, 0);
+  ssize_t n;
+  b->len = 0;
+  while ((n = read(fd[0], b->text + b->len, sizeof b->text - 1 - b->len)) > 0)
+    b->len += (size_t)n;
+  b->text[b->len] = 0;
+  close(fd[0]);
+}
+
+static void test_progress_bar(void) {
+  setup_shared();
+  barrun_t *b = calloc(1, sizeof *b);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+  /* AUTO: stderr is a pipe, so nothing is drawn. */
+  b->mode = MPC_PROGRESS_AUTO;
+  run_bar(b);
+  CU_ASSERT_EQUAL(b->len, 0);
+  /* FORCE: drawn into the pipe, ending at 100% with the failure counted. */
+  b->mode = MPC_PROGRESS_FORCE;
+  run_bar(b);
+  CU_ASSERT(b->len > 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(b->text, "100% [####################] 40/40"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(b->text, "failed 1"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(b->text, "/s]"));
+  /* At most 10 redraws a second, plus the final one. */
+  int redraws = 0;
+  for (size_t i = 0; i < b->len; i++)
+    redraws += b->text[i] == '\r';
+  CU_ASSERT(redraws >= 2);
+  CU_ASSERT(redraws <= (int)(b->secs * 10) + 2);
+  /* OFF: nothing. */
+  b->mode = MPC_PROGRESS_OFF;
+  run_bar(b);
+  CU_ASSERT_EQUAL(b->len, 0);
+  free(b);
+}
+
 static void test_cpu_count(void) {
   char *old = getenv("SLURM_CPUS_PER_TASK");
   char *save = old ? strdup(old) : NULL;
@@ -747,6 +821,7 @@ MPC_TESTS(pool) = {
     {"SIGINT mid-run: clean return, no child left", test_sigint_parent},
     {"1M-task generator keeps memory bounded", test_generator_bounded_memory},
     {"unordered generator, callback stops early", test_gen_unordered_and_stop},
+    {"progress bar: off in pipes, forced, at most 10/s", test_progress_bar},
     {"cpu count honours SLURM and affinity", test_cpu_count},
     {"no fd, process or shm leaks", test_no_leaks},
     CU_TEST_INFO_NULL,
