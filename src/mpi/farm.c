@@ -1580,7 +1580,7 @@ static int setup_master(mpc__farm_t *f, mpc_buf_t *err) {
   for (int i = 0; i < 2; i++) {
     if (!late[i])
       continue;
-    if ((rc = mpc__write_atomic(late[i], "", 0))) {
+    if ((rc = mpc__probe_writable(late[i]))) {
       mpc__msg(err, "%s %s: %s", late_opt[i], late[i], mpc_strerror(rc));
       return rc;
     }

@@ -146,6 +146,24 @@ int mpc__trace_json(mpc_buf_t *b, const char *job, const mpc__attempt_t *a,
   return rc;
 }
 
+int mpc__probe_writable(const char *path) {
+  size_t pl = strlen(path);
+  char *tmp = malloc(pl + 32);
+  if (!tmp)
+    return MPC_ENOMEM;
+  snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
+  int rc = 0;
+  FILE *fp = fopen(tmp, "w");
+  if (!fp) {
+    rc = -errno;
+  } else {
+    fclose(fp);
+    unlink(tmp);
+  }
+  free(tmp);
+  return rc;
+}
+
 int mpc__write_atomic(const char *path, const void *data, size_t len) {
   size_t pl = strlen(path);
   char *tmp = malloc(pl + 32);

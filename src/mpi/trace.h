@@ -37,6 +37,9 @@ MPC_MUST_CHECK int mpc__trace_json(mpc_buf_t *b, const char *job,
 /* Write len bytes to path through a temporary file in the same directory,
  * then rename().  0 or -errno. */
 MPC_MUST_CHECK int mpc__write_atomic(const char *path, const void *data, size_t len);
+/* Can mpc__write_atomic(path) work?  Creates and removes its temporary file;
+ * path itself is not touched.  0 or -errno. */
+MPC_MUST_CHECK int mpc__probe_writable(const char *path);
 
 /* ---- the PNG Gantt chart ------------------------------------------------------ */
 #define MPC__TL_WIDTH 1200  /* pixels */

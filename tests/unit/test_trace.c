@@ -213,6 +213,9 @@ static void test_write_atomic(void) {
   CU_ASSERT_STRING_EQUAL(buf, "hello\n");
   unlink(path);
   CU_ASSERT(mpc__write_atomic("/nonexistent-dir/x.json", "x", 1) < 0);
+  CU_ASSERT(mpc__probe_writable("/nonexistent-dir/x.json") < 0);
+  CU_ASSERT_EQUAL(mpc__probe_writable(path), 0);
+  CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0); /* the probe creates nothing */
 }
 
 static void test_options(void) {
