@@ -1623,14 +1623,11 @@ static int finish_master(mpc__farm_t *f) {
       tr[i].workers = f->r[i].workers;
     }
     if (f->cfg.trace) {
-      mpc_buf_t tb = MPC_BUF_INIT;
-      int rc = tr ? mpc__trace_json(&tb, f->job->name, f->att, f->natt, tr, f->nranks)
+      int rc = tr ? mpc__trace_write(f->cfg.trace, f->job->name, f->att, f->natt, tr,
+                                     f->nranks)
                   : MPC_ENOMEM;
-      if (!rc)
-        rc = mpc__write_atomic(f->cfg.trace, tb.data, tb.len);
       if (rc)
         MPC_LOG(MPC_LOG_ERROR, "--trace %s: %s", f->cfg.trace, mpc_strerror(rc));
-      mpc_buf_free(&tb);
     }
     if (f->tl_png) {
       int rc = tr ? mpc__tl_png(f->cfg.timeline, f->att, f->natt, tr, f->nranks,

@@ -93,8 +93,19 @@ static const char *status_name(int st) {
   return mpc_task_status_name((mpc_task_status_t)st);
 }
 
-int mpc__trace_json(mpc_buf_t *b, const char *job, const mpc__attempt_t *a,
-                    size_t n, const mpc__trace_rank_t *ranks, int nranks) {
+/* With fp, b is written out and emptied whenever it passes 1 MiB (and at the
+ * end), so a trace of millions of attempts is never all in memory. */
+static int spill(mpc_buf_t *b, FILE *fp, int force) {
+  if (!fp || (!force && b->len < (1u << 20)))
+    return 0;
+  if (b->len && fwrite(b->data, 1, b->len, fp) != b->len)
+    return -(errno ? errno : EIO);
+  mpc_buf_clear(b);
+  return 0;
+}
+
+static int trace_emit(mpc_buf_t *b, FILE *fp, const char *job, const mpc__attempt_t *a,
+                      size_t n, const mpc__trace_rank_t *ranks, int nranks) {
   int rc = mpc_buf_printf(b, "{\"traceEvents\":[\n");
   int first = 1;
   /* Names: "rank R (host)" for each rank, "worker W" for each worker. */
@@ -135,6 +146,8 @@ int mpc__trace_json(mpc_buf_t *b, const char *job, const mpc__attempt_t *a,
     }
     if (!rc)
       rc = mpc_buf_append(b, "}}", 2);
+    if (!rc)
+      rc = spill(b, fp, 0);
   }
   if (!rc)
     rc = mpc_buf_printf(b, "\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"job\":");
@@ -143,6 +156,37 @@ int mpc__trace_json(mpc_buf_t *b, const char *job, const mpc__attempt_t *a,
   if (!rc)
     rc = mpc_buf_printf(b, ",\"clock\":\"microseconds since each rank left the start "
                            "barrier (CLOCK_MONOTONIC)\",\"attempts\":%zu}}\n", n);
+  return rc ? rc : spill(b, fp, 1);
+}
+
+int mpc__trace_json(mpc_buf_t *b, const char *job, const mpc__attempt_t *a,
+                    size_t n, const mpc__trace_rank_t *ranks, int nranks) {
+  return trace_emit(b, NULL, job, a, n, ranks, nranks);
+}
+
+int mpc__trace_write(const char *path, const char *job, const mpc__attempt_t *a,
+                     size_t n, const mpc__trace_rank_t *ranks, int nranks) {
+  size_t pl = strlen(path);
+  char *tmp = malloc(pl + 32);
+  if (!tmp)
+    return MPC_ENOMEM;
+  snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
+  mpc_buf_t b = MPC_BUF_INIT;
+  int rc = 0;
+  FILE *fp = fopen(tmp, "w");
+  if (!fp) {
+    rc = -errno;
+  } else {
+    rc = trace_emit(&b, fp, job, a, n, ranks, nranks);
+    if (fclose(fp) != 0 && !rc)
+      rc = -errno;
+    if (!rc && rename(tmp, path) != 0)
+      rc = -errno;
+    if (rc)
+      unlink(tmp);
+  }
+  mpc_buf_free(&b);
+  free(tmp);
   return rc;
 }
 

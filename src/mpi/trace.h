@@ -34,6 +34,12 @@ MPC_MUST_CHECK int mpc__trace_json(mpc_buf_t *b, const char *job,
                                    const mpc__attempt_t *a, size_t n,
                                    const mpc__trace_rank_t *ranks, int nranks);
 
+/* The same, written to path through a temporary file in the same directory,
+ * then rename(); never more than about 1 MiB of it in memory. */
+MPC_MUST_CHECK int mpc__trace_write(const char *path, const char *job,
+                                    const mpc__attempt_t *a, size_t n,
+                                    const mpc__trace_rank_t *ranks, int nranks);
+
 /* Write len bytes to path through a temporary file in the same directory,
  * then rename().  0 or -errno. */
 MPC_MUST_CHECK int mpc__write_atomic(const char *path, const void *data, size_t len);

@@ -89,7 +89,54 @@ static void test_trace_doc(void) {
   for (const char *p = s; *p; p++)
     if ((unsigned char)*p < 0x20 && *p != '\n')
       CU_FAIL("raw control character in the trace");
+  /* Written to a file (in chunks): the same bytes. */
+  char path[] = "/tmp/mpc-tr-XXXXXX";
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  close(fd);
+  CU_ASSERT_EQUAL_FATAL(mpc__trace_write(path, "chaos", a, 3, rk, 2), 0);
+  FILE *fp = fopen(path, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+  char *got = calloc(1, b.len + 16);
+  CU_ASSERT_EQUAL(fread(got, 1, b.len + 16, fp), b.len);
+  CU_ASSERT(memcmp(got, b.data, b.len) == 0);
+  fclose(fp);
+  free(got);
+  unlink(path);
+  CU_ASSERT(mpc__trace_write("/nonexistent-dir/t.json", "chaos", a, 3, rk, 2) < 0);
   mpc_buf_free(&b);
+}
+
+/* Many attempts: the file is written in chunks and stays well formed. */
+static void test_trace_big(void) {
+  enum { N = 40000 };
+  mpc__trace_rank_t rk[1] = {{"h", 4}};
+  mpc__attempt_t *a = calloc(N, sizeof *a);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+  char key[] = "key-with-\"quote";
+  for (int i = 0; i < N; i++)
+    a[i] = att(0, i % 4, MPC_TASK_OK, i * 0.001, i * 0.001 + 0.0005, key);
+  char path[] = "/tmp/mpc-tr-XXXXXX";
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  close(fd);
+  CU_ASSERT_EQUAL_FATAL(mpc__trace_write(path, "chaos", a, N, rk, 1), 0);
+  FILE *fp = fopen(path, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+  fseek(fp, 0, SEEK_END);
+  long sz = ftell(fp);
+  rewind(fp);
+  char *s = malloc((size_t)sz + 1);
+  CU_ASSERT_EQUAL(fread(s, 1, (size_t)sz, fp), (size_t)sz);
+  s[sz] = 0;
+  fclose(fp);
+  CU_ASSERT(sz > (1 << 20)); /* more than one chunk */
+  CU_ASSERT_EQUAL(count(s, "\"ph\":\"X\""), N);
+  CU_ASSERT_EQUAL(count(s, "\"name\":\"key-with-\\\"quote\""), N);
+  CU_ASSERT(strstr(s, "\"attempts\":40000}}\n") != NULL);
+  free(s);
+  free(a);
+  unlink(path);
 }
 
 /* Decode a PNG with libpng into RGB. */
@@ -245,6 +292,7 @@ static void test_options(void) {
 MPC_TESTS(trace) = {
     {"JSON escaping: quotes, controls, invalid UTF-8", test_json_escape},
     {"trace document: X events and names", test_trace_doc},
+    {"trace file of 40000 attempts, written in chunks", test_trace_big},
     {"PNG timeline: size, one band per worker, bar colours", test_png},
     {"PNG timeline: thousands of workers", test_png_many_rows},
     {"atomic writer", test_write_atomic},
