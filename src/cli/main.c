@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "mpc-run: %s\n%s", mpc_buf_str(&err), mpc__usage());
     goto out;
   }
-  if (o.trace && mpc_log_level() < MPC_LOG_INFO)
+  if (o.debug_protocol && mpc_log_level() < MPC_LOG_INFO)
     mpc_log_set_level(MPC_LOG_INFO);
   if (o.version && !o.job) {
     if (talk)
@@ -90,6 +90,7 @@ int main(int argc, char **argv) {
       .json = o.json,
       .timeline = o.timeline,
       .trace = o.trace,
+      .debug_protocol = o.debug_protocol,
       .grace = o.grace,
       .walltime = o.walltime,
       .heartbeat = o.heartbeat,

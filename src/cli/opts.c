@@ -25,8 +25,10 @@ const char *mpc__usage(void) {
          "      --schedule S       guided (default) | dynamic | static\n"
          "      --progress, --no-progress   force or disable the progress bar\n"
          "      --json FILE        also write the run summary as JSON to FILE\n"
-         "      --timeline FILE    write each attempt's rank, worker and times to FILE\n"
-         "      --trace            log the master/worker protocol on stderr\n"
+         "      --timeline FILE    each attempt's rank, worker and times: text, or a\n"
+         "                         Gantt chart when FILE ends in .png\n"
+         "      --trace FILE       every attempt as a Chrome/Perfetto trace (JSON)\n"
+         "      --debug-protocol   log the master/worker protocol on stderr\n"
          "      --grace S          on SIGINT/SIGTERM let running tasks finish up to S seconds\n"
          "      --walltime S       stop dispatching after S seconds (exit 3)\n"
          "      --heartbeat S      idle ranks report every S seconds; silent ranks are named\n"
@@ -128,12 +130,12 @@ bad:
 /* Options that take a value. */
 static const char *const k_valued[] = {
     "--workers", "--timeout", "--retries", "--halt", "--journal",
-    "--schedule", "--json", "--timeline", "--grace", "--walltime",
+    "--schedule", "--json", "--timeline", "--trace", "--grace", "--walltime",
     "--heartbeat", "--mem-limit", NULL};
 /* Flags. */
 static const char *const k_flags[] = {
     "--resume", "--ordered", "--keep-order", "--progress", "--no-progress",
-    "--trace", "--verbose", "--quiet", "--help", "--list", "--version", NULL};
+    "--debug-protocol", "--verbose", "--quiet", "--help", "--list", "--version", NULL};
 
 static int in_list(const char *const *l, const char *s, size_t n) {
   for (; *l; l++)
@@ -174,10 +176,18 @@ static int apply(mpc__opts_t *o, const char *name, const char *val,
       mpc__msg(err, "--schedule: expected guided, dynamic or static, got '%s'", val);
       rc = MPC_EUSAGE;
     }
-  } else if (!strcmp(name, "--json")) {
-    o->json = val;
-  } else if (!strcmp(name, "--timeline")) {
-    o->timeline = val;
+  } else if (!strcmp(name, "--timeline") || !strcmp(name, "--trace") ||
+             !strcmp(name, "--json")) {
+    if (!*val) {
+      mpc__msg(err, "%s: empty file name", name);
+      rc = MPC_EUSAGE;
+    }
+    if (!strcmp(name, "--timeline"))
+      o->timeline = val;
+    else if (!strcmp(name, "--trace"))
+      o->trace = val;
+    else
+      o->json = val;
   } else if (!strcmp(name, "--grace")) {
     rc = parse_secs(name, val, &o->grace, err);
   } else if (!strcmp(name, "--walltime")) {
@@ -195,8 +205,8 @@ static int apply(mpc__opts_t *o, const char *name, const char *val,
     o->progress = 1;
   } else if (!strcmp(name, "--no-progress")) {
     o->progress = 0;
-  } else if (!strcmp(name, "--trace")) {
-    o->trace = 1;
+  } else if (!strcmp(name, "--debug-protocol")) {
+    o->debug_protocol = 1;
   } else if (!strcmp(name, "--verbose")) {
     o->verbose++;
   } else if (!strcmp(name, "--quiet")) {

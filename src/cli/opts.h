@@ -22,8 +22,9 @@ typedef struct mpc__opts {
   mpc__sched_t sched;  /* --schedule */
   int progress;        /* -1 auto (terminal), 0 --no-progress, 1 --progress */
   const char *json;    /* --json FILE: summary as JSON */
-  const char *timeline;/* --timeline FILE: one line per attempt with times */
-  int trace;           /* --trace: log protocol traffic */
+  const char *timeline;/* --timeline FILE: text, or a PNG Gantt chart (*.png) */
+  const char *trace;   /* --trace FILE: Chrome trace-event JSON of every attempt */
+  int debug_protocol;  /* --debug-protocol: log protocol traffic on stderr */
   double grace;        /* --grace S: on SIGINT, let running tasks finish this long */
   double walltime;     /* --walltime S: stop dispatching after S, exit 3 */
   double heartbeat;    /* --heartbeat S: idle ranks report at least this often */

@@ -23,6 +23,7 @@
 #include "mpc/log.h"
 #include "mpc/pool.h"
 #include "mpi/journal.h"
+#include "mpi/trace.h"
 #include "mpi/wire.h"
 
 #define HOSTLEN 64
@@ -479,6 +480,10 @@ struct mpc__farm {
   mpc__journal_t jr;
   int have_journal;
   FILE *timeline;
+  int tl_png;          /* --timeline FILE.png: drawn at the end from att[] */
+  mpc__attempt_t *att; /* attempts that ran, for --trace and the PNG timeline */
+  size_t natt, catt;
+  int att_err;
   size_t inflight;
   mpc_job_report_t rep;
   uint64_t finished; /* ok + failed (not resumed) */
@@ -587,6 +592,9 @@ void mpc__farm_free(mpc__farm_t *f) {
     free(f->fails[i].msg);
   }
   mpc__jdone_free(f->jdone);
+  for (size_t i = 0; i < f->natt; i++)
+    free(f->att[i].key);
+  free(f->att);
   free(f);
 }
 
@@ -606,7 +614,7 @@ static int up_begin(mpc__farm_t *f) {
 static mpc_task_status_t status_in_shutdown(const mpc_result_t *r) {
   if (g_signals && r->status == MPC_TASK_CRASHED &&
       (r->code == SIGINT || r->code == SIGTERM || r->code == SIGHUP ||
-       r->code == SIGKILL))
+       r->code == SIGKILL || r->code == SIGUSR1))
     return MPC_TASK_CANCELED;
   return r->status;
 }
@@ -649,7 +657,7 @@ static int up_send(mpc__farm_t *f, sendq_t *sq, uint32_t kind, size_t want) {
   mpc__wire_set_kind(&f->up, kind);
   mpc__wire_set_x(&f->up, (uint32_t)want);
   mpc__wire_set_n(&f->up, f->up_n);
-  if (f->cfg.trace)
+  if (f->cfg.debug_protocol)
     MPC_LOG(MPC_LOG_ERROR, "-> master: %s, %u results, want %zu",
             kind == MPC__UP_BYE ? "BYE" : "RESULTS", f->up_n, want);
   rc = sendq_add(sq, f->comm, 0, MPC__TAG_UP, &f->up);
@@ -702,7 +710,7 @@ static int worker_loop(mpc__farm_t *f) {
       uint32_t kind, x, n;
       if ((rc = mpc__wire_read_hdr(&rd, &kind, &x, &n)))
         goto out;
-      if (f->cfg.trace)
+      if (f->cfg.debug_protocol)
         MPC_LOG(MPC_LOG_ERROR, "<- master: kind %u, %u tasks", kind, n);
       if (kind == MPC__DOWN_TASKS) {
         for (uint32_t i = 0; i < n; i++) {
@@ -974,6 +982,39 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
   return rc;
 }
 
+/* Keep an attempt that ran for --trace / --timeline FILE.png. */
+static void keep_attempt(mpc__farm_t *f, const task_t *t, const mpc__wres_t *w,
+                         int rank) {
+  if (f->natt == f->catt) {
+    size_t nc = f->catt ? 2 * f->catt : 1024;
+    mpc__attempt_t *na = realloc(f->att, nc * sizeof *na);
+    if (!na)
+      goto oom;
+    f->att = na;
+    f->catt = nc;
+  }
+  mpc__attempt_t *a = &f->att[f->natt];
+  a->key = malloc(t->key_len + 1);
+  if (!a->key)
+    goto oom;
+  memcpy(a->key, t->key, t->key_len + 1);
+  a->key_len = t->key_len;
+  a->seq = t->seq;
+  a->rank = rank;
+  a->worker = w->worker;
+  a->pid = w->pid;
+  a->attempt = t->attempts;
+  a->status = (int)w->status;
+  a->code = w->code;
+  a->start = w->start;
+  a->end = w->end;
+  f->natt++;
+  return;
+oom:
+  f->att_err = 1;
+  MPC_LOG(MPC_LOG_ERROR, "out of memory: --trace/--timeline will be incomplete");
+}
+
 static void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
                             int rank) {
   if (f->have_journal) {
@@ -1007,6 +1048,8 @@ static void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
       f->have_journal = 0;
     }
   }
+  if (w->pid && (f->cfg.trace || f->tl_png) && !f->att_err)
+    keep_attempt(f, t, w, rank);
   if (f->timeline && w->pid)
     fprintf(f->timeline, "%llu\t%s\t%d\t%d\t%d\t%.6f\t%.6f\t%s\n",
             (unsigned long long)t->seq, t->key, rank, w->worker, w->pid,
@@ -1232,7 +1275,7 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
     }
     if (!rc) {
       mpc__wire_set_n(&b, (uint32_t)m);
-      if (f->cfg.trace)
+      if (f->cfg.debug_protocol)
         MPC_LOG(MPC_LOG_ERROR, "-> rank %d: %zu tasks", rank, m);
       rc = sendq_add(sq, f->comm, rank, MPC__TAG_DOWN, &b);
     }
@@ -1259,7 +1302,7 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
     return rc;
   rstate_t *rs = &f->r[src];
   rs->last_seen = now_s();
-  if (f->cfg.trace)
+  if (f->cfg.debug_protocol)
     MPC_LOG(MPC_LOG_ERROR, "<- rank %d: %s, %u results, want %u", src,
             kind == MPC__UP_BYE ? "BYE" : "RESULTS", n, want);
   for (uint32_t i = 0; i < n; i++) {
@@ -1417,7 +1460,7 @@ static int master_loop(mpc__farm_t *f) {
         (f->stop_kind == MPC__HALT_NOW || f->stop_kind == MPC__HALT_SOON ||
          (f->gen_done && queued_total(f) == 0));
     if (nothing_left && !stop_sent) {
-      if (f->cfg.trace)
+      if (f->cfg.debug_protocol)
         MPC_LOG(MPC_LOG_ERROR, "all done: STOP to every rank");
       stop_sent = 1;
       for (int i = 1; i < f->nranks; i++)
@@ -1528,7 +1571,21 @@ static int setup_master(mpc__farm_t *f, mpc_buf_t *err) {
     }
     f->have_journal = 1;
   }
-  if (f->cfg.timeline) {
+  /* --trace and a PNG --timeline are written at the end (temp file, then
+   * rename); find out now whether they can be. */
+  size_t tl_len = f->cfg.timeline ? strlen(f->cfg.timeline) : 0;
+  f->tl_png = tl_len >= 4 && !strcasecmp(f->cfg.timeline + tl_len - 4, ".png");
+  const char *late[2] = {f->cfg.trace, f->tl_png ? f->cfg.timeline : NULL};
+  const char *late_opt[2] = {"--trace", "--timeline"};
+  for (int i = 0; i < 2; i++) {
+    if (!late[i])
+      continue;
+    if ((rc = mpc__probe_writable(late[i]))) {
+      mpc__msg(err, "%s %s: %s", late_opt[i], late[i], mpc_strerror(rc));
+      return rc;
+    }
+  }
+  if (f->cfg.timeline && !f->tl_png) {
     f->timeline = fopen(f->cfg.timeline, "w");
     if (!f->timeline) {
       rc = -errno;
@@ -1558,6 +1615,28 @@ static int finish_master(mpc__farm_t *f) {
   if (f->timeline) {
     fclose(f->timeline);
     f->timeline = NULL;
+  }
+  if (f->cfg.trace || f->tl_png) {
+    mpc__trace_rank_t *tr = calloc((size_t)f->nranks, sizeof *tr);
+    for (int i = 0; tr && i < f->nranks; i++) {
+      tr[i].host = f->r[i].host;
+      tr[i].workers = f->r[i].workers;
+    }
+    if (f->cfg.trace) {
+      int rc = tr ? mpc__trace_write(f->cfg.trace, f->job->name, f->att, f->natt, tr,
+                                     f->nranks)
+                  : MPC_ENOMEM;
+      if (rc)
+        MPC_LOG(MPC_LOG_ERROR, "--trace %s: %s", f->cfg.trace, mpc_strerror(rc));
+    }
+    if (f->tl_png) {
+      int rc = tr ? mpc__tl_png(f->cfg.timeline, f->att, f->natt, tr, f->nranks,
+                                f->rep.wall)
+                  : MPC_ENOMEM;
+      if (rc)
+        MPC_LOG(MPC_LOG_ERROR, "--timeline %s: %s", f->cfg.timeline, mpc_strerror(rc));
+    }
+    free(tr);
   }
   mpc__rank_stat_t *st = calloc((size_t)f->nranks, sizeof *st);
   for (int i = 0; st && i < f->nranks; i++) {
@@ -1684,6 +1763,9 @@ int mpc__farm_run(mpc__farm_t *f) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  /* Batch systems warn of the end with SIGUSR1 (Slurm's --signal, mpirun
+   * forwards it to every rank): the same as SIGTERM. */
+  sigaction(SIGUSR1, &sa, NULL);
   MPI_Barrier(f->comm);
   f->t0 = now_s();
   if (f->rank == 0) {

@@ -27,8 +27,8 @@ typedef struct mpc__farm_cfg {
   int ordered;
   mpc__sched_t sched;
   int progress; /* -1 auto, 0 off, 1 on */
-  const char *json, *timeline;
-  int trace;
+  const char *json, *timeline, *trace; /* trace: Chrome trace JSON file */
+  int debug_protocol;                   /* log protocol messages */
   double grace, walltime, heartbeat;
   size_t mem_limit;
   int verbose, quiet;

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# SIGUSR1 (what Slurm's --signal=USR1@T sends before the time limit) stops a
+# run like SIGTERM: exit 3, a consistent journal, and --resume completes
+# exactly the rest.  Singleton, and under mpirun (which forwards SIGUSR1 to
+# every rank).
+set -u
+. "$(dirname "$0")/lib_mpcrun.bash"
+
+wait_lines() {
+  local i
+  for ((i = 0; i < 600; i++)); do
+    [ -f "$1" ] && [ "$(grep -vc '^#' "$1")" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+run full 120 "$RUN" chaos --tasks 300 --seed 6 -w 2
+
+# $1: name, rest: launcher prefix (may be empty)
+usr1_then_resume() {
+  local name=$1; shift
+  local j="$TMP/j$name"
+  "$@" "$RUN" chaos --tasks 300 --seed 6 --sleep 40 -w 1 --journal "$j" \
+    >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  local pid=$!
+  (sleep 90; kill -9 $pid 2>/dev/null) &
+  local dog=$!
+  wait_lines "$j" 10
+  kill -USR1 $pid
+  wait $pid
+  local rc=$?
+  kill $dog 2>/dev/null
+  check "$name SIGUSR1: exit 3" [ "$rc" = 3 ]
+  check "$name SIGUSR1: summary says interrupted by signal 10" grep -q "stopped early: interrupted by signal 10" "$TMP/$name.err"
+  check "$name SIGUSR1: the job's finish() still ran" grep -q "chaos: tasks=300" "$TMP/$name.out"
+  check "$name SIGUSR1: journal lines all well formed" [ "$(awk -F'\t' '!/^#/ && NF != 11' "$j" | wc -l)" = 0 ]
+  local gen
+  gen=$(grep -o '^mpc-run chaos: [0-9]* tasks' "$TMP/$name.err" | grep -o '[0-9]* tasks' | cut -d' ' -f1)
+  check "$name SIGUSR1: one final journal line per generated task ($gen)" [ "$(journal_last "$j" | wc -l)" = "${gen:-x}" ]
+  check "$name SIGUSR1: no task failed (killed workers count as canceled)" grep -q " 0 failed" "$TMP/$name.err"
+  check "$name SIGUSR1: some canceled" grep -q ' canceled$' <(journal_last "$j")
+  check "$name SIGUSR1: no process left" wait_gone 20
+  local ok1 n_ok1 lines_before
+  ok1=$(awk -F'\t' '$2 == "ok"' "$j" | cut -f1 | sort -u)
+  n_ok1=$(printf '%s\n' "$ok1" | grep -c .)
+  check "$name SIGUSR1: some but not all tasks done ($n_ok1)" [ "$n_ok1" -gt 0 -a "$n_ok1" -lt 300 ]
+  lines_before=$(wc -l <"$j")
+  run "${name}r" 180 "$@" "$RUN" chaos --tasks 300 --seed 6 -w 1 --journal "$j" --resume
+  check "$name resume: exit 0" [ "$(rc_of "${name}r")" = 0 ]
+  check "$name resume: $n_ok1 resumed" grep -q "300 tasks: 300 ok, 0 failed, 0 retried, $n_ok1 resumed" "$TMP/${name}r.err"
+  check "$name resume: same checksum as an uninterrupted run" [ "$(field "${name}r" checksum)" = "$(field full checksum)" ]
+  tail -n +"$((lines_before + 1))" "$j" | awk -F'\t' '!/^#/ {print $1}' | sort >"$TMP/ran$name"
+  check "$name resume: ran exactly the $((300 - n_ok1)) missing tasks, each once" \
+    [ "$(sort -u "$TMP/ran$name" | wc -l)" = $((300 - n_ok1)) -a \
+      "$(wc -l <"$TMP/ran$name")" = $((300 - n_ok1)) -a \
+      "$(comm -12 <(printf '%s\n' "$ok1") "$TMP/ran$name" | wc -l)" = 0 ]
+}
+
+usr1_then_resume single env
+usr1_then_resume mpirun mpirun --oversubscribe -n 2
+exit 0
