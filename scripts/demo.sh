@@ -11,6 +11,7 @@ mkdir -p "$OUT"
 
 echo "== 1/2  rendering 8 sample pictures (mandel --frames 8)"
 "$RUN" --no-progress --json "$OUT/mandel-summary.json" \
+  --timeline "$OUT/mandel-timeline.png" \
   mandel --size 960x720 --iter 600 --frames 8 --zoom-step 2.5 \
   --center -0.743643887,0.131825904 --out "$OUT/frames"
 
@@ -19,6 +20,7 @@ echo "== 2/2  resizing them to 480x360, brightness 1.2 (mpirun -n 2 mpc-run imag
 set +e
 mpirun --oversubscribe -n 2 "$RUN" --no-progress \
   --journal "$OUT/image.journal" --json "$OUT/image-summary.json" \
+  --timeline "$OUT/image-timeline.png" --trace "$OUT/image-trace.json" \
   image "$OUT/frames" "$OUT/resized" --size 480x360 --brightness 1.2 \
   2> >(tee "$OUT/image-summary.txt" >&2)
 rc=$?
@@ -31,4 +33,6 @@ echo "  sample pictures:   $OUT/frames/   ($(ls "$OUT/frames" | wc -l) PNG files
 echo "  resized pictures:  $OUT/resized/  ($(ls "$OUT/resized" 2>/dev/null | wc -l) PNG files)"
 echo "  run summary:       $OUT/image-summary.txt (also JSON: $OUT/image-summary.json)"
 echo "  journal:           $OUT/image.journal (try --resume with it)"
+echo "  timelines:         $OUT/mandel-timeline.png, $OUT/image-timeline.png (one row per worker)"
+echo "  trace:             $OUT/image-trace.json (opens in Perfetto or chrome://tracing)"
 exit $rc
