@@ -13,7 +13,10 @@ passed=0
 failed=0
 failures=()
 
-shm_before=$(ls /dev/shm 2>/dev/null | grep -c '^mpc' || true)
+# Every /dev/shm entry counts: ours (/mpc-*) and Open MPI's, which a killed
+# mpirun can strand.
+shm_list() { ls /dev/shm 2>/dev/null | sort; }
+shm_before=$(shm_list)
 
 while read -r suite ntests; do
   [ -n "$suite" ] || continue
@@ -61,9 +64,9 @@ if [ "$MODE" != "--unit-only" ]; then
 fi
 
 # Nothing may be left behind in /dev/shm by any test.
-shm_after=$(ls /dev/shm 2>/dev/null | grep -c '^mpc' || true)
-if [ "$shm_after" -gt "$shm_before" ]; then
-  echo "not ok - /dev/shm objects left behind: $(ls /dev/shm | grep '^mpc' | head)"
+shm_new=$(comm -13 <(echo "$shm_before") <(shm_list) | head -5)
+if [ -n "$shm_new" ]; then
+  echo "not ok - /dev/shm objects left behind: $shm_new"
   failed=$((failed + 1)); failures+=("/dev/shm leftovers")
 else
   echo "ok - no /dev/shm objects left behind"

@@ -12,7 +12,8 @@ logged() { awk -F'\t' 'NR > 1 && NF >= 9 { print $1 }' "$1" | sort -n; }
 lsort() { LC_ALL=C sort "$@"; } # for comm
 
 for mode in singleton mpirun; do
-  if [ $mode = singleton ]; then pre=(); else pre=(mpirun -n 3 --oversubscribe); fi
+  # Over TCP: kill -9 of mpirun must not strand Open MPI shared-memory segments.
+  if [ $mode = singleton ]; then pre=(); else pre=(mpirun -n 3 --oversubscribe --mca btl self,tcp); fi
   D=$(mktemp -d "$T/$mode.XXXX")
   seq 60 > "$D/args"
   TPL="sleep 0.05; echo {} # $D"
