@@ -966,6 +966,21 @@ static uint32_t send_some(mpc_pool_t *p, worker_t *w, uint32_t want) {
   return n;
 }
 
+/* Ask w to leave after what it was sent.  0 when its ring has no room. */
+static int send_retire(worker_t *w) {
+  uint64_t pos;
+  ring_rec_t *rec = ring_reserve(w->tr, 0, &pos);
+  if (!rec)
+    return 0;
+  rec->type = T_RETIRE;
+  rec->len = 0;
+  rec->id = 0;
+  ring_commit(w->tr, pos, 0);
+  w->retire_sent = 1;
+  wake_worker(w);
+  return 1;
+}
+
 static void dispatch(mpc_pool_t *p) {
   size_t depth = depth_target(p);
   uint32_t chunk = chunk_target(p);
@@ -999,16 +1014,7 @@ static void dispatch(mpc_pool_t *p) {
       worker_t *w = &p->w[i];
       if ((w->state == WS_LIVE || w->state == WS_STARTING) && !w->retire_sent &&
           !w->outbox.len && w->sent_total >= p->o.max_tasks_per_worker) {
-        uint64_t pos;
-        ring_rec_t *rec = ring_reserve(w->tr, 0, &pos);
-        if (rec) {
-          rec->type = T_RETIRE;
-          rec->len = 0;
-          rec->id = 0;
-          ring_commit(w->tr, pos, 0);
-          w->retire_sent = 1;
-          wake_worker(w);
-        }
+        send_retire(w);
       }
     }
 }
@@ -1831,18 +1837,8 @@ int mpc_pool_join(mpc_pool_t *p, mpc_result_cb cb, void *cb_ctx) {
     worker_t *w = &p->w[i];
     if (w->state == WS_EMPTY || w->retire_sent)
       continue;
-    uint64_t pos;
-    ring_rec_t *rec = ring_reserve(w->tr, 0, &pos);
-    if (rec) {
-      rec->type = T_RETIRE;
-      rec->len = 0;
-      rec->id = 0;
-      ring_commit(w->tr, pos, 0);
-      w->retire_sent = 1;
-      wake_worker(w);
-    } else {
+    if (!send_retire(w))
       worker_kill(w, KR_STOP);
-    }
   }
   rc = run_loop(p, all_gone, NULL, now_s() + 10);
   for (int i = 0; i < p->nw; i++)
