@@ -619,15 +619,9 @@ static mpc_task_status_t status_in_shutdown(const mpc_result_t *r) {
   return r->status;
 }
 
-static int local_result_to_up(void *ctx, const mpc_result_t *r) {
-  mpc__farm_t *f = ctx;
-  pt_finish(&f->pt, r->id);
-  if (r->end > r->start && r->start > 0) {
-    double d = r->end - r->start;
-    f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
-  }
-  int rc = up_begin(f);
-  mpc__wres_t w = {
+/* A local pool result as it travels to the master (times relative to t0). */
+static mpc__wres_t wres_from(const mpc__farm_t *f, const mpc_result_t *r) {
+  return (mpc__wres_t){
       .tid = r->id,
       .status = (uint32_t)status_in_shutdown(r),
       .code = r->code,
@@ -639,6 +633,17 @@ static int local_result_to_up(void *ctx, const mpc_result_t *r) {
       .data = r->data,
       .len = (uint32_t)r->len,
   };
+}
+
+static int local_result_to_up(void *ctx, const mpc_result_t *r) {
+  mpc__farm_t *f = ctx;
+  pt_finish(&f->pt, r->id);
+  if (r->end > r->start && r->start > 0) {
+    double d = r->end - r->start;
+    f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
+  }
+  int rc = up_begin(f);
+  mpc__wres_t w = wres_from(f, r);
   if (!rc)
     rc = mpc__wire_result(&f->up, &w);
   if (rc) {
@@ -1102,18 +1107,7 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
 static int master_local_cb(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
   pt_finish(&f->pt, r->id);
-  mpc__wres_t w = {
-      .tid = r->id,
-      .status = (uint32_t)status_in_shutdown(r),
-      .code = r->code,
-      .worker = r->worker,
-      .pid = (int32_t)r->pid,
-      .start = r->start > 0 ? r->start - f->t0 : 0,
-      .end = r->end > 0 ? r->end - f->t0 : 0,
-      .maxrss_kb = r->maxrss_kb,
-      .data = r->data,
-      .len = (uint32_t)r->len,
-  };
+  mpc__wres_t w = wres_from(f, r);
   int rc = on_result(f, 0, &w);
   if (rc && !f->fatal) {
     f->fatal = 1;

@@ -109,7 +109,6 @@ struct mpc_pool {
   const mpc_slice_t *arr;
   const unsigned char *arr_base;
   size_t arr_item;
-  size_t arr_total;
   /* Delivery for S_MAP and S_CALLER units. */
   mpc_result_cb map_cb, caller_cb;
   void *map_ctx, *caller_ctx;
@@ -295,8 +294,10 @@ static void deliver(mpc_pool_t *p, const unit_t *u, mpc_result_t *r) {
       return;
     }
     parked_t *k = malloc(sizeof *k + r->len);
-    if (!k)
-      return; /* cannot keep it: the result is lost to an allocation failure */
+    if (!k) { /* cannot keep it: say so rather than lose it quietly */
+      p->fatal = MPC_ENOMEM;
+      return;
+    }
     k->r = *r;
     k->next = NULL;
     if (r->len)
@@ -375,8 +376,6 @@ static int worker_spawn(mpc_pool_t *p, int slot) {
     rc = -errno;
     goto fail;
   }
-  int fl = 1;
-  (void)fl;
   w->gen = ++p->next_gen;
   rc = mpc__zygote_spawn(p->zctl, slot, w->gen, memfd, sv[1]);
   if (rc)
@@ -1328,29 +1327,19 @@ static int map_array_run(mpc_pool_t *p, size_t n, mpc_result_cb cb, void *ctx) {
     return rc;
   if (p->caller_pending || p->pend)
     return MPC_ESTATE; /* submitted tasks are still outstanding */
-  p->arr_total = n;
   p->map_cb = cb;
   p->map_ctx = ctx;
   p->cb_stop = 0;
-  if (n) {
+  /* One pending unit for the whole array (several past 2^32 tasks); chunks
+   * are cut off its front as workers have room. */
+  for (size_t first = 0; first < n; first += UINT32_MAX) {
     unit_t *u = unit_new(U_ARRAY, S_MAP);
     if (!u)
       return MPC_ENOMEM;
-    u->count = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-    if (n > UINT32_MAX) { /* split very long arrays into several units */
-      free(u);
-      for (size_t first = 0; first < n; first += UINT32_MAX) {
-        unit_t *v = unit_new(U_ARRAY, S_MAP);
-        if (!v)
-          return MPC_ENOMEM;
-        v->first = first;
-        v->count = (uint32_t)(n - first < UINT32_MAX ? n - first : UINT32_MAX);
-        pend_push_back(p, v);
-      }
-    } else {
-      pend_push_back(p, u);
-    }
-    p->inflight += n;
+    u->first = first;
+    u->count = (uint32_t)(n - first < UINT32_MAX ? n - first : UINT32_MAX);
+    pend_push_back(p, u);
+    p->inflight += u->count;
   }
   sigsave_t ss;
   sig_enter(p, &ss);

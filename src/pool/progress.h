@@ -1,4 +1,4 @@
-/* Internal: a tqdm-like progress bar on stderr.  Also used by mpc-run. */
+/* Internal: the pool's tqdm-like progress bar on stderr. */
 #ifndef MPC_POOL_PROGRESS_H
 #define MPC_POOL_PROGRESS_H
 

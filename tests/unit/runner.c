@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +86,32 @@ int mpct_run_child(int (*fn)(void *), void *arg, double timeout_s) {
     }
     usleep(1000);
   }
+}
+
+static volatile sig_atomic_t g_alarms;
+static struct sigaction g_old_alarm;
+
+static void on_alarm(int sig) {
+  (void)sig;
+  g_alarms++;
+}
+
+void mpct_storm_start(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm; /* no SA_RESTART */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, &g_old_alarm);
+  g_alarms = 0;
+  struct itimerval it = {{0, 1000}, {0, 1000}};
+  setitimer(ITIMER_REAL, &it, NULL);
+}
+
+int mpct_storm_stop(void) {
+  struct itimerval it = {{0, 0}, {0, 0}};
+  setitimer(ITIMER_REAL, &it, NULL);
+  sigaction(SIGALRM, &g_old_alarm, NULL);
+  return (int)g_alarms;
 }
 
 int mpct_pid_alive(pid_t pid) {

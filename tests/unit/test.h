@@ -31,6 +31,12 @@ int mpct_run_child(int (*fn)(void *), void *arg, double timeout_s);
 /* Is `pid` still a live (non-zombie) process? */
 int mpct_pid_alive(pid_t pid);
 
+/* EINTR storm: a SIGALRM every millisecond, handled without SA_RESTART, so
+ * blocking calls keep failing with EINTR until mpct_storm_stop(), which
+ * restores the old handler and returns how many alarms arrived. */
+void mpct_storm_start(void);
+int mpct_storm_stop(void);
+
 /* Monotonic seconds. */
 double mpct_now(void);
 

@@ -14,24 +14,6 @@
 #include "mpc/pipe.h"
 #include "mpc/process.h"
 
-static volatile sig_atomic_t g_alarms;
-static struct sigaction g_old_sa;
-static void on_alarm(int sig) { (void)sig; g_alarms++; }
-static void storm_start(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm; /* no SA_RESTART */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGALRM, &sa, &g_old_sa);
-  g_alarms = 0;
-  struct itimerval it = {{0, 1000}, {0, 1000}};
-  setitimer(ITIMER_REAL, &it, NULL);
-}
-static void storm_stop(void) {
-  struct itimerval it = {{0, 0}, {0, 0}};
-  setitimer(ITIMER_REAL, &it, NULL);
-  sigaction(SIGALRM, &g_old_sa, NULL);
-}
 
 /* The two ends; the child uses g_b, the parent g_a. */
 static mpc_pipe_t *g_a, *g_b;
@@ -357,9 +339,9 @@ static void test_poll(void) {
   CU_ASSERT_EQUAL(mpc_pipe_poll(g_pa, 3, ready, &nready, 0.05), MPC_ETIMEDOUT);
   mpc_process_t *p;
   CU_ASSERT_EQUAL_FATAL(mpc_process_spawn(&p, write_second, NULL), 0);
-  storm_start();
+  mpct_storm_start();
   int rc = mpc_pipe_poll(g_pa, 3, ready, &nready, 10);
-  storm_stop();
+  mpct_storm_stop();
   CU_ASSERT_EQUAL(rc, 0);
   CU_ASSERT_EQUAL(nready, 1);
   CU_ASSERT(ready[0] == 0 && ready[1] == 1 && ready[2] == 0);
@@ -401,10 +383,9 @@ static void test_recv_eintr(void) {
   CU_ASSERT_EQUAL_FATAL(mpc_process_spawn(&p, late_big_send, NULL), 0);
   mpc_pipe_free(g_b);
   mpc_buf_t got = MPC_BUF_INIT;
-  storm_start();
+  mpct_storm_start();
   int rc = mpc_pipe_recv(g_a, &got, -1);
-  int alarms = g_alarms;
-  storm_stop();
+  int alarms = mpct_storm_stop();
   CU_ASSERT_EQUAL(rc, 0);
   CU_ASSERT(check_pattern(&got, (size_t)8 << 20));
   CU_ASSERT(alarms > 20);

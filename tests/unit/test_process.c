@@ -13,24 +13,6 @@
 #include "mpc/process.h"
 
 /* ---- EINTR storm: SIGALRM every 1 ms, handler without SA_RESTART ---- */
-static volatile sig_atomic_t g_alarms;
-static struct sigaction g_old_sa;
-static void on_alarm(int sig) { (void)sig; g_alarms++; }
-static void storm_start(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm; /* no SA_RESTART: syscalls fail with EINTR */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGALRM, &sa, &g_old_sa);
-  g_alarms = 0;
-  struct itimerval it = {{0, 1000}, {0, 1000}};
-  setitimer(ITIMER_REAL, &it, NULL);
-}
-static void storm_stop(void) {
-  struct itimerval it = {{0, 0}, {0, 0}};
-  setitimer(ITIMER_REAL, &it, NULL);
-  sigaction(SIGALRM, &g_old_sa, NULL);
-}
 
 static int ret_arg(void *arg) { return (int)(long)arg; }
 
@@ -161,10 +143,9 @@ static void test_join_eintr(void) {
   mpc_process_t *p;
   CU_ASSERT_EQUAL_FATAL(mpc_process_spawn(&p, sleeper, (void *)300000L), 0);
   mpc_exit_status_t st;
-  storm_start();
+  mpct_storm_start();
   int rc = mpc_process_join(p, -1, &st);
-  int alarms = g_alarms;
-  storm_stop();
+  int alarms = mpct_storm_stop();
   CU_ASSERT_EQUAL(rc, 0);
   CU_ASSERT_EQUAL(st.exited, 1);
   CU_ASSERT_EQUAL(st.code, 7);
@@ -172,11 +153,11 @@ static void test_join_eintr(void) {
   mpc_process_free(p);
   /* A timed join under the storm times out at the right time. */
   CU_ASSERT_EQUAL_FATAL(mpc_process_spawn(&p, sleeper, (void *)2000000L) , 0);
-  storm_start();
+  mpct_storm_start();
   double t0 = mpct_now();
   rc = mpc_process_join(p, 0.2, &st);
   double dt = mpct_now() - t0;
-  storm_stop();
+  mpct_storm_stop();
   CU_ASSERT_EQUAL(rc, MPC_ETIMEDOUT);
   CU_ASSERT(dt >= 0.19 && dt < 1.5);
   mpc_process_free(p);

@@ -15,24 +15,6 @@
 #include "mpc/process.h"
 #include "mpc/queue.h"
 
-static volatile sig_atomic_t g_alarms;
-static struct sigaction g_old_sa;
-static void on_alarm(int sig) { (void)sig; g_alarms++; }
-static void storm_start(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm; /* no SA_RESTART */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGALRM, &sa, &g_old_sa);
-  g_alarms = 0;
-  struct itimerval it = {{0, 1000}, {0, 1000}};
-  setitimer(ITIMER_REAL, &it, NULL);
-}
-static void storm_stop(void) {
-  struct itimerval it = {{0, 0}, {0, 0}};
-  setitimer(ITIMER_REAL, &it, NULL);
-  sigaction(SIGALRM, &g_old_sa, NULL);
-}
 
 static mpc_queue_t *g_q;
 
@@ -294,10 +276,9 @@ static void test_eintr(void) {
   mpc_process_t *p;
   CU_ASSERT_EQUAL_FATAL(mpc_process_spawn(&p, late_put, NULL), 0);
   mpc_buf_t b = MPC_BUF_INIT;
-  storm_start();
+  mpct_storm_start();
   int rc = mpc_queue_get(g_q, &b, -1);
-  int alarms = g_alarms;
-  storm_stop();
+  int alarms = mpct_storm_stop();
   CU_ASSERT_EQUAL(rc, 0);
   CU_ASSERT(b.len == 4 && memcmp(b.data, "late", 4) == 0);
   CU_ASSERT(alarms > 20);
@@ -308,10 +289,9 @@ static void test_eintr(void) {
   /* Blocking put on a full queue. */
   CU_ASSERT_EQUAL(mpc_queue_put(g_q, "a", 1, 0), 0);
   CU_ASSERT_EQUAL_FATAL(mpc_process_spawn(&p, late_get, NULL), 0);
-  storm_start();
+  mpct_storm_start();
   rc = mpc_queue_put(g_q, "b", 1, -1);
-  alarms = g_alarms;
-  storm_stop();
+  alarms = mpct_storm_stop();
   CU_ASSERT_EQUAL(rc, 0);
   CU_ASSERT(alarms > 20);
   CU_ASSERT_EQUAL(mpc_process_join(p, 10, &st), 0);
@@ -319,11 +299,11 @@ static void test_eintr(void) {
   mpc_process_free(p);
   /* Timed get under the storm expires on time. */
   CU_ASSERT_EQUAL(mpc_queue_get(g_q, &b, 0), 0);
-  storm_start();
+  mpct_storm_start();
   double t0 = mpct_now();
   rc = mpc_queue_get(g_q, &b, 0.2);
   double dt = mpct_now() - t0;
-  storm_stop();
+  mpct_storm_stop();
   CU_ASSERT_EQUAL(rc, MPC_ETIMEDOUT);
   CU_ASSERT(dt >= 0.19 && dt < 1.5);
   mpc_queue_free(g_q);

@@ -14,24 +14,6 @@
 #include "mpc/process.h"
 #include "mpc/shm.h"
 
-static volatile sig_atomic_t g_alarms;
-static struct sigaction g_old_sa;
-static void on_alarm(int sig) { (void)sig; g_alarms++; }
-static void storm_start(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_alarm; /* no SA_RESTART */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGALRM, &sa, &g_old_sa);
-  g_alarms = 0;
-  struct itimerval it = {{0, 1000}, {0, 1000}};
-  setitimer(ITIMER_REAL, &it, NULL);
-}
-static void storm_stop(void) {
-  struct itimerval it = {{0, 0}, {0, 0}};
-  setitimer(ITIMER_REAL, &it, NULL);
-  sigaction(SIGALRM, &g_old_sa, NULL);
-}
 
 static mpc_value_t *g_v;
 
@@ -142,10 +124,9 @@ static void test_lock_timeout_and_eintr(void) {
   CU_ASSERT_EQUAL(mpc_value_lock(g_v, 0.05), MPC_ETIMEDOUT);
   double dt = mpct_now() - t0;
   CU_ASSERT(dt >= 0.045 && dt < 0.2);
-  storm_start();
+  mpct_storm_start();
   int rc = mpc_value_lock(g_v, -1);
-  int alarms = g_alarms;
-  storm_stop();
+  int alarms = mpct_storm_stop();
   CU_ASSERT_EQUAL(rc, 0);
   CU_ASSERT(alarms > 20);
   CU_ASSERT_EQUAL(mpc_value_unlock(g_v), 0);
