@@ -17,7 +17,7 @@ cleanup() {
   fi
   rm -rf "$TMP"
 }
-trap cleanup EXIT
+trap cleanup EXIT; [ -n "${KEEP_TMP:-}" ] && trap - EXIT
 
 ok() { echo "ok - $*"; }
 notok() { echo "not ok - $*"; NFAIL=$((NFAIL + 1)); }

@@ -20,7 +20,7 @@ check "--heartbeat: no rank reported silent" not grep -q silent "$TMP/o1.err"
 
 run o2 120 "$RUN" chaos --tasks 500 --sleep 50 -w 2 --walltime 1 --journal "$TMP/jw"
 check "--walltime: exit 3" [ "$(rc_of o2)" = 3 ]
-check "--walltime: reason given" grep -q "stopped early: --walltime 1 s reached" "$TMP/o2.err"
+check "--walltime: reason given" grep -q "stopped early: --walltime 1 s" "$TMP/o2.err"
 check "--walltime: every task accounted for in the journal" [ "$(journal_last "$TMP/jw" | wc -l)" = 500 ]
 
 # --grace: SIGINT lets running tasks finish (none is killed), the rest is canceled.
