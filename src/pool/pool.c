@@ -1761,10 +1761,9 @@ size_t mpc_pool_pending(const mpc_pool_t *p) {
   return p ? p->caller_pending : 0;
 }
 
-/* Index of the not yet finished entry `tag` in u, or -1. */
-static long unit_index(const mpc_pool_t *p, const unit_t *u, uint64_t tag) {
+static int unit_has(const mpc_pool_t *p, const unit_t *u, uint64_t tag) {
   if (u->sink != S_CALLER)
-    return -1;
+    return 0;
   size_t off = UNIT_HDR;
   for (uint32_t i = 0; i < u->count; i++) {
     uint64_t id;
@@ -1772,51 +1771,21 @@ static long unit_index(const mpc_pool_t *p, const unit_t *u, uint64_t tag) {
     size_t len;
     entry_get(p, u, i, &off, &id, &in, &len);
     if (id == tag && i >= u->done)
-      return (long)i;
+      return 1;
   }
-  return -1;
-}
-
-static int unit_has(const mpc_pool_t *p, const unit_t *u, uint64_t tag) {
-  return unit_index(p, u, tag) >= 0;
+  return 0;
 }
 
 int mpc_pool_cancel(mpc_pool_t *p, uint64_t tag) {
   if (!p)
     return MPC_EINVAL;
-  for (unit_t *u = p->pend, **pp = &p->pend; u; pp = &u->next, u = u->next) {
-    long i = unit_index(p, u, tag);
-    if (i < 0)
-      continue;
-    if (u->count - u->done == 1) {
+  /* Submitted tasks travel one per unit, so canceling the unit that holds
+   * `tag` cancels that task alone. */
+  for (unit_t *u = p->pend; u; u = u->next)
+    if (unit_has(p, u, tag)) {
       u->canceled = 1;
       return 0;
     }
-    /* Cut the chunk around the entry so that only it is canceled. */
-    unit_t *part[3] = {NULL, NULL, NULL};
-    uint32_t from[3] = {u->done, (uint32_t)i, (uint32_t)i + 1};
-    uint32_t n[3] = {(uint32_t)i - u->done, 1, u->count - (uint32_t)i - 1};
-    for (int k = 0; k < 3; k++)
-      if (n[k] && !(part[k] = unit_slice(p, u, from[k], n[k]))) {
-        for (int j = 0; j < k; j++)
-          unit_free(part[j]);
-        return MPC_ENOMEM;
-      }
-    part[1]->canceled = 1;
-    unit_t *first = NULL, **tail = &first, *last = NULL;
-    for (int k = 0; k < 3; k++)
-      if (part[k]) {
-        *tail = last = part[k];
-        tail = &part[k]->next;
-      }
-    last->next = u->next;
-    if (p->pend_tail == u)
-      p->pend_tail = last;
-    *pp = first;
-    p->pend_tasks -= u->done;
-    unit_free(u);
-    return 0;
-  }
   for (int i = 0; i < p->nw; i++) {
     worker_t *w = &p->w[i];
     for (unit_t *u = w->fifo; u; u = u->next)
