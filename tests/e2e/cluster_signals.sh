@@ -24,13 +24,12 @@ usr1_then_resume() {
   "$@" "$RUN" chaos --tasks 300 --seed 6 --sleep 40 -w 1 --journal "$j" \
     >"$TMP/$name.out" 2>"$TMP/$name.err" &
   local pid=$!
-  (sleep 90; kill -9 $pid 2>/dev/null) &
-  local dog=$!
+  watchdog 90 $pid
   wait_lines "$j" 10
   kill -USR1 $pid
   wait $pid
   local rc=$?
-  kill $dog 2>/dev/null
+  unwatch
   check "$name SIGUSR1: exit 3" [ "$rc" = 3 ]
   check "$name SIGUSR1: summary says interrupted by signal 10" grep -q "stopped early: interrupted by signal 10" "$TMP/$name.err"
   check "$name SIGUSR1: the job's finish() still ran" grep -q "chaos: tasks=300" "$TMP/$name.out"

@@ -28,13 +28,12 @@ check "--walltime: every task accounted for in the journal" [ "$(journal_last "$
 # included, like ^C in a terminal.  A watchdog instead.)
 "$RUN" chaos --tasks 100 --sleep 300 -w 2 --grace 10 --journal "$TMP/jg" >"$TMP/g.out" 2>"$TMP/g.err" &
 pid=$!
-(sleep 60; kill -9 $pid 2>/dev/null) &
-dog=$!
+watchdog 60 $pid
 for ((i = 0; i < 300; i++)); do [ -f "$TMP/jg" ] && [ "$(grep -vc '^#' "$TMP/jg")" -ge 4 ] && break; sleep 0.1; done
 kill -INT $pid
 wait $pid
 rc=$?
-kill $dog 2>/dev/null
+unwatch
 check "--grace: exit 3" [ "$rc" = 3 ]
 check "--grace: no running task was killed (canceled ones never ran)" \
   [ "$(awk -F'\t' '$2 == "canceled" && $6 != 0' "$TMP/jg" | wc -l)" = 0 ]
