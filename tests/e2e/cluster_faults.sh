@@ -78,7 +78,7 @@ for k in lost:
 
 # --- stop: rank 2 freezes; the heartbeat finds it; its tasks run elsewhere --
 MPC_FAULT="stop:rank=2@1s" run f4 120 "${MPI[@]}" -n 3 "$RUN" chaos --tasks 40 --sleep 100 \
-  -w 1 --heartbeat 1 --journal "$TMP/j4"
+  -w 1 --heartbeat 2 --journal "$TMP/j4"
 check "stop fault: exit 0 (all tasks done)" [ "$(rc_of f4)" = 0 ]
 check "stop fault: every task once" grep -q "gathered=40 ok=40 .*missing=0 duplicates=0" "$TMP/f4.out"
 check "stop fault: summary names rank 2 as lost" grep -q "rank 2 (.*LOST: silent for" "$TMP/f4.err"

@@ -21,7 +21,7 @@ rank_pid() {
 
 J="$TMP/j"
 mpirun --oversubscribe --mca btl self,tcp -n 3 "$RUN" chaos --tasks 60 --sleep 100 -w 1 \
-  --heartbeat 1.5 --no-speculate --journal "$J" --json "$TMP/s.json" >"$TMP/o" 2>"$TMP/e" &
+  --heartbeat 2 --no-speculate --journal "$J" --json "$TMP/s.json" >"$TMP/o" 2>"$TMP/e" &
 MP=$!
 watchdog 120 $MP
 victim=
