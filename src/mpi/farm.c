@@ -509,6 +509,7 @@ struct mpc__farm {
   double tnow;       /* the master loop's clock, read once per turn */
   double last_spec;
   uint64_t spec_launched, spec_won;
+  uint64_t by_status[8]; /* final outcomes (resumed ones count as ok) */
   int nlost;
   mpc__faults_t faults;
   sendq_t *msq;      /* the master loop's sends in flight */
@@ -1012,6 +1013,7 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
       .seconds = secs,
   };
   f->rep.tasks++;
+  f->by_status[(unsigned)status < 8 ? (unsigned)status : 7]++;
   if (resumed) {
     f->rep.resumed++;
     f->rep.ok++;
@@ -1972,6 +1974,7 @@ static int finish_master(mpc__farm_t *f) {
       .why = f->why[0] ? f->why : NULL,
       .spec_launched = f->spec_launched,
       .spec_won = f->spec_won,
+      .by_status = f->by_status,
   };
   mpc_buf_t b = MPC_BUF_INIT;
   if (!f->cfg.quiet || f->rep.failed || f->why[0]) {

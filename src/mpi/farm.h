@@ -92,6 +92,7 @@ typedef struct mpc__summary {
   size_t nfails_kept;
   const char *why; /* why it stopped early (NULL: it did not) */
   uint64_t spec_launched, spec_won; /* speculative copies, and those that won */
+  const uint64_t *by_status; /* final outcomes by mpc_task_status_t (8), may be NULL */
 } mpc__summary_t;
 
 MPC_MUST_CHECK int mpc__summary_format(mpc_buf_t *b, const mpc__summary_t *s);

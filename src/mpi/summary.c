@@ -141,7 +141,7 @@ int mpc__summary_json(mpc_buf_t *b, const mpc__summary_t *s) {
         ",\"tasks\":%llu,\"ok\":%llu,\"failed\":%llu,\"retried\":%llu,"
         "\"resumed\":%llu,\"canceled\":%llu,\"wall\":%.6f,"
         "\"tasks_per_second\":%.3f,\"interrupted\":%d,"
-        "\"speculative\":{\"started\":%llu,\"won\":%llu},\"ranks\":[",
+        "\"speculative\":{\"started\":%llu,\"won\":%llu}",
         (unsigned long long)r->tasks, (unsigned long long)r->ok,
         (unsigned long long)r->failed, (unsigned long long)r->retried,
         (unsigned long long)r->resumed, (unsigned long long)r->canceled,
@@ -149,6 +149,17 @@ int mpc__summary_json(mpc_buf_t *b, const mpc__summary_t *s) {
         r->wall > 0 ? (double)(r->ok + r->failed - r->resumed) / r->wall : 0.0,
         r->interrupted, (unsigned long long)s->spec_launched,
         (unsigned long long)s->spec_won);
+  if (!rc && s->by_status) {
+    rc = mpc_buf_printf(b, ",\"by_status\":{");
+    for (int st = MPC_TASK_OK; !rc && st <= MPC_TASK_CANCELED; st++)
+      rc = mpc_buf_printf(b, "%s\"%s\":%llu", st ? "," : "",
+                          mpc_task_status_name((mpc_task_status_t)st),
+                          (unsigned long long)s->by_status[st]);
+    if (!rc)
+      rc = mpc_buf_append(b, "}", 1);
+  }
+  if (!rc)
+    rc = mpc_buf_printf(b, ",\"ranks\":[");
   for (int i = 0; !rc && i < s->nranks; i++) {
     const mpc__rank_stat_t *k = &s->ranks[i];
     rc = mpc_buf_printf(b, "%s{\"rank\":%d,\"host\":", i ? "," : "", i);
@@ -182,6 +193,15 @@ int mpc__summary_json(mpc_buf_t *b, const mpc__summary_t *s) {
                           f->code, f->rank, f->pid);
     if (!rc)
       rc = json_str(b, f->host);
+    if (!rc) {
+      mpc_buf_t why = MPC_BUF_INIT;
+      rc = mpc__reason_format(&why, f->status, f->code);
+      if (!rc)
+        rc = mpc_buf_printf(b, ",\"reason\":");
+      if (!rc)
+        rc = json_str(b, mpc_buf_str(&why));
+      mpc_buf_free(&why);
+    }
     if (!rc)
       rc = mpc_buf_printf(b, ",\"message\":");
     if (!rc)

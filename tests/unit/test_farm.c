@@ -118,6 +118,7 @@ static void test_summary(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\"tasks\":45,\"ok\":41,\"failed\":3"));
   CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\"key\":\"img/7.png\",\"status\":\"crashed\""));
   CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\"message\":\"\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\"reason\":\"crashed (signal 11, SIGSEGV)\""));
   mpc_buf_free(&b);
 }
 
@@ -165,8 +166,10 @@ static void test_summary_cluster(void) {
       {.workers = 2, .host = "n0", .tasks = 7, .ok = 7, .busy = 3.5, .wtasks = wt, .wbusy = wb},
       {.workers = 1, .host = "n1", .tasks = 2, .ok = 1, .busy = 1.0, .lost = 1, .silent = 61.5},
   };
+  uint64_t by[8] = {8, 0, 0, 0, 0, 0, 0, 0};
   mpc__summary_t s = {.job = "demo", .rep = {.tasks = 8, .ok = 8, .wall = 4.0},
-                      .nranks = 2, .ranks = ranks, .spec_launched = 3, .spec_won = 2};
+                      .nranks = 2, .ranks = ranks, .spec_launched = 3, .spec_won = 2,
+                      .by_status = by};
   mpc_buf_t b = MPC_BUF_INIT;
   CU_ASSERT_EQUAL_FATAL(mpc__summary_format(&b, &s), 0);
   const char *txt = mpc_buf_str(&b);
@@ -181,6 +184,8 @@ static void test_summary_cluster(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\"per_worker\":[{\"worker\":0,\"tasks\":3,\"busy_seconds\":1.500000},"
                                      "{\"worker\":1,\"tasks\":4,\"busy_seconds\":2.000000}]"));
   CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\"lost\":true"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(txt, "\"by_status\":{\"ok\":8,\"error\":0,\"crashed\":0,"
+                                     "\"exited\":0,\"timeout\":0,\"oom\":0,\"canceled\":0}"));
   mpc_buf_free(&b);
 }
 
