@@ -26,12 +26,19 @@ static int is_rank_kind(mpc__fault_kind_t k) {
   return k == MPC__F_KILL || k == MPC__F_STOP;
 }
 
-static int parse_long(const char *s, size_t n, long lo, long hi, long *out) {
-  char tmp[32];
-  if (n == 0 || n >= sizeof tmp)
+/* s[0..n) as a C string in tmp (32 bytes); -1 when empty or too long. */
+static int cstr(const char *s, size_t n, char tmp[32]) {
+  if (n == 0 || n >= 32)
     return -1;
   memcpy(tmp, s, n);
   tmp[n] = 0;
+  return 0;
+}
+
+static int parse_long(const char *s, size_t n, long lo, long hi, long *out) {
+  char tmp[32];
+  if (cstr(s, n, tmp))
+    return -1;
   char *end;
   errno = 0;
   long v = strtol(tmp, &end, 10);
@@ -44,10 +51,8 @@ static int parse_long(const char *s, size_t n, long lo, long hi, long *out) {
 /* "2", "2s", "1.5", "250ms" */
 static int parse_secs(const char *s, size_t n, double *out) {
   char tmp[32];
-  if (n == 0 || n >= sizeof tmp)
+  if (cstr(s, n, tmp))
     return -1;
-  memcpy(tmp, s, n);
-  tmp[n] = 0;
   char *end;
   errno = 0;
   double v = strtod(tmp, &end);
