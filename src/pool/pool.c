@@ -311,8 +311,10 @@ static void deliver(mpc_pool_t *p, const unit_t *u, mpc_result_t *r) {
   }
 }
 
-/* Outcome for entries [from, count) of u that will never run. */
-static void deliver_canceled(mpc_pool_t *p, unit_t *u, uint32_t from) {
+/* Outcome for entries [from, count) of u that will never run, but for entry
+ * `cut` (-1: none), which w (in `slot`) was running when it was killed. */
+static void deliver_canceled_ex(mpc_pool_t *p, unit_t *u, uint32_t from, long cut,
+                                int slot, const worker_t *w) {
   size_t off = u->blob_off;
   if (u->kind == U_OWNED) { /* blob_off points at entry u->done */
     for (uint32_t i = u->done; i < from; i++) {
@@ -329,8 +331,22 @@ static void deliver_canceled(mpc_pool_t *p, unit_t *u, uint32_t from) {
     entry_get(p, u, i, &off, &id, &in, &len);
     mpc_result_t r = {.id = id, .status = MPC_TASK_CANCELED,
                       .attempts = u->attempts - 1, .worker = -1};
+    if ((long)i == cut && w && w->pid > 0) {
+      static const char msg[] = "canceled while running";
+      r.attempts = u->attempts;
+      r.worker = slot;
+      r.pid = w->pid;
+      r.start = (double)atomic_load(&w->shm->cur_start_ns) * 1e-9;
+      r.end = now_s();
+      r.data = msg;
+      r.len = sizeof msg - 1;
+    }
     deliver(p, u, &r);
   }
+}
+
+static void deliver_canceled(mpc_pool_t *p, unit_t *u, uint32_t from) {
+  deliver_canceled_ex(p, u, from, -1, -1, NULL);
 }
 
 /* ---- workers ---------------------------------------------------------------- */
@@ -1173,10 +1189,14 @@ static void stop_all(mpc_pool_t *p) {
       continue;
     if (collect(p, i) < 0) { /* a broken ring: nothing more can be trusted */
     }
+    /* The task running when the pool stopped was cut: it ran, so it is
+     * reported with its worker, pid and times. */
+    long ri = running_idx(w, w->kill_reason ? w->kill_cur : atomic_load(&w->shm->cur));
     while (w->fifo) {
       unit_t *u = w->fifo;
       w->fifo = u->next;
-      deliver_canceled(p, u, u->done);
+      deliver_canceled_ex(p, u, u->done, ri, i, w);
+      ri = -1;
       unit_free(u);
     }
     w->fifo_tail = NULL;
