@@ -530,37 +530,63 @@ void stats_part_free(stats_part_t *p, const stats_cfg_t *c) {
   for (size_t i = 0; i < c->ncols; i++) {
     stats_sketch_free(&p->cols[i].sk);
     free(p->cols[i].exact);
+    free(p->cols[i].vals);
+    free(p->cols[i].scratch);
   }
   free(p->cols);
   p->cols = NULL;
 }
 
+static int grow(double **v, size_t *cap, size_t want) {
+  if (want <= *cap)
+    return 0;
+  size_t c = *cap ? *cap * 2 : 1024;
+  while (c < want)
+    c *= 2;
+  double *p = realloc(*v, c * sizeof *p);
+  if (!p)
+    return MPC_ENOMEM;
+  *v = p;
+  *cap = c;
+  return 0;
+}
+
+static int col_batch(stats_col_t *col) {
+  if (col->nvals == 0)
+    return 0;
+  if (grow(&col->scratch, &col->capscratch, col->nvals))
+    return MPC_ENOMEM;
+  int rc = stats_sketch_add_batch(&col->sk, col->vals, col->nvals, col->scratch);
+  col->nvals = 0;
+  return rc;
+}
+
+/* Moments take the block now; the sketch takes values in large batches
+ * (stats_sketch_add summarises a batch much faster than value by value). */
 static int col_flush(stats_col_t *col, const stats_cfg_t *c) {
   if (col->nblk == 0)
     return 0;
   stats_moments_add_block(&col->mom, col->blk, col->nblk);
-  int rc = stats_sketch_add(&col->sk, col->blk, col->nblk);
-  if (!rc && c->exact) {
-    if (col->nexact + col->nblk > col->capexact) {
-      size_t cap = col->capexact ? col->capexact * 2 : 1024;
-      while (cap < col->nexact + col->nblk)
-        cap *= 2;
-      double *v = realloc(col->exact, cap * sizeof *v);
-      if (!v)
-        return MPC_ENOMEM;
-      col->exact = v;
-      col->capexact = cap;
-    }
+  if (grow(&col->vals, &col->capvals, col->nvals + col->nblk))
+    return MPC_ENOMEM;
+  memcpy(col->vals + col->nvals, col->blk, col->nblk * sizeof(double));
+  col->nvals += col->nblk;
+  if (c->exact) {
+    if (grow(&col->exact, &col->capexact, col->nexact + col->nblk))
+      return MPC_ENOMEM;
     memcpy(col->exact + col->nexact, col->blk, col->nblk * sizeof(double));
     col->nexact += col->nblk;
   }
   col->nblk = 0;
-  return rc;
+  return col->nvals >= STATS_BATCH ? col_batch(col) : 0;
 }
 
 int stats_part_flush(stats_part_t *p, const stats_cfg_t *c) {
   for (size_t i = 0; i < c->ncols; i++) {
-    int rc = c->want[i] ? col_flush(&p->cols[i], c) : 0;
+    stats_col_t *col = &p->cols[i];
+    int rc = c->want[i] ? col_flush(col, c) : 0;
+    if (!rc && c->want[i])
+      rc = col_batch(col);
     if (rc)
       return rc;
   }
