@@ -360,7 +360,11 @@ static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out)
     rc = rc ? rc : put_u64(out, 0);
     endQ = known ? endR : q + 1; /* an empty range keeps whatever state */
   } else {
-    uint64_t rq = stats_skip_record(buf, p, fend, c->delim, 1);
+    /* Under the quoted hypothesis the first record boundary may lie far
+     * away (no quote in the range at all: the file's end).  Anything past q
+     * means the same (the range ends inside quotes), so the walk stops at
+     * q + 1 instead of reading the rest of the file for every task. */
+    uint64_t rq = stats_skip_record(buf, p, q < fend ? q + 1 : fend, c->delim, 1);
     uint64_t a = p, b = rq;
     while (a != b && a < q && b < q) {
       if (a < b)
