@@ -15,8 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define STATS_SSE41 1
 #endif
 
 /* ---- byte checks --------------------------------------------------------- */
@@ -341,7 +342,7 @@ static void scan_load(scan_t *z, uint64_t b) {
   const unsigned char *p = z->buf + b;
   uint64_t m = 0, sp = 0;
   if (b + 64 <= z->fend) {
-#if defined(__SSE2__)
+#if defined(__x86_64__)
     const __m128i vd = _mm_set1_epi8((char)z->delim), vn = _mm_set1_epi8('\n'),
                   vr = _mm_set1_epi8('\r'), vq = _mm_set1_epi8('"'), v0 = _mm_setzero_si128();
     for (int i = 0; i < 4; i++) {
@@ -520,6 +521,109 @@ static inline int swar_number(const unsigned char *s, const unsigned char *e, do
   *out = neg ? -x : x;
   return 1;
 }
+
+#ifdef STATS_SSE41
+/* The same for a field of at most 16 bytes, 16 readable bytes at s, in SSE4.1:
+ * one load, digit/dot/sign/exponent masks, the dot squeezed out with one
+ * shuffle, then all (<= 16) digits to an integer with multiply-adds.
+ * Returns 0 when the field needs swar_number() or the general parser. */
+static const double sse_p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+typedef struct sse_tabs {
+  unsigned char squeeze[17][16]; /* [dot]: drop lane `dot` (16: none) */
+  unsigned char tail[17][16];    /* [n]: 0xFF in lanes >= n */
+  uint64_t inv5[17];             /* 5^-k mod 2^64 */
+} sse_tabs_t;
+
+static sse_tabs_t sse_tabs;
+
+static void sse_tabs_init(void) {
+  for (int d = 0; d <= 16; d++)
+    for (int i = 0; i < 16; i++) {
+      int src = i < d ? i : i + 1;
+      sse_tabs.squeeze[d][i] = (unsigned char)(src < 16 ? src : 0x80);
+      sse_tabs.tail[d][i] = i >= d ? 0xFF : 0;
+    }
+  for (int k = 0; k <= 16; k++) { /* inverse of 5^k by Newton's iteration */
+    uint64_t f = 1;
+    for (int i = 0; i < k; i++)
+      f *= 5;
+    uint64_t x = f; /* correct to 3 bits for odd f */
+    for (int i = 0; i < 5; i++)
+      x *= 2 - f * x;
+    sse_tabs.inv5[k] = x;
+  }
+}
+
+__attribute__((target("sse4.1"))) static inline int sse_number(const unsigned char *s,
+                                                                size_t len, double *out) {
+  const __m128i v = _mm_loadu_si128((const __m128i *)s);
+  const __m128i zero = _mm_set1_epi8('0');
+  __m128i t = _mm_sub_epi8(v, zero);
+  uint32_t dig = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(t, _mm_set1_epi8(9)),
+                                                            _mm_set1_epi8(9)));
+  uint32_t dot = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+  uint32_t exm = (uint32_t)_mm_movemask_epi8(
+      _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('e')));
+  uint32_t lenm = (1u << len) - 1;
+  int neg = s[0] == '-', sg = neg | (s[0] == '+');
+  exm &= lenm;
+  uint32_t mlen = exm ? (uint32_t)__builtin_ctz(exm) : (uint32_t)len; /* mantissa */
+  uint32_t mm = (1u << mlen) - 1;
+  dot &= mm;
+  if (((dig | dot | (uint32_t)sg) & mm) != mm || (dot & (dot - 1)) || !(dig & mm))
+    return 0;
+  int ex = 0;
+  if (exm) { /* exponent: [mlen + 1, len) */
+    const unsigned char *p = s + mlen + 1, *e = s + len;
+    int en = *p == '-';
+    p += (*p == '-') | (*p == '+');
+    if (p == e || e - p > 3)
+      return 0;
+    for (; p < e; p++) {
+      if ((unsigned)(*p - '0') >= 10)
+        return 0;
+      ex = ex * 10 + (*p - '0');
+    }
+    ex = en ? -ex : ex;
+  }
+  uint32_t dp = dot ? (uint32_t)__builtin_ctz(dot) : 16;
+  int frac = dot ? (int)(mlen - dp - 1) : 0;
+  uint32_t nd = dot ? mlen - 1 : mlen; /* digit lanes after squeezing, sign lane included */
+  /* sign lane reads as a leading zero */
+  t = _mm_and_si128(t, _mm_loadu_si128((const __m128i *)sse_tabs.tail[sg]));
+  t = _mm_shuffle_epi8(t, _mm_loadu_si128((const __m128i *)sse_tabs.squeeze[dp]));
+  t = _mm_andnot_si128(_mm_loadu_si128((const __m128i *)sse_tabs.tail[nd]), t);
+  /* 16 digits (trailing zeros) = M * 10^(16 - nd) */
+  __m128i p1 = _mm_maddubs_epi16(t, _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1,
+                                                   10, 1, 10, 1));
+  __m128i p2 = _mm_madd_epi16(p1, _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1));
+  __m128i p3 = _mm_packus_epi32(p2, p2);
+  __m128i p4 = _mm_madd_epi16(p3, _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1));
+  uint64_t hi = (uint32_t)_mm_cvtsi128_si32(p4);
+  uint64_t lo = (uint32_t)_mm_extract_epi32(p4, 1);
+  uint64_t big = hi * 100000000ULL + lo;
+  uint32_t k = 16 - nd;
+  uint64_t m = (big >> k) * sse_tabs.inv5[k];
+  if (m > (1ULL << 53))
+    return 0;
+  ex -= frac;
+  double x = (double)m;
+  if (ex < 0) {
+    if (ex < -22)
+      return 0;
+    x /= sse_p10[-ex];
+  } else {
+    if (ex > 22)
+      return 0;
+    x *= sse_p10[ex];
+  }
+  *out = neg ? -x : x;
+  return 1;
+}
+#endif
 
 /* ---- header --------------------------------------------------------------- */
 
@@ -785,9 +889,11 @@ static inline int take_field(stats_part_t *part, const stats_cfg_t *c, size_t f,
   return 0;
 }
 
-int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
-                uint64_t stop, uint64_t fend, stats_part_t *part,
-                uint64_t *endp) {
+/* The record loop; compiled twice (with and without SSE4.1) so that the SSE
+ * number parser inlines into it. */
+static inline __attribute__((always_inline)) int
+parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
+              uint64_t fend, stats_part_t *part, uint64_t *endp, const int simd_ok) {
   unsigned char cls[256];
   make_cls(cls, c->delim);
   scratch_t sc = {0};
@@ -799,6 +905,11 @@ int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
    * number */
   const int fast = !((delim >= '0' && delim <= '9') || (delim | 0x20) == 'e' ||
                      delim == '.' || delim == '+' || delim == '-');
+#ifdef STATS_SSE41
+  const int simd = fast && simd_ok;
+#else
+  (void)simd_ok;
+#endif
   scan_t z;
   scan_init(&z, buf, fend, from, c->delim);
   unsigned char *act = malloc(ncols + 1); /* column wanted and still numeric */
@@ -846,7 +957,15 @@ int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
       if (f < ncols && act[f] && e > pos) {
         stats_col_t *col = &part->cols[f];
         double v;
-        if (fast && e + 8 <= fend && swar_number(buf + pos, buf + e, &v)) {
+        int ok;
+#ifdef STATS_SSE41
+        if (simd && e - pos <= 16 && pos + 16 <= fend)
+          ok = sse_number(buf + pos, (size_t)(e - pos), &v) ||
+               (e + 8 <= fend && swar_number(buf + pos, buf + e, &v));
+        else
+#endif
+          ok = fast && e + 8 <= fend && swar_number(buf + pos, buf + e, &v);
+        if (ok) {
           col->blk[col->nblk++] = v;
           if (col->nblk == sizeof col->blk / sizeof *col->blk && (rc = col_flush(col, c)) != 0)
             goto out;
@@ -890,4 +1009,28 @@ out:
   if (!rc)
     rc = stats_part_flush(part, c);
   return rc;
+}
+
+#ifdef STATS_SSE41
+__attribute__((target("sse4.1"))) static int
+parse_sse41(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
+            uint64_t fend, stats_part_t *part, uint64_t *endp) {
+  return parse_records(c, buf, from, stop, fend, part, endp, 1);
+}
+#endif
+
+int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
+                uint64_t stop, uint64_t fend, stats_part_t *part,
+                uint64_t *endp) {
+#ifdef STATS_SSE41
+  static int have_sse41 = -1;
+  if (have_sse41 < 0) {
+    __builtin_cpu_init();
+    sse_tabs_init();
+    have_sse41 = __builtin_cpu_supports("sse4.1") ? 1 : 0;
+  }
+  if (have_sse41)
+    return parse_sse41(c, buf, from, stop, fend, part, endp);
+#endif
+  return parse_records(c, buf, from, stop, fend, part, endp, 0);
 }
