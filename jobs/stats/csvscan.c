@@ -818,9 +818,19 @@ static int grow(double **v, size_t *cap, size_t want) {
   return 0;
 }
 
-static int col_batch(stats_col_t *col) {
+/* Values are collected per column and handed on in batches of up to
+ * STATS_BATCH: moments (two-pass over the batch), --exact's copy, and the
+ * sketch, which summarises a batch much faster than value by value. */
+static int col_batch(stats_col_t *col, const stats_cfg_t *c) {
   if (col->nvals == 0)
     return 0;
+  stats_moments_add_block(&col->mom, col->vals, col->nvals);
+  if (c->exact) {
+    if (grow(&col->exact, &col->capexact, col->nexact + col->nvals))
+      return MPC_ENOMEM;
+    memcpy(col->exact + col->nexact, col->vals, col->nvals * sizeof(double));
+    col->nexact += col->nvals;
+  }
   if (grow(&col->scratch, &col->capscratch, col->nvals))
     return MPC_ENOMEM;
   int rc = stats_sketch_add_batch(&col->sk, col->vals, col->nvals, col->scratch);
@@ -828,32 +838,23 @@ static int col_batch(stats_col_t *col) {
   return rc;
 }
 
-/* Moments take the block now; the sketch takes values in large batches
- * (stats_sketch_add summarises a batch much faster than value by value). */
-static int col_flush(stats_col_t *col, const stats_cfg_t *c) {
-  if (col->nblk == 0)
-    return 0;
-  stats_moments_add_block(&col->mom, col->blk, col->nblk);
-  if (grow(&col->vals, &col->capvals, col->nvals + col->nblk))
-    return MPC_ENOMEM;
-  memcpy(col->vals + col->nvals, col->blk, col->nblk * sizeof(double));
-  col->nvals += col->nblk;
-  if (c->exact) {
-    if (grow(&col->exact, &col->capexact, col->nexact + col->nblk))
-      return MPC_ENOMEM;
-    memcpy(col->exact + col->nexact, col->blk, col->nblk * sizeof(double));
-    col->nexact += col->nblk;
-  }
-  col->nblk = 0;
-  return col->nvals >= STATS_BATCH ? col_batch(col) : 0;
+/* Make room for one more value. */
+static int col_full(stats_col_t *col, const stats_cfg_t *c) {
+  if (col->nvals >= STATS_BATCH)
+    return col_batch(col, c);
+  return grow(&col->vals, &col->capvals, col->nvals + 1);
 }
+
+#define COL_PUSH(col, c, v, rc, fail)                                          \
+  do {                                                                         \
+    if ((col)->nvals == (col)->capvals && ((rc) = col_full((col), (c))) != 0)  \
+      goto fail;                                                               \
+    (col)->vals[(col)->nvals++] = (v);                                         \
+  } while (0)
 
 int stats_part_flush(stats_part_t *p, const stats_cfg_t *c) {
   for (size_t i = 0; i < c->ncols; i++) {
-    stats_col_t *col = &p->cols[i];
-    int rc = c->want[i] ? col_flush(col, c) : 0;
-    if (!rc && c->want[i])
-      rc = col_batch(col);
+    int rc = c->want[i] ? col_batch(&p->cols[i], c) : 0;
     if (rc)
       return rc;
   }
@@ -880,9 +881,10 @@ static inline int take_field(stats_part_t *part, const stats_cfg_t *c, size_t f,
   double v;
   if (col->nonnum) {
   } else if (stats_parse_number(fs, fs + fl, &v)) {
-    col->blk[col->nblk++] = v;
-    if (col->nblk == sizeof col->blk / sizeof *col->blk)
-      return col_flush(col, c);
+    int rc = 0;
+    COL_PUSH(col, c, v, rc, fail);
+  fail:
+    return rc;
   } else if (!stats_is_missing(fs, fl)) {
     col->nonnum = 1;
   }
@@ -966,9 +968,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
 #endif
           ok = fast && e + 8 <= fend && swar_number(buf + pos, buf + e, &v);
         if (ok) {
-          col->blk[col->nblk++] = v;
-          if (col->nblk == sizeof col->blk / sizeof *col->blk && (rc = col_flush(col, c)) != 0)
-            goto out;
+          COL_PUSH(col, c, v, rc, out);
         } else {
           if ((rc = take_field(part, c, f, (const char *)buf + pos, (size_t)(e - pos))) != 0)
             goto out;

@@ -132,12 +132,10 @@ typedef struct stats_col {
   stats_sketch_t sk;
   double *exact;        /* --exact: every value */
   size_t nexact, capexact;
-  double *vals;         /* values not yet in the sketch (one batch) */
+  double *vals;         /* values not yet in mom/sk (one batch) */
   size_t nvals, capvals;
   double *scratch;      /* for stats_sketch_add_batch */
   size_t capscratch;
-  double blk[256];      /* values not yet folded into mom/sk */
-  uint32_t nblk;
 } stats_col_t;
 
 typedef struct stats_part {
