@@ -499,6 +499,7 @@ int stats_sketch_add_batch(stats_sketch_t *s, double *a, size_t n, double *t) {
   for (int d = 0; d < SUMM_DEPTH; d++) {
     free(z.scr[d].cnt);
     free(z.scr[d].rep);
+    free(z.scr[d].mixed);
   }
   if (z.nomem)
     goto done;

@@ -445,7 +445,7 @@ static void test_malformed(void) {
     run_out_t *r = calloc(1, sizeof *r);
     const char *bp = write_file("utf8.csv", big, len);
     for (int t = 1; t <= 13; t += 6) {
-      char ts[8];
+      char ts[16];
       snprintf(ts, sizeof ts, "%d", t);
       run_stats(r, bp, "--tasks", ts, "--format", "json", NULL);
       CU_ASSERT_EQUAL(r->rc, 0);
@@ -457,7 +457,7 @@ static void test_malformed(void) {
     char *nl2 = strchr(q + 1, '\n');
     nl2[1] = '\0';
     for (int t = 1; t <= 13; t += 6) {
-      char ts[8];
+      char ts[16];
       snprintf(ts, sizeof ts, "%d", t);
       expect_error("nulq.csv", big, len, "4003: NUL byte", ts);
     }
