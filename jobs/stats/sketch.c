@@ -283,7 +283,7 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
 
 typedef struct summ {
   struct {
-    uint32_t *cnt; /* 2 * SUMM_NB */
+    uint32_t *cnt; /* 2 * SUMM_NB: counts, then write positions */
     double *rep;   /* SUMM_NB */
     unsigned char *mixed; /* SUMM_NB */
   } scr[SUMM_DEPTH];
@@ -354,7 +354,6 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   double *rep = z->scr[depth].rep;
   unsigned char *mixed = z->scr[depth].mixed;
   memset(cnt[0], 0, nb * sizeof(uint32_t));
-  memset(cnt[1], 0, nb * sizeof(uint32_t));
   memset(mixed, 0, nb);
   for (uint32_t b = 0; b < nb; b++)
     rep[b] = NAN;
@@ -381,17 +380,16 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
       uint32_t b = (uint32_t)((a[i] - mn) * scale);
       b = b < nb ? b : nb - 1;
       double r = rep[b];
-      cnt[i & 1][b]++;
+      cnt[0][b]++;
       mixed[b] |= (r != a[i]) & (r == r);
       rep[b] = a[i];
     }
     uint32_t big = 0;
     for (uint32_t b = 0; b < nb; b++)
-      big = cnt[0][b] + cnt[1][b] > big ? cnt[0][b] + cnt[1][b] : big;
+      big = cnt[0][b] > big ? cnt[0][b] : big;
     if (big > n / 2) { /* the sample missed the skew: use bit digits */
       linear = 0;
       memset(cnt[0], 0, nb * sizeof(uint32_t));
-      memset(cnt[1], 0, nb * sizeof(uint32_t));
       memset(mixed, 0, nb);
       for (uint32_t b = 0; b < nb; b++)
         rep[b] = NAN;
@@ -405,14 +403,13 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     for (size_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
       double r = rep[b];
-      cnt[i & 1][b]++;
+      cnt[0][b]++;
       mixed[b] |= (r != a[i]) & (r == r);
       rep[b] = a[i];
     }
   }
   uint32_t heavy = 0;
   for (uint32_t b = 0; b < nb; b++) {
-    cnt[0][b] += cnt[1][b];
     if (cnt[0][b] > emax_ok && mixed[b]) {
       mixed[b] = 3; /* to split further */
       heavy++;

@@ -158,7 +158,7 @@ typedef struct stats_cfg {
 int stats_part_init(stats_part_t *p, const stats_cfg_t *c);
 void stats_part_free(stats_part_t *p, const stats_cfg_t *c);
 /* Values per column handed to the sketch at once (bounds a task's memory). */
-#define STATS_BATCH (1u << 15)
+#define STATS_BATCH (1u << 16)
 
 /* Fold the pending block buffers (call before reading the results). */
 int stats_part_flush(stats_part_t *p, const stats_cfg_t *c);
