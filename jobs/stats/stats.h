@@ -160,7 +160,8 @@ void stats_part_free(stats_part_t *p, const stats_cfg_t *c);
 /* Values per column handed to the sketch at once (bounds a task's memory). */
 #define STATS_BATCH (1u << 16)
 
-/* Fold the pending block buffers (call before reading the results). */
+/* Hand the pending value batches to moments and sketch (call before reading
+ * the results). */
 int stats_part_flush(stats_part_t *p, const stats_cfg_t *c);
 
 /* Parse records starting at record start `from` while they start before
