@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define STATS_SSE41 1
+#endif
 
 /* ---- byte checks --------------------------------------------------------- */
 
@@ -282,81 +286,344 @@ static inline uint64_t skip_blank(const unsigned char *buf, uint64_t pos,
   return pos;
 }
 
-/* The common case in one pass: an unquoted field that is a plain decimal
- * number of at most 19 digits with a small exponent, directly followed by its
- * terminator.  Returns T_DELIM/T_EOR with *v set and *posp advanced, or -1
- * when the general path must handle the field (nothing consumed).  Exact for
- * what it accepts (Clinger's fast path, as in numparse.c). */
-static inline int fast_number_field(const unsigned char *buf, uint64_t *posp,
-                                    uint64_t fend, unsigned char delim, double *v) {
+/* ---- the fast path: structural bitmasks and SWAR numbers ------------------
+ *
+ * The record parser finds field ends with 64-byte masks of the structural
+ * bytes (delimiter, LF, CR, quote), so an ordinary field costs a count of
+ * trailing zeros, and the same pass notes NUL and non-ASCII bytes, which are
+ * then checked (NUL is an error, UTF-8 must be valid) as the blocks are
+ * loaded.  Quoted fields and quotes inside fields go through next_field(). */
+
+typedef struct scan {
+  const unsigned char *buf;
+  uint64_t fend;
+  uint64_t base, mask; /* structural bytes in [base, base + 64), as bits */
+  uint64_t vto;        /* bytes before vto are checked */
+  uint64_t bad;        /* first bad byte, or UINT64_MAX */
+  const char *why;
+  unsigned char delim;
+} scan_t;
+
+/* Check [vto, upto) (whole UTF-8 sequences; may end past upto). */
+static void scan_check(scan_t *z, uint64_t upto) {
+  if (z->bad != UINT64_MAX)
+    return;
+  const unsigned char *p = z->buf + z->vto, *e = z->buf + upto, *fe = z->buf + z->fend;
+  while (p < e) {
+    if (e - p >= 8) {
+      uint64_t w = load64(p);
+      if ((w & 0x8080808080808080ULL) == 0 && zero_bytes(w) == 0) {
+        p += 8;
+        continue;
+      }
+    }
+    unsigned c = *p;
+    if (c == 0) {
+      z->bad = (uint64_t)(p - z->buf);
+      z->why = "NUL byte (binary data?)";
+      break;
+    }
+    if (c < 0x80) {
+      p++;
+      continue;
+    }
+    int n = utf8_len(p, fe);
+    if (n == 0) {
+      z->bad = (uint64_t)(p - z->buf);
+      z->why = "invalid UTF-8 (binary data?)";
+      break;
+    }
+    p += n;
+  }
+  z->vto = (uint64_t)(p - z->buf);
+}
+
+static void scan_load(scan_t *z, uint64_t b) {
+  const unsigned char *p = z->buf + b;
+  uint64_t m = 0, sp = 0;
+  if (b + 64 <= z->fend) {
+#if defined(__x86_64__)
+    const __m128i vd = _mm_set1_epi8((char)z->delim), vn = _mm_set1_epi8('\n'),
+                  vr = _mm_set1_epi8('\r'), vq = _mm_set1_epi8('"'), v0 = _mm_setzero_si128();
+    for (int i = 0; i < 4; i++) {
+      __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * i));
+      __m128i st = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vd), _mm_cmpeq_epi8(v, vn)),
+                                _mm_or_si128(_mm_cmpeq_epi8(v, vr), _mm_cmpeq_epi8(v, vq)));
+      m |= (uint64_t)(uint32_t)_mm_movemask_epi8(st) << (16 * i);
+      sp |= (uint64_t)(uint32_t)(_mm_movemask_epi8(v) |
+                                 _mm_movemask_epi8(_mm_cmpeq_epi8(v, v0)))
+            << (16 * i);
+    }
+#else
+    for (int i = 0; i < 64; i++) {
+      unsigned char c = p[i];
+      m |= (uint64_t)(c == z->delim || c == '\n' || c == '\r' || c == '"') << i;
+      sp |= (uint64_t)(c == 0 || c >= 0x80) << i;
+    }
+#endif
+  } else {
+    for (uint64_t i = 0; b + i < z->fend; i++) {
+      unsigned char c = p[i];
+      m |= (uint64_t)(c == z->delim || c == '\n' || c == '\r' || c == '"') << i;
+      sp |= (uint64_t)(c == 0 || c >= 0x80) << i;
+    }
+  }
+  z->base = b;
+  z->mask = m;
+  if (z->vto < b)
+    scan_check(z, b); /* bytes jumped over (quoted fields) */
+  uint64_t hi = b + 64 < z->fend ? b + 64 : z->fend;
+  if (z->vto < hi) {
+    if (sp == 0 && z->vto >= b)
+      z->vto = hi;
+    else
+      scan_check(z, hi);
+  }
+}
+
+static void scan_init(scan_t *z, const unsigned char *buf, uint64_t fend, uint64_t from,
+                      char delim) {
+  z->buf = buf;
+  z->fend = fend;
+  z->base = from + 64; /* nothing loaded: the first call loads at its pos */
+  z->mask = 0;
+  z->vto = from;
+  z->bad = UINT64_MAX;
+  z->why = NULL;
+  z->delim = (unsigned char)delim;
+}
+
+/* Position of the first structural byte at or after pos (< fend), or fend.
+ * The mask keeps only bits at or after the last position asked for. */
+static inline uint64_t scan_next(scan_t *z, uint64_t pos) {
+  for (;;) {
+    uint64_t off = pos - z->base;
+    if (off < 64) {
+      uint64_t m = z->mask & (~0ULL << off);
+      if (m) {
+        z->mask = m;
+        return z->base + (uint64_t)__builtin_ctzll(m);
+      }
+      if (z->base + 64 >= z->fend)
+        return z->fend;
+      scan_load(z, z->base + 64);
+    } else {
+      scan_load(z, pos);
+    }
+  }
+}
+
+/* The next structural byte after the one scan_next() or scan_pop() returned
+ * last (the fast path when fields follow each other). */
+static inline uint64_t scan_pop(scan_t *z) {
+  uint64_t m = z->mask & (z->mask - 1);
+  if (m) {
+    z->mask = m;
+    return z->base + (uint64_t)__builtin_ctzll(m);
+  }
+  if (z->base + 64 >= z->fend)
+    return z->fend;
+  z->mask = 0;
+  return scan_next(z, z->base + 64);
+}
+
+/* 8 digit values (first digit in the lowest byte) -> integer. */
+static inline uint32_t swar8(uint64_t v) {
+  v = v * 10 + (v >> 8);
+  v = (((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
+       (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+  return (uint32_t)v;
+}
+
+/* Number of leading decimal digits in the 8 bytes at p (0..8); *dv gets the
+ * digit values. */
+static inline int swar_digits(const unsigned char *p, uint64_t *dv) {
+  uint64_t d = load64(p) ^ 0x3030303030303030ULL;
+  uint64_t nd = (d & 0xF0F0F0F0F0F0F0F0ULL) |
+                (((d & 0x0F0F0F0F0F0F0F0FULL) + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL);
+  *dv = d & 0x0F0F0F0F0F0F0F0FULL;
+  return nd ? __builtin_ctzll(nd) >> 3 : 8;
+}
+
+static inline uint64_t swar_value(uint64_t dv, int n) {
+  return n ? swar8(dv << (64 - 8 * n)) : 0;
+}
+
+/* The field [s, e) as a plain decimal number: sign, <= 19 significant
+ * digits with an optional '.', optional exponent, converted exactly with
+ * Clinger's fast path (mantissa <= 2^53, |exponent| <= 22).  Returns 0 when
+ * the field needs the general parser.  Needs: *e is a structural byte that is
+ * not a digit, '.', sign or 'e', and 8 readable bytes at e. */
+static inline int swar_number(const unsigned char *s, const unsigned char *e, double *out) {
   static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  const unsigned char *p = buf + *posp, *e = buf + fend;
-  int neg = 0;
-  if (p < e && (*p == '-' || *p == '+'))
-    neg = *p++ == '-';
-  const unsigned char *ds = p;
-  uint64_t m = 0;
-  while (p < e && (unsigned)(*p - '0') < 10)
-    m = m * 10 + (unsigned)(*p++ - '0');
-  long nd = p - ds, frac = 0;
-  if (p < e && *p == '.') {
-    const unsigned char *fs = ++p;
-    while (p < e && (unsigned)(*p - '0') < 10)
+  static const uint64_t u10[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                  100000000};
+  const unsigned char *p = s;
+  int neg = *p == '-';
+  p += (*p == '-') | (*p == '+');
+  uint64_t dv;
+  int n = swar_digits(p, &dv);
+  uint64_t m = swar_value(dv, n);
+  p += n;
+  int nd = n;
+  if (n == 8)
+    while ((unsigned)(*p - '0') < 10) {
+      if (++nd > 19)
+        return 0;
       m = m * 10 + (unsigned)(*p++ - '0');
-    frac = p - fs;
-    nd += frac;
-  }
-  if (nd == 0 || nd > 19)
-    return -1;
-  long ex = 0;
-  if (p < e && (*p | 0x20) == 'e') {
+    }
+  int frac = 0;
+  if (*p == '.') {
     p++;
-    int en = 0;
-    if (p < e && (*p == '-' || *p == '+'))
-      en = *p++ == '-';
+    n = swar_digits(p, &dv);
+    if (nd + n > 19)
+      return 0;
+    m = m * u10[n] + swar_value(dv, n);
+    p += n;
+    frac = n;
+    if (n == 8)
+      while ((unsigned)(*p - '0') < 10) {
+        if (nd + ++frac > 19)
+          return 0;
+        m = m * 10 + (unsigned)(*p++ - '0');
+      }
+  }
+  if (nd + frac == 0)
+    return 0;
+  int ex = 0;
+  if ((*p | 0x20) == 'e') {
+    p++;
+    int en = *p == '-';
+    p += (*p == '-') | (*p == '+');
     const unsigned char *xs = p;
-    while (p < e && (unsigned)(*p - '0') < 10 && p - xs < 4)
+    while ((unsigned)(*p - '0') < 10 && p - xs < 4)
       ex = ex * 10 + (*p++ - '0');
-    if (p == xs || (p < e && (unsigned)(*p - '0') < 10))
-      return -1;
+    if (p == xs)
+      return 0;
     if (en)
       ex = -ex;
   }
+  if (p != e || m > (1ULL << 53))
+    return 0;
   ex -= frac;
-  int t;
-  if (p == e) {
-    t = T_EOR;
-  } else if (*p == delim) {
-    t = T_DELIM;
-    p++;
-  } else if (*p == '\n') {
-    t = T_EOR;
-    p++;
-  } else if (*p == '\r') {
-    t = T_EOR;
-    p++;
-    if (p < e && *p == '\n')
-      p++;
+  double x = (double)m;
+  if (ex < 0) {
+    if (ex < -22)
+      return 0;
+    x /= p10[-ex];
   } else {
-    return -1;
+    if (ex > 22)
+      return 0;
+    x *= p10[ex];
   }
-  double x;
-  if (m > (1ULL << 53))
-    return -1;
-  if (m == 0)
-    x = 0;
-  else if (ex >= 0 && ex <= 22)
-    x = (double)m * p10[ex];
-  else if (ex < 0 && ex >= -22)
-    x = (double)m / p10[-ex];
-  else
-    return -1;
-  *v = neg ? -x : x;
-  *posp = (uint64_t)(p - buf);
-  return t;
+  *out = neg ? -x : x;
+  return 1;
 }
+
+#ifdef STATS_SSE41
+/* The same for a field of at most 16 bytes, 16 readable bytes at s, in SSE4.1:
+ * one load, digit/dot/sign/exponent masks, the dot squeezed out with one
+ * shuffle, then all (<= 16) digits to an integer with multiply-adds.
+ * Returns 0 when the field needs swar_number() or the general parser. */
+static const double sse_p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+typedef struct sse_tabs {
+  unsigned char squeeze[17][16]; /* [dot]: drop lane `dot` (16: none) */
+  unsigned char tail[17][16];    /* [n]: 0xFF in lanes >= n */
+  uint64_t inv5[17];             /* 5^-k mod 2^64 */
+} sse_tabs_t;
+
+static sse_tabs_t sse_tabs;
+
+static void sse_tabs_init(void) {
+  for (int d = 0; d <= 16; d++)
+    for (int i = 0; i < 16; i++) {
+      int src = i < d ? i : i + 1;
+      sse_tabs.squeeze[d][i] = (unsigned char)(src < 16 ? src : 0x80);
+      sse_tabs.tail[d][i] = i >= d ? 0xFF : 0;
+    }
+  for (int k = 0; k <= 16; k++) { /* inverse of 5^k by Newton's iteration */
+    uint64_t f = 1;
+    for (int i = 0; i < k; i++)
+      f *= 5;
+    uint64_t x = f; /* correct to 3 bits for odd f */
+    for (int i = 0; i < 5; i++)
+      x *= 2 - f * x;
+    sse_tabs.inv5[k] = x;
+  }
+}
+
+__attribute__((target("sse4.1"))) static inline int sse_number(const unsigned char *s,
+                                                                size_t len, double *out) {
+  const __m128i v = _mm_loadu_si128((const __m128i *)s);
+  const __m128i zero = _mm_set1_epi8('0');
+  __m128i t = _mm_sub_epi8(v, zero);
+  uint32_t dig = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(t, _mm_set1_epi8(9)),
+                                                            _mm_set1_epi8(9)));
+  uint32_t dot = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+  uint32_t exm = (uint32_t)_mm_movemask_epi8(
+      _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('e')));
+  uint32_t lenm = (1u << len) - 1;
+  int neg = s[0] == '-', sg = neg | (s[0] == '+');
+  exm &= lenm;
+  uint32_t mlen = exm ? (uint32_t)__builtin_ctz(exm) : (uint32_t)len; /* mantissa */
+  uint32_t mm = (1u << mlen) - 1;
+  dot &= mm;
+  if (((dig | dot | (uint32_t)sg) & mm) != mm || (dot & (dot - 1)) || !(dig & mm))
+    return 0;
+  int ex = 0;
+  if (exm) { /* exponent: [mlen + 1, len) */
+    const unsigned char *p = s + mlen + 1, *e = s + len;
+    int en = *p == '-';
+    p += (*p == '-') | (*p == '+');
+    if (p == e || e - p > 3)
+      return 0;
+    for (; p < e; p++) {
+      if ((unsigned)(*p - '0') >= 10)
+        return 0;
+      ex = ex * 10 + (*p - '0');
+    }
+    ex = en ? -ex : ex;
+  }
+  uint32_t dp = dot ? (uint32_t)__builtin_ctz(dot) : 16;
+  int frac = dot ? (int)(mlen - dp - 1) : 0;
+  uint32_t nd = dot ? mlen - 1 : mlen; /* digit lanes after squeezing, sign lane included */
+  /* sign lane reads as a leading zero */
+  t = _mm_and_si128(t, _mm_loadu_si128((const __m128i *)sse_tabs.tail[sg]));
+  t = _mm_shuffle_epi8(t, _mm_loadu_si128((const __m128i *)sse_tabs.squeeze[dp]));
+  t = _mm_andnot_si128(_mm_loadu_si128((const __m128i *)sse_tabs.tail[nd]), t);
+  /* 16 digits (trailing zeros) = M * 10^(16 - nd) */
+  __m128i p1 = _mm_maddubs_epi16(t, _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1,
+                                                   10, 1, 10, 1));
+  __m128i p2 = _mm_madd_epi16(p1, _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1));
+  __m128i p3 = _mm_packus_epi32(p2, p2);
+  __m128i p4 = _mm_madd_epi16(p3, _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1));
+  uint64_t hi = (uint32_t)_mm_cvtsi128_si32(p4);
+  uint64_t lo = (uint32_t)_mm_extract_epi32(p4, 1);
+  uint64_t big = hi * 100000000ULL + lo;
+  uint32_t k = 16 - nd;
+  uint64_t m = (big >> k) * sse_tabs.inv5[k];
+  if (m > (1ULL << 53))
+    return 0;
+  ex -= frac;
+  double x = (double)m;
+  if (ex < 0) {
+    if (ex < -22)
+      return 0;
+    x /= sse_p10[-ex];
+  } else {
+    if (ex > 22)
+      return 0;
+    x *= sse_p10[ex];
+  }
+  *out = neg ? -x : x;
+  return 1;
+}
+#endif
 
 /* ---- header --------------------------------------------------------------- */
 
@@ -530,37 +797,64 @@ void stats_part_free(stats_part_t *p, const stats_cfg_t *c) {
   for (size_t i = 0; i < c->ncols; i++) {
     stats_sketch_free(&p->cols[i].sk);
     free(p->cols[i].exact);
+    free(p->cols[i].vals);
+    free(p->cols[i].scratch);
   }
   free(p->cols);
   p->cols = NULL;
 }
 
-static int col_flush(stats_col_t *col, const stats_cfg_t *c) {
-  if (col->nblk == 0)
+static int grow(double **v, size_t *cap, size_t want) {
+  if (want <= *cap)
     return 0;
-  stats_moments_add_block(&col->mom, col->blk, col->nblk);
-  int rc = stats_sketch_add(&col->sk, col->blk, col->nblk);
-  if (!rc && c->exact) {
-    if (col->nexact + col->nblk > col->capexact) {
-      size_t cap = col->capexact ? col->capexact * 2 : 1024;
-      while (cap < col->nexact + col->nblk)
-        cap *= 2;
-      double *v = realloc(col->exact, cap * sizeof *v);
-      if (!v)
-        return MPC_ENOMEM;
-      col->exact = v;
-      col->capexact = cap;
-    }
-    memcpy(col->exact + col->nexact, col->blk, col->nblk * sizeof(double));
-    col->nexact += col->nblk;
+  size_t c = *cap ? *cap * 2 : 1024;
+  while (c < want)
+    c *= 2;
+  double *p = realloc(*v, c * sizeof *p);
+  if (!p)
+    return MPC_ENOMEM;
+  *v = p;
+  *cap = c;
+  return 0;
+}
+
+/* Values are collected per column and handed on in batches of up to
+ * STATS_BATCH: moments (two-pass over the batch), --exact's copy, and the
+ * sketch, which summarises a batch much faster than value by value. */
+static int col_batch(stats_col_t *col, const stats_cfg_t *c) {
+  if (col->nvals == 0)
+    return 0;
+  stats_moments_add_block(&col->mom, col->vals, col->nvals);
+  if (c->exact) {
+    if (grow(&col->exact, &col->capexact, col->nexact + col->nvals))
+      return MPC_ENOMEM;
+    memcpy(col->exact + col->nexact, col->vals, col->nvals * sizeof(double));
+    col->nexact += col->nvals;
   }
-  col->nblk = 0;
+  if (grow(&col->scratch, &col->capscratch, col->nvals))
+    return MPC_ENOMEM;
+  int rc = stats_sketch_add_batch(&col->sk, col->vals, col->nvals, col->scratch);
+  col->nvals = 0;
   return rc;
 }
 
+/* Make room for one more value. */
+static int col_full(stats_col_t *col, const stats_cfg_t *c) {
+  if (col->nvals >= STATS_BATCH)
+    return col_batch(col, c);
+  return grow(&col->vals, &col->capvals, col->nvals + 1);
+}
+
+#define COL_PUSH(col, c, v, rc, fail)                                          \
+  do {                                                                         \
+    if ((col)->nvals == (col)->capvals && ((rc) = col_full((col), (c))) != 0)  \
+      goto fail;                                                               \
+    (col)->vals[(col)->nvals++] = (v);                                         \
+  } while (0)
+
 int stats_part_flush(stats_part_t *p, const stats_cfg_t *c) {
   for (size_t i = 0; i < c->ncols; i++) {
-    int rc = c->want[i] ? col_flush(&p->cols[i], c) : 0;
+    int rc = c->want[i] ? col_batch(&p->cols[i], c) : 0;
     if (rc)
       return rc;
   }
@@ -578,67 +872,128 @@ static void set_err(stats_part_t *part, uint64_t pos, const char *fmt, ...) {
   va_end(ap);
 }
 
-int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
-                uint64_t stop, uint64_t fend, stats_part_t *part,
-                uint64_t *endp) {
+/* A field's content for column f through the general number parser. */
+static inline int take_field(stats_part_t *part, const stats_cfg_t *c, size_t f,
+                             const char *fs, size_t fl) {
+  if (f >= c->ncols || !c->want[f])
+    return 0;
+  stats_col_t *col = &part->cols[f];
+  double v;
+  if (col->nonnum) {
+  } else if (stats_parse_number(fs, fs + fl, &v)) {
+    int rc = 0;
+    COL_PUSH(col, c, v, rc, fail);
+  fail:
+    return rc;
+  } else if (!stats_is_missing(fs, fl)) {
+    col->nonnum = 1;
+  }
+  return 0;
+}
+
+/* The record loop; compiled twice (with and without SSE4.1) so that the SSE
+ * number parser inlines into it. */
+static inline __attribute__((always_inline)) int
+parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
+              uint64_t fend, stats_part_t *part, uint64_t *endp, const int simd_ok) {
   unsigned char cls[256];
   make_cls(cls, c->delim);
   scratch_t sc = {0};
   int rc = 0;
   uint64_t pos = from;
   const size_t ncols = c->ncols;
+  const unsigned char delim = (unsigned char)c->delim;
+  /* swar_number() stops at the delimiter only if it cannot be part of a
+   * number */
+  const int fast = !((delim >= '0' && delim <= '9') || (delim | 0x20) == 'e' ||
+                     delim == '.' || delim == '+' || delim == '-');
+#ifdef STATS_SSE41
+  const int simd = fast && simd_ok;
+#else
+  (void)simd_ok;
+#endif
+  scan_t z;
+  scan_init(&z, buf, fend, from, c->delim);
+  unsigned char *act = malloc(ncols + 1); /* column wanted and still numeric */
+  if (!act) {
+    rc = MPC_ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < ncols; i++)
+    act[i] = c->want[i] && !part->cols[i].nonnum;
   while (pos < stop) {
-    uint64_t q = skip_blank(buf, pos, fend, c->delim);
-    if (q != pos) {
-      pos = q;
-      continue;
+    unsigned char c0 = buf[pos];
+    if (c0 == '\n' || c0 == '\r' || c0 == ' ' || c0 == '\t') {
+      uint64_t q = skip_blank(buf, pos, fend, c->delim);
+      if (q != pos) {
+        pos = q;
+        continue;
+      }
     }
     uint64_t rec = pos;
     size_t f = 0;
+    uint64_t e = scan_next(&z, pos);
     for (;;) {
-      const char *fs;
-      size_t fl;
-      if (f < ncols && c->want[f] && !part->cols[f].nonnum) {
-        double v;
-        int t = fast_number_field(buf, &pos, fend, (unsigned char)c->delim, &v);
-        if (t >= 0) {
-          stats_col_t *col = &part->cols[f];
-          col->blk[col->nblk++] = v;
-          if (col->nblk == sizeof col->blk / sizeof *col->blk &&
-              (rc = col_flush(col, c)) != 0)
-            goto out;
-          f++;
-          if (t == T_EOR)
-            break;
-          continue;
+      unsigned char ch = e < fend ? buf[e] : '\n';
+      if (ch == '"') { /* a quoted field, or a quote inside a field */
+        const char *fs;
+        size_t fl;
+        int t = next_field(buf, &pos, fend, cls, &sc, &fs, &fl);
+        if (t == T_BADQ) {
+          set_err(part, rec, "unterminated quoted field (reaches end of file)");
+          pos = fend;
+          goto out;
         }
+        if (t < 0 || (rc = take_field(part, c, f, fs, fl)) != 0) {
+          rc = t < 0 ? t : rc;
+          goto out;
+        }
+        if (f < ncols)
+          act[f] = act[f] && !part->cols[f].nonnum;
+        f++;
+        if (t == T_EOR)
+          break;
+        e = scan_next(&z, pos);
+        continue;
       }
-      int t = next_field(buf, &pos, fend, cls, &sc, &fs, &fl);
-      if (t == T_BADQ) {
-        set_err(part, rec, "unterminated quoted field (reaches end of file)");
-        pos = fend;
-        goto out;
-      }
-      if (t < 0) {
-        rc = t;
-        goto out;
-      }
-      if (f < ncols && c->want[f]) {
+      if (f < ncols && act[f] && e > pos) {
         stats_col_t *col = &part->cols[f];
         double v;
-        if (col->nonnum) {
-        } else if (stats_parse_number(fs, fs + fl, &v)) {
-          col->blk[col->nblk++] = v;
-          if (col->nblk == sizeof col->blk / sizeof *col->blk &&
-              (rc = col_flush(col, c)) != 0)
+        int ok;
+#ifdef STATS_SSE41
+        if (simd && e - pos <= 16 && pos + 16 <= fend)
+          ok = sse_number(buf + pos, (size_t)(e - pos), &v) ||
+               (e + 8 <= fend && swar_number(buf + pos, buf + e, &v));
+        else
+#endif
+          ok = fast && e + 8 <= fend && swar_number(buf + pos, buf + e, &v);
+        if (ok) {
+          COL_PUSH(col, c, v, rc, out);
+        } else {
+          if ((rc = take_field(part, c, f, (const char *)buf + pos, (size_t)(e - pos))) != 0)
             goto out;
-        } else if (!stats_is_missing(fs, fl)) {
-          col->nonnum = 1;
+          act[f] = !col->nonnum;
         }
       }
       f++;
-      if (t == T_EOR)
-        break;
+      if (ch == delim && e < fend) {
+        pos = e + 1;
+        e = scan_pop(&z);
+        continue;
+      }
+      if (e >= fend)
+        pos = fend;
+      else if (ch == '\r' && e + 1 < fend && buf[e + 1] == '\n')
+        pos = e + 2;
+      else
+        pos = e + 1;
+      break;
+    }
+    if (z.vto < pos)
+      scan_check(&z, pos);
+    if (z.bad < pos) {
+      set_err(part, z.bad, "%s", z.why);
+      goto out;
     }
     if (f != ncols) {
       set_err(part, rec, "row has %zu field%s, header has %zu", f,
@@ -648,9 +1003,34 @@ int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
     part->records++;
   }
 out:
+  free(act);
   free(sc.p);
   *endp = pos;
   if (!rc)
     rc = stats_part_flush(part, c);
   return rc;
+}
+
+#ifdef STATS_SSE41
+__attribute__((target("sse4.1"))) static int
+parse_sse41(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
+            uint64_t fend, stats_part_t *part, uint64_t *endp) {
+  return parse_records(c, buf, from, stop, fend, part, endp, 1);
+}
+#endif
+
+int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
+                uint64_t stop, uint64_t fend, stats_part_t *part,
+                uint64_t *endp) {
+#ifdef STATS_SSE41
+  static int have_sse41 = -1;
+  if (have_sse41 < 0) {
+    __builtin_cpu_init();
+    sse_tabs_init();
+    have_sse41 = __builtin_cpu_supports("sse4.1") ? 1 : 0;
+  }
+  if (have_sse41)
+    return parse_sse41(c, buf, from, stop, fend, part, endp);
+#endif
+  return parse_records(c, buf, from, stop, fend, part, endp, 0);
 }

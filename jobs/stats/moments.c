@@ -34,34 +34,62 @@ static void merge_raw(stats_moments_t *a, uint64_t nb, double meanb, double m2b)
 }
 
 void stats_moments_add_block(stats_moments_t *m, const double *v, size_t n) {
-  double sum = 0, mn = m->min, mx = m->max;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    double x = v[i];
-    mn = x < mn ? x : mn;
-    mx = x > mx ? x : mx;
-    if (isfinite(x)) {
-      sum += x;
-      k++;
-    } else if (x > 0) {
-      m->npinf++;
-    } else {
-      m->nminf++;
+  /* Four independent partial sums: the serial dependency on one accumulator
+   * would cost an FP-add latency per value. */
+  double s4[4] = {0, 0, 0, 0}, mn = m->min, mx = m->max;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int u = 0; u < 4; u++) {
+      double x = v[i + u];
+      mn = x < mn ? x : mn;
+      mx = x > mx ? x : mx;
+      s4[u] += x;
+    }
+  for (; i < n; i++) {
+    mn = v[i] < mn ? v[i] : mn;
+    mx = v[i] > mx ? v[i] : mx;
+    s4[0] += v[i];
+  }
+  double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+  size_t k = n;
+  if (!isfinite(sum)) { /* infinities (or an overflow): count them apart */
+    sum = 0;
+    k = 0;
+    for (i = 0; i < n; i++) {
+      double x = v[i];
+      if (isfinite(x)) {
+        sum += x;
+        k++;
+      } else if (x > 0) {
+        m->npinf++;
+      } else {
+        m->nminf++;
+      }
     }
   }
   m->min = mn;
   m->max = mx;
   if (k == 0)
     return;
-  double mean = sum / (double)k, m2 = 0;
-  for (size_t i = 0; i < n; i++) {
-    double x = v[i];
-    if (isfinite(x)) {
-      double d = x - mean;
-      m2 += d * d;
+  double mean = sum / (double)k, q4[4] = {0, 0, 0, 0};
+  if (k == n) {
+    for (i = 0; i + 4 <= n; i += 4)
+      for (int u = 0; u < 4; u++) {
+        double d = v[i + u] - mean;
+        q4[u] += d * d;
+      }
+    for (; i < n; i++) {
+      double d = v[i] - mean;
+      q4[0] += d * d;
     }
+  } else {
+    for (i = 0; i < n; i++)
+      if (isfinite(v[i])) {
+        double d = v[i] - mean;
+        q4[0] += d * d;
+      }
   }
-  merge_raw(m, k, mean, m2);
+  merge_raw(m, k, mean, (q4[0] + q4[1]) + (q4[2] + q4[3]));
 }
 
 void stats_moments_merge(stats_moments_t *a, const stats_moments_t *b) {

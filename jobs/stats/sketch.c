@@ -154,11 +154,13 @@ void stats_sort_doubles(double *v, size_t n, double *tmp) {
     v[i] = k2d(a[i]);
 }
 
+/* Worst case of err / n: compactions (see the top of the file) plus batch
+ * summaries (at most 2.5 n / STATS_SKETCH_Q in all). */
 static double bound_frac(uint64_t n, uint32_t k) {
   if (n < k)
     return 0;
   double h = floor(log2((double)n / (double)(k - 1))) + 1;
-  return h / (double)(k - 1);
+  return h / (double)(k - 1) + 2.5 / STATS_SKETCH_Q;
 }
 
 uint32_t stats_sketch_pick_k(uint64_t nmax, double frac) {
@@ -248,7 +250,287 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
   return 0;
 }
 
+/* ---- batch summaries --------------------------------------------------------
+ *
+ * A batch of n >= k values is not pushed through level 0 (a sort of every
+ * value, then merges at each level) but summarised at once, without sorting.
+ *
+ * The values are split into buckets of disjoint, increasing value ranges by a
+ * histogram pass (linear in the value, or linear in the order-preserving bit
+ * pattern, roughly log-scale, when a sample says the first is unbalanced); a bucket with more than E = 2w values is
+ * split again recursively unless all its values are equal.  This gives the
+ * exact count of every bucket, one value from each ("rep"), and the bucket
+ * order, but not the order inside a bucket.
+ *
+ * Conceptually the values are then in sorted order up to permutations inside
+ * buckets.  Positions are cut into consecutive groups: G groups of w = 2^j
+ * (the largest power of two with n / w >= STATS_SKETCH_Q), then the remainder
+ * in decreasing powers of two.  A group of 2^h positions becomes one item at
+ * level h (weight 2^h, so weights still add up to n): the rep of the bucket
+ * holding the group's middle position.
+ *
+ * Rank error of the batch, for any query y: let bucket i hold the boundary
+ * between values <= y and values > y, its positions [s_i, e_i).  Groups whose
+ * middle is before s_i are counted, those whose middle is at or after e_i are
+ * not, the others either way; counting by middles misses a boundary by at most
+ * half a group.  So the estimate is within [s_i - w/2, e_i + w/2], the true
+ * rank within [s_i, e_i]: error <= (e_i - s_i) + w/2 <= 2.5 w, and <= w/2
+ * when bucket i holds a single value.  The sketch's err grows by the largest
+ * bucket that is not a single value plus w/2 (<= 2.5 n / STATS_SKETCH_Q). */
+
+#define SUMM_NB 8192
+#define SUMM_DEPTH 40 /* 2 linear levels, then the key range shrinks 8x a level */
+
+typedef struct summ {
+  struct {
+    uint32_t *cnt; /* 2 * SUMM_NB: counts, then write positions */
+    double *rep;   /* SUMM_NB */
+    unsigned char *mixed; /* SUMM_NB */
+  } scr[SUMM_DEPTH];
+  int nomem;
+  uint64_t pos;        /* sorted position where the next bucket starts */
+  const uint64_t *mid; /* group middles, ascending */
+  size_t nmid, next;
+  double *out;         /* out[i]: item for group i */
+  uint64_t emax;       /* largest bucket that is not a single value */
+} summ_t;
+
+static void summ_leaf(summ_t *z, uint64_t cnt, double rep, int single) {
+  uint64_t end = z->pos + cnt;
+  while (z->next < z->nmid && z->mid[z->next] < end)
+    z->out[z->next++] = rep;
+  z->pos = end;
+  if (!single && cnt > z->emax)
+    z->emax = cnt;
+}
+
+
+static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_ok,
+                       int depth) {
+  if (n <= emax_ok) {
+    summ_leaf(z, n, a[0], n == 1);
+    return;
+  }
+  double mn4[4] = {a[0], a[0], a[0], a[0]}, mx4[4] = {a[0], a[0], a[0], a[0]};
+  size_t i4 = 0;
+  for (; i4 + 4 <= n; i4 += 4) /* four independent chains */
+    for (int u = 0; u < 4; u++) {
+      mn4[u] = a[i4 + u] < mn4[u] ? a[i4 + u] : mn4[u];
+      mx4[u] = a[i4 + u] > mx4[u] ? a[i4 + u] : mx4[u];
+    }
+  for (; i4 < n; i4++) {
+    mn4[0] = a[i4] < mn4[0] ? a[i4] : mn4[0];
+    mx4[0] = a[i4] > mx4[0] ? a[i4] : mx4[0];
+  }
+  double mn = mn4[0], mx = mx4[0];
+  for (int u = 1; u < 4; u++) {
+    mn = mn4[u] < mn ? mn4[u] : mn;
+    mx = mx4[u] > mx ? mx4[u] : mx;
+  }
+  if (mn == mx) {
+    summ_leaf(z, n, mn, 1);
+    return;
+  }
+  /* about 8 buckets per allowed bucket size, at most SUMM_NB */
+  uint32_t nb = 16;
+  while (nb < SUMM_NB && (uint64_t)nb * emax_ok < 8 * (uint64_t)n)
+    nb *= 2;
+  if (depth >= SUMM_DEPTH) { /* cannot happen: key digits narrow every level */
+    z->nomem = 1;
+    return;
+  }
+  if (!z->scr[depth].cnt) {
+    z->scr[depth].cnt = malloc(2 * SUMM_NB * sizeof(uint32_t));
+    z->scr[depth].rep = malloc(SUMM_NB * sizeof(double));
+    z->scr[depth].mixed = malloc(SUMM_NB);
+    if (!z->scr[depth].cnt || !z->scr[depth].rep || !z->scr[depth].mixed) {
+      z->nomem = 1;
+      return;
+    }
+  }
+  uint32_t(*cnt)[SUMM_NB] = (uint32_t(*)[SUMM_NB])z->scr[depth].cnt;
+  /* rep[b]: the last value seen in bucket b (NaN: none yet, values are never
+   * NaN); mixed[b]: some value differed from the one before it in b */
+  double *rep = z->scr[depth].rep;
+  unsigned char *mixed = z->scr[depth].mixed;
+  memset(cnt[0], 0, nb * sizeof(uint32_t));
+  memset(mixed, 0, nb);
+  for (uint32_t b = 0; b < nb; b++)
+    rep[b] = NAN;
+  double range = mx - mn, scale = (double)nb / range;
+  int linear = depth < 2 && isfinite(range) && scale < 1e300;
+  if (linear) {
+    /* a sample decides whether the value-linear buckets are balanced enough
+     * (they are not for log-like data or outliers) */
+    uint32_t sc[64] = {0}, big = 0;
+    double sscale = 64.0 / range;
+    size_t step = n / 256 ? n / 256 : 1;
+    for (size_t i = 0; i < n; i += step) {
+      uint32_t b = (uint32_t)((a[i] - mn) * sscale);
+      b = b < 64 ? b : 63;
+      big = ++sc[b] > big ? sc[b] : big;
+    }
+    if (big > 64)
+      linear = 0;
+  }
+  int shift = 0;
+  uint64_t kmn = d2k(mn);
+  if (linear) {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t b = (uint32_t)((a[i] - mn) * scale);
+      b = b < nb ? b : nb - 1;
+      double r = rep[b];
+      cnt[0][b]++;
+      mixed[b] |= (r != a[i]) & (r == r);
+      rep[b] = a[i];
+    }
+    uint32_t big = 0;
+    for (uint32_t b = 0; b < nb; b++)
+      big = cnt[0][b] > big ? cnt[0][b] : big;
+    if (big > n / 2) { /* the sample missed the skew: use bit digits */
+      linear = 0;
+      memset(cnt[0], 0, nb * sizeof(uint32_t));
+      memset(mixed, 0, nb);
+      for (uint32_t b = 0; b < nb; b++)
+        rep[b] = NAN;
+    }
+  }
+  if (!linear) {
+    /* linear in the order-preserving key: about log-scale for one sign */
+    uint64_t kr = d2k(mx) - kmn;
+    while ((kr >> shift) >= nb)
+      shift++;
+    for (size_t i = 0; i < n; i++) {
+      uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
+      double r = rep[b];
+      cnt[0][b]++;
+      mixed[b] |= (r != a[i]) & (r == r);
+      rep[b] = a[i];
+    }
+  }
+  uint32_t heavy = 0;
+  for (uint32_t b = 0; b < nb; b++) {
+    if (cnt[0][b] > emax_ok && mixed[b]) {
+      mixed[b] = 3; /* to split further */
+      heavy++;
+    }
+  }
+  if (heavy == 0) {
+    for (uint32_t b = 0; b < nb; b++)
+      if (cnt[0][b])
+        summ_leaf(z, cnt[0][b], rep[b], !mixed[b]);
+    return;
+  }
+  /* gather the values of the big buckets, packed in bucket order, into t */
+  uint32_t *wp = cnt[1];
+  uint32_t off = 0;
+  for (uint32_t b = 0; b < nb; b++) {
+    wp[b] = off;
+    if (mixed[b] == 3)
+      off += cnt[0][b];
+  }
+  if (linear) {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t b = (uint32_t)((a[i] - mn) * scale);
+      b = b < nb ? b : nb - 1;
+      if (mixed[b] == 3)
+        t[wp[b]++] = a[i];
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
+      if (mixed[b] == 3)
+        t[wp[b]++] = a[i];
+    }
+  }
+  off = 0;
+  for (uint32_t b = 0; b < nb; b++) {
+    uint32_t c = cnt[0][b];
+    if (mixed[b] == 3) {
+      summ_split(z, t + off, a + off, c, emax_ok, depth + 1);
+      off += c;
+    } else if (c) {
+      summ_leaf(z, c, rep[b], !mixed[b]);
+    }
+  }
+}
+
+static int lev_push(stats_sketch_t *s, uint32_t h, const double *v, size_t n) {
+  if (lev_reserve(s, h, n))
+    return MPC_ENOMEM;
+  memcpy(s->lev[h].v + s->lev[h].len, v, n * sizeof *v);
+  s->lev[h].len += (uint32_t)n;
+  if (s->nlev < h + 1)
+    s->nlev = h + 1;
+  return 0;
+}
+
+int stats_sketch_add_batch(stats_sketch_t *s, double *a, size_t n, double *t) {
+  uint32_t j = 0;
+  while (((uint64_t)n >> (j + 1)) >= STATS_SKETCH_Q && j + 2 < STATS_SKETCH_MAXLEV)
+    j++;
+  uint64_t w = 1ULL << j, g = n >> j, rem = n - (g << j);
+  size_t m = (size_t)g + (size_t)__builtin_popcountll(rem);
+  if (n < s->k)
+    return stats_sketch_add(s, a, n);
+  double *out = malloc(m * sizeof *out);
+  uint64_t *mid = malloc(m * sizeof *mid);
+  int rc = MPC_ENOMEM;
+  if (!mid || !out)
+    goto done;
+  size_t q = 0;
+  for (uint64_t i = 0; i < g; i++)
+    mid[q++] = i * w + w / 2;
+  uint64_t start = g << j;
+  for (uint32_t h = j; h-- > 0;)
+    if (rem >> h & 1) {
+      mid[q++] = start + ((1ULL << h) >> 1);
+      start += 1ULL << h;
+    }
+  summ_t z;
+  memset(&z, 0, sizeof z);
+  z.mid = mid;
+  z.nmid = m;
+  z.out = out;
+  summ_split(&z, a, t, n, 2 * w, 0);
+  for (int d = 0; d < SUMM_DEPTH; d++) {
+    free(z.scr[d].cnt);
+    free(z.scr[d].rep);
+    free(z.scr[d].mixed);
+  }
+  if (z.nomem)
+    goto done;
+  if (z.next != m) { /* every middle lies in some bucket: cannot happen */
+    rc = MPC_EINVAL;
+    goto done;
+  }
+  if ((rc = lev_push(s, j, out, (size_t)g)) != 0)
+    goto done;
+  q = (size_t)g;
+  for (uint32_t h = j; h-- > 0;)
+    if (rem >> h & 1)
+      if ((rc = lev_push(s, h, out + q++, 1)) != 0)
+        goto done;
+  s->n += n;
+  s->err += z.emax + w / 2;
+  for (uint32_t h = 0; h <= j && !rc; h++)
+    rc = compact_from(s, h);
+done:
+  free(mid);
+  free(out);
+  return rc;
+}
+
 int stats_sketch_add(stats_sketch_t *s, const double *v, size_t n) {
+  if (n >= s->k) {
+    double *a = malloc(2 * n * sizeof *a);
+    if (!a)
+      return MPC_ENOMEM;
+    memcpy(a, v, n * sizeof *a);
+    int rc = stats_sketch_add_batch(s, a, n, a + n);
+    free(a);
+    return rc;
+  }
   while (n > 0) {
     size_t room = s->k - s->lev[0].len;
     size_t take = n < room ? n : room;

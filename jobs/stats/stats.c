@@ -61,7 +61,6 @@ typedef struct stats_state {
   uint64_t npend;
   uint64_t done; /* tasks merged so far (in order) */
   int chain;     /* state at the start of task `done` */
-  uint64_t line_base;
   uint64_t rows;
   stats_part_t total;
   int failed;
@@ -279,11 +278,10 @@ static int stats_next(void *state, mpc_buf_t *input, mpc_buf_t *key) {
 
 static int put_u64(mpc_buf_t *o, uint64_t v) { return mpc_buf_append(o, &v, sizeof v); }
 
-static int put_part(mpc_buf_t *o, const stats_cfg_t *c, stats_part_t *p,
-                    const unsigned char *buf, uint64_t seg) {
+static int put_part(mpc_buf_t *o, const stats_cfg_t *c, stats_part_t *p) {
   int rc = put_u64(o, p->records);
   rc = rc ? rc : put_u64(o, p->has_err);
-  rc = rc ? rc : put_u64(o, p->has_err ? stats_count_nl(buf, seg, p->err_pos) : 0);
+  rc = rc ? rc : put_u64(o, p->has_err ? p->err_pos : 0);
   uint64_t ml = p->has_err ? strlen(p->err_msg) : 0;
   rc = rc ? rc : put_u64(o, ml);
   rc = rc ? rc : mpc_buf_append(o, p->err_msg, ml);
@@ -311,7 +309,7 @@ static int put_part(mpc_buf_t *o, const stats_cfg_t *c, stats_part_t *p,
 /* Parse [from, stop) into a fresh part and append it to `o` (present flag
  * first).  *endp: where the last record ended. */
 static int emit_parse(mpc_buf_t *o, const stats_cfg_t *c, const unsigned char *buf,
-                      uint64_t from, uint64_t stop, uint64_t fend, uint64_t seg,
+                      uint64_t from, uint64_t stop, uint64_t fend,
                       uint64_t *endp) {
   stats_part_t part;
   int rc = stats_part_init(&part, c);
@@ -321,7 +319,7 @@ static int emit_parse(mpc_buf_t *o, const stats_cfg_t *c, const unsigned char *b
   if (!rc)
     rc = put_u64(o, 1);
   if (!rc)
-    rc = put_part(o, c, &part, buf, seg);
+    rc = put_part(o, c, &part);
   stats_part_free(&part, c);
   return rc;
 }
@@ -352,24 +350,21 @@ static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out)
   if (p > q)
     p = q;
   madvise(buf + (p & ~(uint64_t)4095), q - (p & ~(uint64_t)4095), MADV_SEQUENTIAL);
-  uint64_t bad;
-  const char *why;
-  uint64_t nl = stats_prescan(buf, p, q, &bad, &why);
-  int rc = put_u64(out, nl);
-  rc = rc ? rc : put_u64(out, bad == UINT64_MAX ? UINT64_MAX : stats_count_nl(buf, p, bad));
-  uint64_t wl = why ? strlen(why) : 0;
-  rc = rc ? rc : put_u64(out, wl);
-  rc = rc ? rc : mpc_buf_append(out, why, wl);
+  int rc = 0;
   /* Slots: R-prefix, Q-prefix, common; then the end state under R and Q. */
   uint64_t endR = q, endQ = q;
   if (rc) {
   } else if (known || p == q) {
-    rc = emit_parse(out, c, buf, p, q, fend, p, &endR);
+    rc = emit_parse(out, c, buf, p, q, fend, &endR);
     rc = rc ? rc : put_u64(out, 0);
     rc = rc ? rc : put_u64(out, 0);
     endQ = known ? endR : q + 1; /* an empty range keeps whatever state */
   } else {
-    uint64_t rq = stats_skip_record(buf, p, fend, c->delim, 1);
+    /* Under the quoted hypothesis the first record boundary may lie far
+     * away (no quote in the range at all: the file's end).  Anything past q
+     * means the same (the range ends inside quotes), so the walk stops at
+     * q + 1 instead of reading the rest of the file for every task. */
+    uint64_t rq = stats_skip_record(buf, p, q < fend ? q + 1 : fend, c->delim, 1);
     uint64_t a = p, b = rq;
     while (a != b && a < q && b < q) {
       if (a < b)
@@ -379,14 +374,14 @@ static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out)
     }
     if (a == b && a < q) {
       uint64_t cpos = a, e1, e2;
-      rc = emit_parse(out, c, buf, p, cpos, fend, p, &e1);
-      rc = rc ? rc : emit_parse(out, c, buf, rq, cpos, fend, p, &e2);
-      rc = rc ? rc : emit_parse(out, c, buf, cpos, q, fend, p, &endR);
+      rc = emit_parse(out, c, buf, p, cpos, fend, &e1);
+      rc = rc ? rc : emit_parse(out, c, buf, rq, cpos, fend, &e2);
+      rc = rc ? rc : emit_parse(out, c, buf, cpos, q, fend, &endR);
       endQ = endR;
     } else {
-      rc = emit_parse(out, c, buf, p, q, fend, p, &endR);
+      rc = emit_parse(out, c, buf, p, q, fend, &endR);
       if (!rc && rq < q)
-        rc = emit_parse(out, c, buf, rq, q, fend, p, &endQ);
+        rc = emit_parse(out, c, buf, rq, q, fend, &endQ);
       else if (!rc) {
         rc = put_u64(out, 0);
         endQ = rq;
@@ -436,7 +431,7 @@ static const unsigned char *get_bytes(rd_t *r, uint64_t n) {
 
 typedef struct part_view {
   int present;
-  uint64_t records, has_err, err_line;
+  uint64_t records, has_err, err_pos; /* err_pos: byte offset in the file */
   const char *msg;
   size_t msglen;
   size_t cols_off; /* where the column data starts */
@@ -471,7 +466,7 @@ static int read_part(rd_t *r, const stats_cfg_t *c, part_view_t *v) {
     return r->bad ? -1 : 0;
   v->records = get_u64(r);
   v->has_err = get_u64(r);
-  v->err_line = get_u64(r);
+  v->err_pos = get_u64(r);
   v->msglen = get_u64(r);
   v->msg = (const char *)get_bytes(r, v->msglen);
   v->cols_off = r->off;
@@ -568,6 +563,26 @@ static int merge_part(stats_state_t *s, const unsigned char *data, size_t len,
   return r.bad ? MPC_EPROTO : 0;
 }
 
+/* 1-based line number (LF-counted) of byte `pos` of the file.  Only called
+ * for the one error that is reported, so tasks need not count lines. */
+static uint64_t line_of(const stats_state_t *s, uint64_t pos) {
+  uint64_t nl = 0;
+  int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  if (pos > s->fsize)
+    pos = s->fsize;
+  const unsigned char *m = pos ? mmap(NULL, pos, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+  close(fd);
+  if (m == MAP_FAILED)
+    return 0;
+  if (m) {
+    nl = stats_count_nl(m, 0, pos);
+    munmap((void *)m, pos);
+  }
+  return nl + 1;
+}
+
 /* Merge task `s->done` (its outcome is pending). */
 static int consume(stats_state_t *s, pending_t *pd) {
   const stats_cfg_t *c = &s->cfg;
@@ -576,10 +591,6 @@ static int consume(stats_state_t *s, pending_t *pd) {
     return 0;
   }
   rd_t r = {pd->data, pd->len, 0, 0};
-  uint64_t nl = get_u64(&r);
-  uint64_t bad_line = get_u64(&r);
-  uint64_t wl = get_u64(&r);
-  const char *why = (const char *)get_bytes(&r, wl);
   part_view_t pv[3];
   for (int i = 0; i < 3 && !r.bad; i++)
     if (read_part(&r, c, &pv[i]))
@@ -602,22 +613,17 @@ static int consume(stats_state_t *s, pending_t *pd) {
   else if (pv[2].present)
     use[1] = &pv[2];
   /* the first error in file order wins */
-  uint64_t eline = UINT64_MAX;
+  uint64_t epos = UINT64_MAX;
   const char *emsg = NULL;
   size_t elen = 0;
-  if (bad_line != UINT64_MAX) {
-    eline = bad_line;
-    emsg = why;
-    elen = wl;
-  }
   for (int i = 0; i < 2; i++)
-    if (use[i] && use[i]->has_err && use[i]->err_line < eline) {
-      eline = use[i]->err_line;
+    if (use[i] && use[i]->has_err && use[i]->err_pos < epos) {
+      epos = use[i]->err_pos;
       emsg = use[i]->msg;
       elen = use[i]->msglen;
     }
   if (emsg) {
-    set_error(s, "%s:%" PRIu64 ": %.*s", s->path, s->line_base + eline, (int)elen, emsg);
+    set_error(s, "%s:%" PRIu64 ": %.*s", s->path, line_of(s, epos), (int)elen, emsg);
     return 0;
   }
   for (int i = 0; i < 2; i++)
@@ -631,7 +637,6 @@ static int consume(stats_state_t *s, pending_t *pd) {
   uint64_t next = s->chain == ST_QUOTED ? sQ : sR;
   if (next != 2)
     s->chain = (int)next;
-  s->line_base += nl;
   return 0;
 }
 
@@ -641,7 +646,6 @@ static int stats_gather(void *state, const mpc_job_result_t *res) {
     int rc = stats_part_init(&s->total, &s->cfg);
     if (rc)
       return rc;
-    s->line_base = s->hdr.line0;
   }
   if (res->seq >= s->npend) {
     uint64_t n = s->npend ? s->npend : 64;

@@ -60,6 +60,9 @@ double stats_moments_std(const stats_moments_t *m); /* ddof = 1 */
 /* ---- quantile sketch --------------------------------------------------- */
 
 #define STATS_SKETCH_MAXLEV 48
+/* A batch of n >= k values added at once is summarised by n/Q..2n/Q items
+ * (see sketch.c), adding at most 2.5 n / Q to the rank-error bound. */
+#define STATS_SKETCH_Q 1024
 
 /* A deterministic compactor stack (MRL/KLL-style without randomness).  Level
  * h holds items of weight 2^h; a level with >= k items is sorted and every
@@ -83,7 +86,11 @@ typedef struct stats_sketch {
 uint32_t stats_sketch_pick_k(uint64_t nmax, double frac);
 int stats_sketch_init(stats_sketch_t *s, uint32_t k);
 void stats_sketch_free(stats_sketch_t *s);
+/* Add n values.  n >= k: summarised as one batch (cheaper than n inserts;
+ * the caller should pass large batches).  0 or MPC_ENOMEM. */
 int stats_sketch_add(stats_sketch_t *s, const double *v, size_t n);
+/* The same without copies: v[0..n) is clobbered, t is scratch for n values. */
+int stats_sketch_add_batch(stats_sketch_t *s, double *v, size_t n, double *t);
 int stats_sketch_merge(stats_sketch_t *a, const stats_sketch_t *b);
 /* Quantiles qs[0..nq) in [0,1] with numpy's "linear" interpolation over the
  * weighted items; exact when no compaction happened (err == 0).  NaN when
@@ -125,8 +132,10 @@ typedef struct stats_col {
   stats_sketch_t sk;
   double *exact;        /* --exact: every value */
   size_t nexact, capexact;
-  double blk[256];      /* values not yet folded into mom/sk */
-  uint32_t nblk;
+  double *vals;         /* values not yet in mom/sk (one batch) */
+  size_t nvals, capvals;
+  double *scratch;      /* for stats_sketch_add_batch */
+  size_t capscratch;
 } stats_col_t;
 
 typedef struct stats_part {
@@ -148,7 +157,11 @@ typedef struct stats_cfg {
 
 int stats_part_init(stats_part_t *p, const stats_cfg_t *c);
 void stats_part_free(stats_part_t *p, const stats_cfg_t *c);
-/* Fold the pending block buffers (call before reading the results). */
+/* Values per column handed to the sketch at once (bounds a task's memory). */
+#define STATS_BATCH (1u << 16)
+
+/* Hand the pending value batches to moments and sketch (call before reading
+ * the results). */
 int stats_part_flush(stats_part_t *p, const stats_cfg_t *c);
 
 /* Parse records starting at record start `from` while they start before

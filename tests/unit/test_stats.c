@@ -430,6 +430,46 @@ static void test_malformed(void) {
     expect_error("nul.csv", nul, sizeof nul - 1, "4: NUL byte", ts);
     expect_error("badutf.csv", badutf, sizeof badutf - 1, "4: invalid UTF-8", ts);
   }
+  /* Longer files: valid multi-byte UTF-8 at every offset (so some straddle
+   * the parser's 64-byte blocks) is accepted; a NUL or a bad byte inside a
+   * quoted field that spans lines is reported at its own line, at any range
+   * count, also in a column left out by --columns. */
+  {
+    size_t cap = 1 << 20, len = 0;
+    char *big = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    len += (size_t)snprintf(big + len, cap - len, "a,b,c\n");
+    for (int i = 0; i < 3000; i++)
+      len += (size_t)snprintf(big + len, cap - len, "%d,\"%.*s\xc3\xa9\xe2\x82\xac\n\xf0\x9f\x98\x80\",%d.5\n",
+                              i, i % 61, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", i);
+    run_out_t *r = calloc(1, sizeof *r);
+    const char *bp = write_file("utf8.csv", big, len);
+    for (int t = 1; t <= 13; t += 6) {
+      char ts[16];
+      snprintf(ts, sizeof ts, "%d", t);
+      run_stats(r, bp, "--tasks", ts, "--format", "json", NULL);
+      CU_ASSERT_EQUAL(r->rc, 0);
+      CU_ASSERT_PTR_NOT_NULL(strstr(r->out, "\"rows\":3000"));
+    }
+    /* record 2001 starts on line 4002; its field b's second line is 4003 */
+    char *q = strstr(big, "\n2000,\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    char *nl2 = strchr(q + 1, '\n');
+    nl2[1] = '\0';
+    for (int t = 1; t <= 13; t += 6) {
+      char ts[16];
+      snprintf(ts, sizeof ts, "%d", t);
+      expect_error("nulq.csv", big, len, "4003: NUL byte", ts);
+    }
+    nl2[1] = (char)0xC3;
+    nl2[2] = 'x'; /* a lead byte without its continuation */
+    const char *ep = write_file("badq.csv", big, len);
+    run_stats(r, ep, "--tasks", "5", "--columns", "a", NULL);
+    CU_ASSERT_EQUAL(r->rc, MPC_EFORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->err, "4003: invalid UTF-8"));
+    free(r);
+    free(big);
+  }
   /* header problems are set-up errors */
   run_out_t *r = calloc(1, sizeof *r);
   const char *p = WRITE_STR("empty.csv", "");

@@ -97,6 +97,67 @@ static void test_number_random(void) {
   }
 }
 
+/* The CSV record parser has its own fast paths (SSE and SWAR); every value
+ * it produces must equal strtod's bits too.  Two numeric columns, so fields
+ * end in both ',' and '\n' (and '\r\n'), at every offset in the blocks. */
+static void test_csv_numbers_exact(void) {
+  srand(777);
+  size_t cap = 16 << 20, len = 0, n = 0;
+  char *csv = malloc(cap), (*strs)[64] = malloc(200000 * sizeof *strs);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv && strs);
+  len += (size_t)snprintf(csv, cap, "v,w\n");
+  static const char *fixed[] = {"0", "-0", "+0", "5", "-5", ".5", "5.", "-.5", "+.5", "00012",
+                                "0.000", "1e5", "1E+05", "-1e-5", "9007199254740993",
+                                "1234567890123456", "12345678901234567", "0.1234567890123456",
+                                "123456789012.3456", "1.5e22", "1e23", "4e-22", "1e-23",
+                                "99999999999999999999", "1.0336e+00", "-180.79"};
+  while (n < 200000) {
+    char *b = strs[n];
+    if (n < sizeof fixed / sizeof *fixed) {
+      snprintf(b, 64, "%s", fixed[n]);
+    } else {
+      size_t k = 0;
+      if (rand() % 3 == 0)
+        b[k++] = rand() % 2 ? '-' : '+';
+      int nd = 1 + rand() % (rand() % 4 == 0 ? 24 : 12);
+      int dot = rand() % 3 ? rand() % (nd + 1) : -1;
+      for (int d = 0; d < nd; d++) {
+        if (d == dot)
+          b[k++] = '.';
+        b[k++] = (char)('0' + rand() % 10);
+      }
+      if (rand() % 4 == 0)
+        k += (size_t)snprintf(b + k, 64 - k, "%s%d", rand() % 2 ? "e" : "E",
+                              rand() % 3 == 0 ? rand() % 700 - 350 : rand() % 50 - 25);
+      b[k] = 0;
+    }
+    len += (size_t)snprintf(csv + len, cap - len, "%s,%d%s", b, (int)(n % 1000),
+                            n % 7 == 0 ? "\r\n" : "\n");
+    n++;
+  }
+  stats_cfg_t c = {',', 2, (const unsigned char *)"\1\1", 1u << 30, 1};
+  stats_part_t part;
+  CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
+  uint64_t end;
+  CU_ASSERT_EQUAL_FATAL(stats_parse(&c, (const unsigned char *)csv, 4, len, len, &part, &end), 0);
+  CU_ASSERT_EQUAL(end, len);
+  CU_ASSERT_FALSE(part.has_err);
+  CU_ASSERT_EQUAL(part.records, n);
+  CU_ASSERT_FALSE(part.cols[0].nonnum);
+  CU_ASSERT_EQUAL_FATAL(part.cols[0].nexact, n);
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    double r = strtod(strs[i], NULL);
+    if (!same_bits(part.cols[0].exact[i], r) && bad++ < 5)
+      fprintf(stderr, "csv parse mismatch for '%s': %.17g vs strtod %.17g\n", strs[i],
+              part.cols[0].exact[i], r);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
+  stats_part_free(&part, &c);
+  free(csv);
+  free(strs);
+}
+
 static void test_missing(void) {
   static const char *miss[] = {"", "NA", "NaN", "nan", "-NaN", "-nan", "null", "NULL",
                                "None", "N/A", "n/a", "#N/A", "#N/A N/A", "#NA", "<NA>",
@@ -162,6 +223,7 @@ static void test_prescan(void) {
 MPC_TESTS(stats_parse) = {
     {"number parser edge cases equal strtod", test_number_edges},
     {"number parser equals strtod on random strings", test_number_random},
+    {"CSV fast paths equal strtod on random fields", test_csv_numbers_exact},
     {"pandas missing-value tokens", test_missing},
     {"record walks and range cuts", test_skip_and_cut},
     {"prescan: newlines, NUL, invalid UTF-8", test_prescan},

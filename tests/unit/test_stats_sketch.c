@@ -204,6 +204,81 @@ static void test_sketch_bound(void) {
   free(v);
 }
 
+/* Batch summaries (stats_sketch_add_batch, what tasks use) on data that
+ * defeats simple bucketing: log-normal, few distinct values, rounded ties,
+ * outliers, infinities, signed, constant, sorted and reversed. */
+static void test_sketch_batch_kinds(void) {
+  size_t n = 300000;
+  double *v = malloc(n * sizeof *v), *c = malloc(n * sizeof *c), *t = malloc(n * sizeof *t);
+  double *s = malloc(n * sizeof *s);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(v && c && t && s);
+  for (int kind = 0; kind < 9; kind++) {
+    for (size_t i = 0; i < n; i++) {
+      double x;
+      switch (kind) {
+      case 0: x = exp(2 * nrand()); break;
+      case 1: x = (double)(rnd() % 10); break;
+      case 2: x = round(-100 * log(urand() + 1e-300) * 10) / 10; break;
+      case 3: x = i % 1000 == 0 ? 1e300 * (rnd() % 2 ? 1 : -1) : nrand(); break;
+      case 4: x = i % 501 == 0 ? (i % 2 ? INFINITY : -INFINITY) : 1e6 * nrand(); break;
+      case 5: x = (rnd() % 2 ? -1.0 : 1.0) * exp(30 * nrand()); break;
+      case 6: x = 42; break;
+      case 7: x = (double)i; break;
+      default: x = -(double)i * 1e-300; break;
+      }
+      v[i] = x;
+    }
+    memcpy(s, v, n * sizeof *s);
+    qsort(s, n, sizeof *s, dcmp);
+    for (size_t batch = 5000; batch <= n; batch *= 6) {
+      uint32_t k = stats_sketch_pick_k(n, 0.005);
+      stats_sketch_t sk;
+      stats_sketch_init(&sk, k);
+      for (size_t a = 0; a < n; a += batch) {
+        size_t m = n - a < batch ? n - a : batch;
+        memcpy(c, v + a, m * sizeof *c);
+        CU_ASSERT_EQUAL_FATAL(stats_sketch_add_batch(&sk, c, m, t), 0);
+      }
+      CU_ASSERT_EQUAL(sk.n, n);
+      CU_ASSERT(sk.err <= n / 200);
+      uint64_t tot = 0;
+      for (uint32_t h = 0; h < sk.nlev; h++)
+        tot += (uint64_t)sk.lev[h].len << h;
+      CU_ASSERT_EQUAL(tot, n);
+      double qs[11] = {0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1};
+      double out[11];
+      CU_ASSERT_EQUAL_FATAL(stats_sketch_quantiles(&sk, qs, 11, out), 0);
+      for (int i = 0; i < 11; i++) {
+        if (kind == 4 && isnan(out[i]))
+          continue; /* interpolating from an infinity is NaN, as in numpy */
+        double target = qs[i] * (double)(n - 1);
+        size_t lt, le;
+        ranks(s, n, out[i], &lt, &le);
+        double dist = 0;
+        if (target < (double)lt)
+          dist = (double)lt - target - 1;
+        else if (target > (double)le)
+          dist = target - (double)le;
+        if (dist > (double)sk.err + 1)
+          fprintf(stderr, "kind %d batch %zu q=%g: rank distance %g > bound %llu\n", kind,
+                  batch, qs[i], dist, (unsigned long long)sk.err);
+        CU_ASSERT(dist <= (double)sk.err + 1);
+        /* every answer is one of the values (or between two for q*(n-1)
+         * that falls between items) */
+        if (!(out[i] >= s[0] && out[i] <= s[n - 1]))
+          fprintf(stderr, "kind %d batch %zu q=%g: %g outside [%g, %g]\n", kind, batch, qs[i],
+                  out[i], s[0], s[n - 1]);
+        CU_ASSERT(out[i] >= s[0] && out[i] <= s[n - 1]);
+      }
+      stats_sketch_free(&sk);
+    }
+  }
+  free(v);
+  free(c);
+  free(t);
+  free(s);
+}
+
 static void test_sketch_exact_small(void) {
   /* below k values nothing is compacted: quantiles are numpy's exactly */
   double v[10] = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5};
@@ -238,6 +313,7 @@ MPC_TESTS(stats_sketch) = {
     {"moments: empty, one value, infinities", test_moments_special},
     {"radix sort equals qsort", test_sort},
     {"sketch rank error within the proven bound <= 0.5%", test_sketch_bound},
+    {"sketch batch summaries within the bound on awkward data", test_sketch_batch_kinds},
     {"sketch exact below k; numpy interpolation", test_sketch_exact_small},
     {"exact selection over sorted runs", test_select_runs},
     CU_TEST_INFO_NULL,
