@@ -88,6 +88,8 @@ typedef struct task {
   struct task *qnext;
   int done;              /* outcome known, waiting for its turn (--ordered) */
   struct stash *stash;   /* that outcome */
+  struct tblock *blk;    /* the block holding this record; NULL once freed */
+  int own_data;          /* key and input in an allocation of their own */
 } task_t;
 
 /* An outcome kept for --ordered until it is its turn (allocated only then,
@@ -143,16 +145,38 @@ static task_t *tq_pop_avoid(tq_t *q, int avoid) {
   return NULL;
 }
 
-/* seq -> task, open addressing with backward-shift deletion.  Slots keep the
- * key next to the pointer so that probing never touches the task records. */
-typedef struct tslot {
-  uint64_t seq;
-  task_t *t; /* NULL: empty */
-} tslot_t;
+/* ---- task records in blocks -------------------------------------------------
+ * Records are carved from blocks of TB_TASKS consecutive seqs (seqs are handed
+ * out without gaps from 0), and their keys and inputs from byte chunks owned by
+ * the block (a large one gets an allocation of its own).  So generating a task
+ * rarely allocates, and seq -> task is an index into a ring of blocks instead
+ * of a hash.  A block is freed with its last task: a task that stays (it hangs,
+ * or waits for its turn with --ordered) keeps its own block alive, not the
+ * ones after it. */
+#define TB_TASKS 1024u
+#define TB_CHUNK (32u << 10) /* bytes per chunk of keys and inputs */
+#define TB_INLINE 1024u      /* larger key + input: an allocation of its own */
+
+typedef struct tchunk {
+  struct tchunk *next;
+  size_t used, cap;
+  unsigned char b[];
+} tchunk_t;
+
+typedef struct tblock {
+  uint64_t first;   /* seq of rec[0] */
+  uint32_t n, live; /* records handed out; of those, not yet freed */
+  tchunk_t *chunk;  /* newest first */
+  task_t rec[TB_TASKS];
+} tblock_t;
 
 typedef struct tmap {
-  tslot_t *slot;
-  size_t cap, n;
+  tblock_t **blk; /* ring: blk[(head + i) & (cap - 1)] holds seqs from
+                     base + i * TB_TASKS; NULL once freed */
+  size_t head, n, cap;
+  uint64_t base;
+  tblock_t *cur; /* block being filled (the last one in the ring) */
+  size_t live;   /* records in use */
 } tmap_t;
 
 static size_t tm_hash(uint64_t k, size_t cap) {
@@ -162,74 +186,151 @@ static size_t tm_hash(uint64_t k, size_t cap) {
   return (size_t)k & (cap - 1);
 }
 
-static int tm_grow(tmap_t *m) {
-  size_t ncap = m->cap ? m->cap * 2 : 4096;
-  tslot_t *ns = calloc(ncap, sizeof *ns);
-  if (!ns)
-    return MPC_ENOMEM;
-  for (size_t i = 0; i < m->cap; i++) {
-    if (!m->slot[i].t)
-      continue;
-    size_t j = tm_hash(m->slot[i].seq, ncap);
-    while (ns[j].t)
-      j = (j + 1) & (ncap - 1);
-    ns[j] = m->slot[i];
+static void tb_free(tblock_t *b) {
+  for (tchunk_t *c = b->chunk, *nx; c; c = nx) {
+    nx = c->next;
+    free(c);
   }
-  free(m->slot);
-  m->slot = ns;
-  m->cap = ncap;
-  return 0;
+  free(b);
 }
 
-static int tm_put(tmap_t *m, task_t *t) {
-  if ((m->n + 1) * 2 > m->cap) {
-    int rc = tm_grow(m);
-    if (rc)
-      return rc;
+/* Forget freed blocks at the head of the ring. */
+static void tm_trim(tmap_t *m) {
+  while (m->n && !m->blk[m->head]) {
+    m->head = (m->head + 1) & (m->cap - 1);
+    m->n--;
+    m->base += TB_TASKS;
   }
-  size_t j = tm_hash(t->seq, m->cap);
-  while (m->slot[j].t)
-    j = (j + 1) & (m->cap - 1);
-  m->slot[j].seq = t->seq;
-  m->slot[j].t = t;
-  m->n++;
-  return 0;
+}
+
+/* A new record for task `seq` (the next seq, always) with `dlen` bytes for its
+ * key and input at *data.  The record is zeroed but for seq. */
+static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data) {
+  if (!m->cur || m->cur->n == TB_TASKS) {
+    if (m->n == m->cap) {
+      size_t nc = m->cap ? 2 * m->cap : 64;
+      tblock_t **nb = malloc(nc * sizeof *nb);
+      if (!nb)
+        return NULL;
+      for (size_t i = 0; i < m->n; i++)
+        nb[i] = m->blk[(m->head + i) & (m->cap - 1)];
+      free(m->blk);
+      m->blk = nb;
+      m->cap = nc;
+      m->head = 0;
+    }
+    tblock_t *b = malloc(sizeof *b);
+    if (!b)
+      return NULL;
+    b->first = seq;
+    b->n = b->live = 0;
+    b->chunk = NULL;
+    if (m->cur && !m->cur->live) { /* every task of the full block is gone */
+      m->blk[(m->head + m->n - 1) & (m->cap - 1)] = NULL;
+      tb_free(m->cur);
+    }
+    if (!m->n)
+      m->base = seq;
+    m->blk[(m->head + m->n++) & (m->cap - 1)] = b;
+    m->cur = b;
+    tm_trim(m);
+  }
+  tblock_t *b = m->cur;
+  unsigned char *d = NULL;
+  if (dlen > TB_INLINE) {
+    d = malloc(dlen);
+  } else {
+    tchunk_t *c = b->chunk;
+    if (!c || c->cap - c->used < dlen) {
+      c = malloc(sizeof *c + TB_CHUNK);
+      if (c) {
+        c->next = b->chunk;
+        c->used = 0;
+        c->cap = TB_CHUNK;
+        b->chunk = c;
+      }
+    }
+    if (c) {
+      d = c->b + c->used;
+      c->used += dlen;
+    }
+  }
+  if (!d)
+    return NULL;
+  task_t *t = &b->rec[b->n++];
+  memset(t, 0, sizeof *t);
+  t->seq = seq;
+  t->blk = b;
+  t->own_data = dlen > TB_INLINE;
+  b->live++;
+  m->live++;
+  *data = d;
+  return t;
 }
 
 static task_t *tm_get(const tmap_t *m, uint64_t seq) {
-  if (!m->cap)
+  if (seq < m->base)
     return NULL;
-  size_t j = tm_hash(seq, m->cap);
-  for (; m->slot[j].t; j = (j + 1) & (m->cap - 1))
-    if (m->slot[j].seq == seq)
-      return m->slot[j].t;
+  uint64_t i = (seq - m->base) / TB_TASKS;
+  if (i >= m->n)
+    return NULL;
+  tblock_t *b = m->blk[(m->head + i) & (m->cap - 1)];
+  if (!b || seq - b->first >= b->n)
+    return NULL;
+  task_t *t = &b->rec[seq - b->first];
+  return t->blk ? t : NULL;
+}
+
+/* The live task with the lowest seq >= *from, or NULL; *from moves past it.
+ * Safe while tasks are freed in between calls. */
+static task_t *tm_next(const tmap_t *m, uint64_t *from) {
+  uint64_t s = *from < m->base ? m->base : *from;
+  for (uint64_t i = (s - m->base) / TB_TASKS; i < m->n; i++) {
+    tblock_t *b = m->blk[(m->head + i) & (m->cap - 1)];
+    if (!b)
+      continue;
+    for (uint64_t k = s > b->first ? s - b->first : 0; k < b->n; k++)
+      if (b->rec[k].blk) {
+        *from = b->first + k + 1;
+        return &b->rec[k];
+      }
+  }
+  *from = UINT64_MAX;
   return NULL;
 }
 
-static void tm_del(tmap_t *m, uint64_t seq) {
-  size_t mask = m->cap - 1, j = tm_hash(seq, m->cap);
-  while (m->slot[j].t && m->slot[j].seq != seq)
-    j = (j + 1) & mask;
-  if (!m->slot[j].t)
+/* Release a task's record (and its block with its last record). */
+static void task_free(tmap_t *m, task_t *t) {
+  if (!t || !t->blk)
     return;
-  m->slot[j].t = NULL;
-  m->n--;
-  for (size_t k = (j + 1) & mask; m->slot[k].t; k = (k + 1) & mask) {
-    size_t h = tm_hash(m->slot[k].seq, m->cap);
-    /* Move slot k back to j if its home is not in (j, k] (cyclically). */
-    if ((k > j && (h <= j || h > k)) || (k < j && (h <= j && h > k))) {
-      m->slot[j] = m->slot[k];
-      m->slot[k].t = NULL;
-      j = k;
-    }
+  tblock_t *b = t->blk;
+  free(t->stash);
+  if (t->own_data)
+    free(t->key); /* key and input live in one allocation */
+  t->blk = NULL;
+  m->live--;
+  if (--b->live == 0 && b != m->cur) {
+    m->blk[(m->head + (b->first - m->base) / TB_TASKS) & (m->cap - 1)] = NULL;
+    tb_free(b);
+    tm_trim(m);
   }
 }
 
-static void task_free(task_t *t) {
-  if (!t)
-    return;
-  free(t->stash); /* key and input live in the same allocation as t */
-  free(t);
+static void tm_free(tmap_t *m) {
+  for (size_t i = 0; i < m->n; i++) {
+    tblock_t *b = m->blk[(m->head + i) & (m->cap - 1)];
+    if (!b)
+      continue;
+    for (uint32_t k = 0; k < b->n; k++)
+      if (b->rec[k].blk) {
+        free(b->rec[k].stash);
+        if (b->rec[k].own_data)
+          free(b->rec[k].key);
+      }
+    tb_free(b);
+  }
+  free(m->blk);
+  memset(m, 0, sizeof *m);
 }
 
 /* ---- tasks submitted to the local pool, in submission order ---------------
@@ -579,11 +680,7 @@ void mpc__farm_free(mpc__farm_t *f) {
   mpc_buf_free(&f->in);
   mpc_buf_free(&f->key);
   mpc_buf_free(&f->tmp);
-  if (f->map.slot) {
-    for (size_t i = 0; i < f->map.cap; i++)
-      task_free(f->map.slot[i].t);
-    free(f->map.slot);
-  }
+  tm_free(&f->map);
   if (f->r)
     free(f->r);
   for (size_t i = 0; i < f->nfails; i++) {
@@ -859,8 +956,7 @@ static int gather_ready(mpc__farm_t *f) {
     st->res.output = st->out;
     st->res.host = st->host;
     int rc = f->job->gather(f->state, &st->res);
-    tm_del(&f->map, t->seq);
-    task_free(t);
+    task_free(&f->map, t);
     if (rc) {
       set_why(f, "the job's gather() returned %d", rc);
       f->fatal = 1;
@@ -962,8 +1058,7 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
   int rc = 0;
   if (!ordered) {
     rc = f->job->gather(f->state, &r);
-    tm_del(&f->map, t->seq);
-    task_free(t);
+    task_free(&f->map, t);
     if (rc) {
       set_why(f, "the job's gather() returned %d", rc);
       f->fatal = 1;
@@ -1136,25 +1231,21 @@ static int gen_one(mpc__farm_t *f) {
   }
   if (f->key.len == 0 && (rc = mpc__key_default(&f->key, f->in.data, f->in.len)))
     return rc;
-  /* One allocation: the record, then its key, then its input. */
-  task_t *t = malloc(sizeof *t + f->key.len + 1 + f->in.len);
+  /* The record, then its key and input, from the current block. */
+  unsigned char *d;
+  task_t *t = tm_new(&f->map, f->next_seq, f->key.len + 1 + f->in.len, &d);
   if (!t)
     return MPC_ENOMEM;
-  memset(t, 0, sizeof *t);
-  t->seq = f->next_seq++;
+  f->next_seq++;
   t->rank = -1;
-  t->key = (char *)(t + 1);
-  t->in = (unsigned char *)t->key + f->key.len + 1;
+  t->key = (char *)d;
+  t->in = d + f->key.len + 1;
   memcpy(t->key, f->key.data, f->key.len);
   t->key[f->key.len] = 0;
   t->key_len = f->key.len;
   if (f->in.len)
     memcpy(t->in, f->in.data, f->in.len);
   t->in_len = f->in.len;
-  if ((rc = tm_put(&f->map, t))) {
-    task_free(t);
-    return rc;
-  }
   const void *jout = NULL;
   size_t jlen = 0;
   if (f->jdone && mpc__jdone_lookup(f->jdone, t->key, t->key_len, &jout, &jlen)) {
@@ -1502,18 +1593,12 @@ out:
     for (int i = 0; i < f->nranks; i++)
       while ((t = tq_pop(&f->r[i].staticq)))
         cancel_task(f, t);
-    if (f->inflight && f->map.slot) {
-      for (size_t i = 0; i < f->map.cap; i++) {
-        t = f->map.slot[i].t;
-        if (t && !t->done && t->rank >= 0) {
-          f->inflight--;
-          cancel_task(f, t);
-          i = (size_t)-1; /* the table changed under us: rescan */
-          if (!f->inflight)
-            break;
-        }
+    uint64_t cur = 0;
+    while (f->inflight && (t = tm_next(&f->map, &cur)))
+      if (!t->done && t->rank >= 0) {
+        f->inflight--;
+        cancel_task(f, t);
       }
-    }
   }
   if (rc) {
     set_why(f, "internal error: %s", mpc_strerror(rc));
