@@ -179,13 +179,6 @@ typedef struct tmap {
   size_t live;   /* records in use */
 } tmap_t;
 
-static size_t tm_hash(uint64_t k, size_t cap) {
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  return (size_t)k & (cap - 1);
-}
-
 static void tb_free(tblock_t *b) {
   for (tchunk_t *c = b->chunk, *nx; c; c = nx) {
     nx = c->next;
@@ -333,151 +326,11 @@ static void tm_free(tmap_t *m) {
   memset(m, 0, sizeof *m);
 }
 
-/* ---- tasks submitted to the local pool, in submission order ---------------
- * The pool starts tasks in the order they were submitted, so the unfinished
- * ones beyond the first `workers` have not started: that is what a drain
- * (--halt soon, --grace) cancels. */
-typedef struct ptrack {
-  uint64_t *q; /* ring of submitted tags */
-  size_t head, n, cap;
-  uint64_t *done; /* open-addressing set of finished tags not yet popped */
-  size_t dcap, dn;
-} ptrack_t;
-
-#define PT_EMPTY UINT64_MAX
-
-static int pt_push(ptrack_t *p, uint64_t tag) {
-  if (p->n == p->cap) {
-    size_t nc = p->cap ? p->cap * 2 : 256;
-    uint64_t *nq = malloc(nc * sizeof *nq);
-    if (!nq)
-      return MPC_ENOMEM;
-    for (size_t i = 0; i < p->n; i++)
-      nq[i] = p->q[(p->head + i) % p->cap];
-    free(p->q);
-    p->q = nq;
-    p->head = 0;
-    p->cap = nc;
-  }
-  p->q[(p->head + p->n++) % p->cap] = tag;
-  return 0;
-}
-
-static size_t pt_slot(const ptrack_t *p, uint64_t tag) {
-  return tm_hash(tag, p->dcap);
-}
-
-static int pt_isdone(const ptrack_t *p, uint64_t tag) {
-  if (!p->dcap)
-    return 0;
-  for (size_t j = pt_slot(p, tag); p->done[j] != PT_EMPTY; j = (j + 1) & (p->dcap - 1))
-    if (p->done[j] == tag)
-      return 1;
-  return 0;
-}
-
-static int pt_rebuild(ptrack_t *p, size_t ncap) {
-  uint64_t *old = p->done;
-  size_t ocap = p->dcap;
-  p->done = malloc(ncap * sizeof *p->done);
-  if (!p->done) {
-    p->done = old;
-    return MPC_ENOMEM;
-  }
-  for (size_t i = 0; i < ncap; i++)
-    p->done[i] = PT_EMPTY;
-  p->dcap = ncap;
-  p->dn = 0;
-  for (size_t i = 0; i < ocap; i++)
-    if (old[i] != PT_EMPTY) {
-      size_t j = pt_slot(p, old[i]);
-      while (p->done[j] != PT_EMPTY)
-        j = (j + 1) & (ncap - 1);
-      p->done[j] = old[i];
-      p->dn++;
-    }
-  free(old);
-  return 0;
-}
-
-/* A task finished: pop every finished tag at the head. */
-static void pt_finish(ptrack_t *p, uint64_t tag) {
-  if (p->n && p->q[p->head] == tag) {
-    p->head = (p->head + 1) % p->cap;
-    p->n--;
-  } else {
-    if ((p->dn + 1) * 2 > p->dcap && pt_rebuild(p, p->dcap ? p->dcap * 2 : 256))
-      return; /* out of memory: a later drain may cancel too little */
-    size_t j = pt_slot(p, tag);
-    while (p->done[j] != PT_EMPTY)
-      j = (j + 1) & (p->dcap - 1);
-    p->done[j] = tag;
-    p->dn++;
-  }
-  /* Pop finished tags from the head; rebuild the set once it is mostly stale. */
-  int popped = 0;
-  while (p->n && pt_isdone(p, p->q[p->head])) {
-    p->head = (p->head + 1) % p->cap;
-    p->n--;
-    popped++;
-  }
-  if (popped && p->dn > 64 && p->dn > 4 * p->n) {
-    /* Keep only tags still in the queue. */
-    uint64_t *keep = p->done;
-    size_t kcap = p->dcap;
-    p->done = NULL;
-    p->dcap = 0;
-    p->dn = 0;
-    if (pt_rebuild(p, kcap) == 0) {
-      for (size_t i = 0; i < kcap; i++) {
-        if (keep[i] == PT_EMPTY)
-          continue;
-        int queued = 0;
-        for (size_t k = 0; k < p->n && !queued; k++)
-          queued = p->q[(p->head + k) % p->cap] == keep[i];
-        if (queued) {
-          size_t j = pt_slot(p, keep[i]);
-          while (p->done[j] != PT_EMPTY)
-            j = (j + 1) & (p->dcap - 1);
-          p->done[j] = keep[i];
-          p->dn++;
-        }
-      }
-      free(keep);
-    } else {
-      p->done = keep;
-      p->dcap = kcap;
-    }
-  }
-}
-
-/* Cancel every unfinished task after the first `running` ones. */
-static void pt_drain(ptrack_t *p, mpc_pool_t *pool, int running) {
-  int kept = 0;
-  for (size_t k = 0; k < p->n; k++) {
-    uint64_t tag = p->q[(p->head + k) % p->cap];
-    if (pt_isdone(p, tag))
-      continue;
-    if (kept < running) {
-      kept++;
-      continue;
-    }
-    if (mpc_pool_cancel(pool, tag)) {
-      /* already finished: its result is on the way */
-    }
-  }
-}
-
-static void pt_free(ptrack_t *p) {
-  free(p->q);
-  free(p->done);
-  memset(p, 0, sizeof *p);
-}
-
 /* ---- sends in flight ------------------------------------------------------- */
 typedef struct sendq {
   MPI_Request *req;
   mpc_buf_t *buf;
+  int *idx; /* for MPI_Testsome */
   size_t n, cap;
 } sendq_t;
 
@@ -492,6 +345,10 @@ static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b)
     if (!nb)
       return MPC_ENOMEM;
     s->buf = nb;
+    int *ni = realloc(s->idx, nc * sizeof *ni);
+    if (!ni)
+      return MPC_ENOMEM;
+    s->idx = ni;
     s->cap = nc;
   }
   /* The buffer is handed over; the caller gets an empty one back. */
@@ -506,19 +363,23 @@ static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b)
   return 0;
 }
 
+/* Free the buffers of finished sends.  One MPI_Testsome for all of them:
+ * testing each request on its own would run MPI's progress engine once per
+ * send in flight (thousands with one task per message). */
 static void sendq_test(sendq_t *s) {
-  for (size_t i = 0; i < s->n;) {
-    int done = 0;
-    MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
-    if (done) {
-      mpc_buf_free(&s->buf[i]);
-      s->n--;
-      s->req[i] = s->req[s->n];
-      s->buf[i] = s->buf[s->n];
-    } else {
-      i++;
+  int outc = 0;
+  if (!s->n || MPI_Testsome((int)s->n, s->req, &outc, s->idx, MPI_STATUSES_IGNORE) !=
+                   MPI_SUCCESS || outc <= 0)
+    return;
+  for (int k = 0; k < outc; k++)
+    mpc_buf_free(&s->buf[s->idx[k]]);
+  size_t j = 0; /* finished requests are MPI_REQUEST_NULL now */
+  for (size_t i = 0; i < s->n; i++)
+    if (s->req[i] != MPI_REQUEST_NULL) {
+      s->req[j] = s->req[i];
+      s->buf[j++] = s->buf[i];
     }
-  }
+  s->n = j;
 }
 
 static void sendq_wait_free(sendq_t *s) {
@@ -528,6 +389,7 @@ static void sendq_wait_free(sendq_t *s) {
     mpc_buf_free(&s->buf[i]);
   free(s->req);
   free(s->buf);
+  free(s->idx);
   memset(s, 0, sizeof *s);
 }
 
@@ -559,7 +421,9 @@ struct mpc__farm {
   MPI_Comm comm;
   int rank, nranks, workers, total_workers;
   double t0;
-  ptrack_t pt;    /* tasks in the local pool, in submission order */
+  mpc_slice_t *sub_in; /* a batch for mpc_pool_submit_many: inputs, tags */
+  uint64_t *sub_tag;
+  size_t sub_cap;
   /* worker side */
   mpc_buf_t up;   /* results being collected for the next UP message */
   uint32_t up_n;
@@ -675,7 +539,8 @@ void mpc__farm_free(mpc__farm_t *f) {
   mpc_pool_free(f->pool);
   if (f->job_inited && f->job->fini)
     f->job->fini(f->state);
-  pt_free(&f->pt);
+  free(f->sub_in);
+  free(f->sub_tag);
   mpc_buf_free(&f->up);
   mpc_buf_free(&f->in);
   mpc_buf_free(&f->key);
@@ -698,6 +563,26 @@ void mpc__farm_free(mpc__farm_t *f) {
 /* ======================================================================= */
 /*                              worker ranks                                */
 /* ======================================================================= */
+
+/* Room for a batch of n tasks in sub_in / sub_tag. */
+static int sub_reserve(mpc__farm_t *f, size_t n) {
+  if (n <= f->sub_cap)
+    return 0;
+  size_t nc = n < 256 ? 256 : n;
+  mpc_slice_t *ni = malloc(nc * sizeof *ni);
+  uint64_t *nt = malloc(nc * sizeof *nt);
+  if (!ni || !nt) {
+    free(ni);
+    free(nt);
+    return MPC_ENOMEM;
+  }
+  free(f->sub_in);
+  free(f->sub_tag);
+  f->sub_in = ni;
+  f->sub_tag = nt;
+  f->sub_cap = nc;
+  return 0;
+}
 
 static int up_begin(mpc__farm_t *f) {
   if (f->up.len)
@@ -734,7 +619,6 @@ static mpc__wres_t wres_from(const mpc__farm_t *f, const mpc_result_t *r) {
 
 static int local_result_to_up(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
-  pt_finish(&f->pt, r->id);
   if (r->end > r->start && r->start > 0) {
     double d = r->end - r->start;
     f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
@@ -815,20 +699,22 @@ static int worker_loop(mpc__farm_t *f) {
       if (f->cfg.debug_protocol)
         MPC_LOG(MPC_LOG_ERROR, "<- master: kind %u, %u tasks", kind, n);
       if (kind == MPC__DOWN_TASKS) {
+        /* The message's tasks go to the pool as one batch. */
+        if ((rc = sub_reserve(f, n)))
+          goto out;
         for (uint32_t i = 0; i < n; i++) {
-          uint64_t tid;
-          const void *p;
           uint32_t len;
-          if ((rc = mpc__wire_read_task(&rd, &tid, &p, &len)))
+          if ((rc = mpc__wire_read_task(&rd, &f->sub_tag[i], &f->sub_in[i].data, &len)))
             goto out;
+          f->sub_in[i].len = len;
           if (canceled_self) {
-            mpc_result_t cr = {.id = tid, .status = MPC_TASK_CANCELED, .worker = -1};
+            mpc_result_t cr = {.id = f->sub_tag[i], .status = MPC_TASK_CANCELED,
+                               .worker = -1};
             local_result_to_up(f, &cr);
-          } else if ((rc = mpc_pool_submit(f->pool, p, len, tid)) ||
-                     (rc = pt_push(&f->pt, tid))) {
-            goto out;
           }
         }
+        if (!canceled_self && (rc = mpc_pool_submit_many(f->pool, f->sub_in, f->sub_tag, n)))
+          goto out;
         got_batch += n;
         if (asked_at > 0) {
           double d = now_s() - asked_at;
@@ -844,7 +730,8 @@ static int worker_loop(mpc__farm_t *f) {
         }
       } else if (kind == MPC__DOWN_DRAIN) {
         draining = 1;
-        pt_drain(&f->pt, f->pool, f->workers);
+        if ((rc = mpc_pool_drain(f->pool)))
+          goto out;
       } else if (kind == MPC__DOWN_STOP || kind == MPC__DOWN_STOP_NOW) {
         if (kind == MPC__DOWN_STOP_NOW || mpc_pool_pending(f->pool))
           mpc_pool_terminate(f->pool, local_result_to_up, f);
@@ -1201,7 +1088,6 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
 
 static int master_local_cb(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
-  pt_finish(&f->pt, r->id);
   mpc__wres_t w = wres_from(f, r);
   int rc = on_result(f, 0, &w);
   if (rc && !f->fatal) {
@@ -1337,15 +1223,15 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
     return 0;
   int rc = 0;
   if (rank == 0) {
-    for (size_t i = 0; i < k && !rc; i++) {
+    if ((rc = sub_reserve(f, k)))
+      return rc;
+    for (size_t i = 0; i < k; i++) {
       mark_dispatched(f, scratch[i], 0);
-      rc = mpc_pool_submit(f->pool, scratch[i]->in, scratch[i]->in_len,
-                           scratch[i]->seq);
-      if (!rc)
-        rc = pt_push(&f->pt, scratch[i]->seq);
+      f->sub_in[i] = (mpc_slice_t){scratch[i]->in, scratch[i]->in_len};
+      f->sub_tag[i] = scratch[i]->seq;
     }
     rs->want = 0;
-    return rc;
+    return mpc_pool_submit_many(f->pool, f->sub_in, f->sub_tag, k);
   }
   /* dynamic: one task per message; otherwise one message for the batch. */
   size_t per = f->cfg.sched == MPC__SCHED_DYNAMIC ? 1 : k;
@@ -1492,7 +1378,8 @@ static int master_loop(mpc__farm_t *f) {
       for (int i = 1; i < f->nranks; i++)
         if (!f->r[i].bye && (rc = send_ctl(f, &sq, i, MPC__DOWN_DRAIN)))
           goto out;
-      pt_drain(&f->pt, f->pool, f->workers);
+      if ((rc = mpc_pool_drain(f->pool)))
+        goto out;
     }
     if (f->stop_kind == MPC__HALT_NOW && !now_sent) {
       now_sent = 1;
