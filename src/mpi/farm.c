@@ -330,7 +330,6 @@ static void tm_free(tmap_t *m) {
 typedef struct sendq {
   MPI_Request *req;
   mpc_buf_t *buf;
-  int *idx; /* for MPI_Testsome */
   size_t n, cap;
 } sendq_t;
 
@@ -345,10 +344,6 @@ static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b)
     if (!nb)
       return MPC_ENOMEM;
     s->buf = nb;
-    int *ni = realloc(s->idx, nc * sizeof *ni);
-    if (!ni)
-      return MPC_ENOMEM;
-    s->idx = ni;
     s->cap = nc;
   }
   /* The buffer is handed over; the caller gets an empty one back. */
@@ -366,20 +361,24 @@ static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b)
 /* Free the buffers of finished sends.  One MPI_Testsome for all of them:
  * testing each request on its own would run MPI's progress engine once per
  * send in flight (thousands with one task per message). */
+/* Free the buffers of finished sends.  (MPI_Test on each request, not one
+ * MPI_Testsome: each test of an unfinished send runs Open MPI's progress
+ * engine, and with thousands of one-task messages in flight those extra
+ * progress calls are what moves them; one Testsome per loop made dynamic
+ * scheduling 2.5x slower here.) */
 static void sendq_test(sendq_t *s) {
-  int outc = 0;
-  if (!s->n || MPI_Testsome((int)s->n, s->req, &outc, s->idx, MPI_STATUSES_IGNORE) !=
-                   MPI_SUCCESS || outc <= 0)
-    return;
-  for (int k = 0; k < outc; k++)
-    mpc_buf_free(&s->buf[s->idx[k]]);
-  size_t j = 0; /* finished requests are MPI_REQUEST_NULL now */
-  for (size_t i = 0; i < s->n; i++)
-    if (s->req[i] != MPI_REQUEST_NULL) {
-      s->req[j] = s->req[i];
-      s->buf[j++] = s->buf[i];
+  for (size_t i = 0; i < s->n;) {
+    int done = 0;
+    MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
+    if (done) {
+      mpc_buf_free(&s->buf[i]);
+      s->n--;
+      s->req[i] = s->req[s->n];
+      s->buf[i] = s->buf[s->n];
+    } else {
+      i++;
     }
-  s->n = j;
+  }
 }
 
 static void sendq_wait_free(sendq_t *s) {
@@ -389,7 +388,6 @@ static void sendq_wait_free(sendq_t *s) {
     mpc_buf_free(&s->buf[i]);
   free(s->req);
   free(s->buf);
-  free(s->idx);
   memset(s, 0, sizeof *s);
 }
 
