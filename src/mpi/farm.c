@@ -175,8 +175,9 @@ typedef struct tmap {
                      base + i * TB_TASKS; NULL once freed */
   size_t head, n, cap;
   uint64_t base;
-  tblock_t *cur; /* block being filled (the last one in the ring) */
-  size_t live;   /* records in use */
+  tblock_t *cur;   /* block being filled (the last one in the ring) */
+  tblock_t *spare; /* a freed block kept for the next one (warm memory) */
+  size_t live;     /* records in use */
 } tmap_t;
 
 static void tb_free(tblock_t *b) {
@@ -185,6 +186,24 @@ static void tb_free(tblock_t *b) {
     free(c);
   }
   free(b);
+}
+
+/* A block is done with: keep it (and one chunk) as the spare if there is
+ * none, so that the next block reuses warm memory. */
+static void tb_retire(tmap_t *m, tblock_t *b) {
+  if (m->spare) {
+    tb_free(b);
+    return;
+  }
+  if (b->chunk) {
+    for (tchunk_t *c = b->chunk->next, *nx; c; c = nx) {
+      nx = c->next;
+      free(c);
+    }
+    b->chunk->next = NULL;
+    b->chunk->used = 0;
+  }
+  m->spare = b;
 }
 
 /* Forget freed blocks at the head of the ring. */
@@ -212,15 +231,20 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
       m->cap = nc;
       m->head = 0;
     }
-    tblock_t *b = malloc(sizeof *b);
-    if (!b)
-      return NULL;
+    tblock_t *b = m->spare;
+    if (b) {
+      m->spare = NULL;
+    } else {
+      if (!(b = malloc(sizeof *b)))
+        return NULL;
+      b->chunk = NULL;
+    }
     b->first = seq;
     b->n = b->live = 0;
-    b->chunk = NULL;
+    memset(b->rec, 0, sizeof b->rec); /* in bulk: cheaper than per record */
     if (m->cur && !m->cur->live) { /* every task of the full block is gone */
       m->blk[(m->head + m->n - 1) & (m->cap - 1)] = NULL;
-      tb_free(m->cur);
+      tb_retire(m, m->cur);
     }
     if (!m->n)
       m->base = seq;
@@ -251,8 +275,7 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
   if (!d)
     return NULL;
   task_t *t = &b->rec[b->n++];
-  memset(t, 0, sizeof *t);
-  t->seq = seq;
+  t->seq = seq; /* the rest is zero */
   t->blk = b;
   t->own_data = dlen > TB_INLINE;
   b->live++;
@@ -304,7 +327,7 @@ static void task_free(tmap_t *m, task_t *t) {
   m->live--;
   if (--b->live == 0 && b != m->cur) {
     m->blk[(m->head + (b->first - m->base) / TB_TASKS) & (m->cap - 1)] = NULL;
-    tb_free(b);
+    tb_retire(m, b);
     tm_trim(m);
   }
 }
@@ -322,6 +345,8 @@ static void tm_free(tmap_t *m) {
       }
     tb_free(b);
   }
+  if (m->spare)
+    tb_free(m->spare);
   free(m->blk);
   memset(m, 0, sizeof *m);
 }
