@@ -167,6 +167,7 @@ typedef struct tblock {
   uint64_t first;   /* seq of rec[0] */
   uint32_t n, live; /* records handed out; of those, not yet freed */
   tchunk_t *chunk;  /* newest first */
+  struct tblock *next_spare;
   task_t rec[TB_TASKS];
 } tblock_t;
 
@@ -176,7 +177,8 @@ typedef struct tmap {
   size_t head, n, cap;
   uint64_t base;
   tblock_t *cur;   /* block being filled (the last one in the ring) */
-  tblock_t *spare; /* a freed block kept for the next one (warm memory) */
+  tblock_t *spare; /* freed blocks kept for the next ones (warm memory) */
+  size_t nspare;
   size_t live;     /* records in use */
 } tmap_t;
 
@@ -188,10 +190,12 @@ static void tb_free(tblock_t *b) {
   free(b);
 }
 
-/* A block is done with: keep it (and one chunk) as the spare if there is
- * none, so that the next block reuses warm memory. */
+/* A block is done with: keep a few (with one chunk each) for the next
+ * blocks, so that they reuse warm memory instead of faulting fresh pages in
+ * (malloc gives memory this size back to the system when it is freed). */
+#define TB_SPARES 8
 static void tb_retire(tmap_t *m, tblock_t *b) {
-  if (m->spare) {
+  if (m->nspare >= TB_SPARES) {
     tb_free(b);
     return;
   }
@@ -203,7 +207,9 @@ static void tb_retire(tmap_t *m, tblock_t *b) {
     b->chunk->next = NULL;
     b->chunk->used = 0;
   }
+  b->next_spare = m->spare;
   m->spare = b;
+  m->nspare++;
 }
 
 /* Forget freed blocks at the head of the ring. */
@@ -233,7 +239,8 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
     }
     tblock_t *b = m->spare;
     if (b) {
-      m->spare = NULL;
+      m->spare = b->next_spare;
+      m->nspare--;
     } else {
       if (!(b = malloc(sizeof *b)))
         return NULL;
@@ -345,8 +352,11 @@ static void tm_free(tmap_t *m) {
       }
     tb_free(b);
   }
-  if (m->spare)
-    tb_free(m->spare);
+  while (m->spare) {
+    tblock_t *b = m->spare;
+    m->spare = b->next_spare;
+    tb_free(b);
+  }
   free(m->blk);
   memset(m, 0, sizeof *m);
 }
