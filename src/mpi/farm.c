@@ -28,6 +28,7 @@
 
 #define HOSTLEN 64
 #define MAX_BATCH 4096     /* tasks per message at most (guided) */
+#define SEND_WINDOW 256    /* one-task messages in flight to a rank at most */
 #define LOOKAHEAD 8192     /* tasks generated ahead, to know what is left */
 #define FAILS_KEPT 20      /* failures listed in the summary */
 #define UP_MAX_RESULTS 512 /* a rank sends its results at least this often */
@@ -365,7 +366,9 @@ static void tm_free(tmap_t *m) {
 typedef struct sendq {
   MPI_Request *req;
   mpc_buf_t *buf;
+  int *dest;
   size_t n, cap;
+  size_t *per_dest; /* optional: sends in flight to each rank */
 } sendq_t;
 
 static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b) {
@@ -379,6 +382,10 @@ static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b)
     if (!nb)
       return MPC_ENOMEM;
     s->buf = nb;
+    int *nd = realloc(s->dest, nc * sizeof *nd);
+    if (!nd)
+      return MPC_ENOMEM;
+    s->dest = nd;
     s->cap = nc;
   }
   /* The buffer is handed over; the caller gets an empty one back. */
@@ -389,7 +396,9 @@ static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b)
     mpc_buf_free(&s->buf[s->n]);
     return MPC_EIO;
   }
-  s->n++;
+  s->dest[s->n++] = dest;
+  if (s->per_dest)
+    s->per_dest[dest]++;
   return 0;
 }
 
@@ -407,9 +416,12 @@ static void sendq_test(sendq_t *s) {
     MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
     if (done) {
       mpc_buf_free(&s->buf[i]);
+      if (s->per_dest)
+        s->per_dest[s->dest[i]]--;
       s->n--;
       s->req[i] = s->req[s->n];
       s->buf[i] = s->buf[s->n];
+      s->dest[i] = s->dest[s->n];
     } else {
       i++;
     }
@@ -423,6 +435,7 @@ static void sendq_wait_free(sendq_t *s) {
     mpc_buf_free(&s->buf[i]);
   free(s->req);
   free(s->buf);
+  free(s->dest);
   memset(s, 0, sizeof *s);
 }
 
@@ -1249,6 +1262,18 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
     rem = f->retry.n;
   size_t n = mpc__sched_batch(f->cfg.sched, rem, rs->want, rs->workers,
                               f->total_workers, MAX_BATCH);
+  /* One task per message: at most SEND_WINDOW messages in flight to a rank.
+   * Posting thousands at once makes Open MPI queue them and spend the
+   * master's time re-trying its backlog in every progress call. */
+  int limited = 0;
+  if (rank != 0 && f->cfg.sched == MPC__SCHED_DYNAMIC && sq->per_dest) {
+    size_t busy = sq->per_dest[rank];
+    size_t room = busy < SEND_WINDOW ? SEND_WINDOW - busy : 0;
+    if (n > room) {
+      n = room;
+      limited = 1;
+    }
+  }
   if (n == 0)
     return 0;
   size_t k = take(f, rank, n, scratch);
@@ -1268,10 +1293,14 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
   }
   /* dynamic: one task per message; otherwise one message for the batch. */
   size_t per = f->cfg.sched == MPC__SCHED_DYNAMIC ? 1 : k;
+  /* The request is answered in full unless the send window cut it short:
+   * then the rest of it is served as sends to that rank complete. */
+  int partial = limited && k == n;
   for (size_t i = 0; i < k && !rc; i += per) {
     size_t m = k - i < per ? k - i : per;
     mpc_buf_t b = MPC_BUF_INIT;
-    rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS, i + m == k ? MPC__DOWN_LAST : 0);
+    rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS,
+                       i + m == k && !partial ? MPC__DOWN_LAST : 0);
     for (size_t j = 0; j < m && !rc; j++) {
       task_t *t = scratch[i + j];
       rc = mpc__wire_task(&b, t->seq, t->in, (uint32_t)t->in_len);
@@ -1285,7 +1314,7 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
     }
     mpc_buf_free(&b);
   }
-  rs->want = 0;
+  rs->want = partial ? rs->want - k : 0;
   return rc;
 }
 
@@ -1358,12 +1387,17 @@ static int master_loop(mpc__farm_t *f) {
   sendq_t sq = {0};
   mpc_buf_t msg = MPC_BUF_INIT;
   task_t **scratch = malloc(MAX_BATCH * sizeof *scratch);
+  size_t *per_dest = calloc((size_t)f->nranks, sizeof *per_dest);
   int rc = 0, stop_sent = 0, now_sent = 0, drain_sent = 0;
   unsigned seen_signals = 0;
   double poll_to = 0;
   size_t credit0 = 2 * (size_t)f->workers;
-  if (!scratch)
+  if (!scratch || !per_dest) {
+    free(scratch);
+    free(per_dest);
     return MPC_ENOMEM;
+  }
+  sq.per_dest = per_dest;
   for (;;) {
     int activity = 0;
     double t = now_s();
@@ -1500,6 +1534,8 @@ static int master_loop(mpc__farm_t *f) {
       poll_to = 0;
     else
       poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, POLL_MAX);
+    if (sq.n && poll_to > 0.0001)
+      poll_to = 0.0001; /* sends in flight: a window may open soon */
   }
 out:
   /* Whatever never got an outcome is canceled: queued, or lost in flight.
@@ -1528,6 +1564,7 @@ out:
   sendq_wait_free(&sq);
   mpc_buf_free(&msg);
   free(scratch);
+  free(per_dest);
   return rc;
 }
 
