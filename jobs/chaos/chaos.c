@@ -233,6 +233,13 @@ static int chaos_next(void *state, mpc_buf_t *input, mpc_buf_t *key) {
 static uint64_t task_index(const void *in, size_t len) {
   const unsigned char *p = in;
   uint64_t i = 0;
+  if (len == 8) { /* always, but for bad input: one load */
+    memcpy(&i, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    i = __builtin_bswap64(i);
+#endif
+    return i;
+  }
   for (size_t k = 0; k < 8 && k < len; k++)
     i |= (uint64_t)p[k] << (8 * k);
   return i;
