@@ -102,7 +102,11 @@ typedef struct mpc_pool_opts {
   int retries;              /**< extra attempts, on a fresh worker, for crash/timeout/OOM */
   int retry_errors;         /**< also retry tasks whose function returned an error */
   size_t chunk;             /**< tasks per dispatch; 0: automatic */
-  size_t mem_limit;         /**< bytes of address space per worker (RLIMIT_AS); 0: none */
+  size_t mem_limit;         /**< bytes of address space a task may add to its
+                                 worker's starting size (RLIMIT_AS, inherited
+                                 by commands it runs); 0: none.  A task that
+                                 dies near it, dies after an allocation failed,
+                                 or returns MPC_ENOMEM ends MPC_TASK_OOM. */
   mpc_progress_t progress;  /**< progress bar on stderr during map calls */
   int no_signals;           /**< do not catch SIGINT/SIGTERM during map calls */
   int defer_start;          /**< only start the fork server; workers come with mpc_pool_start() */
@@ -266,6 +270,10 @@ void mpc_task_set_pgid(pid_t pgid);
 
 /** @brief In a worker: its slot (0..workers-1); -1 outside a worker. */
 int mpc_worker_index(void);
+
+/** @brief In a worker: the id (tag, or index for map calls) of the task now
+ *  running; UINT64_MAX outside a task. */
+uint64_t mpc_task_id(void);
 
 #ifdef __cplusplus
 }

@@ -91,6 +91,7 @@ int main(int argc, char **argv) {
       .timeline = o.timeline,
       .trace = o.trace,
       .debug_protocol = o.debug_protocol,
+      .no_speculate = o.no_speculate,
       .grace = o.grace,
       .walltime = o.walltime,
       .heartbeat = o.heartbeat,

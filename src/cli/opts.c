@@ -30,9 +30,15 @@ const char *mpc__usage(void) {
          "      --trace FILE       every attempt as a Chrome/Perfetto trace (JSON)\n"
          "      --debug-protocol   log the master/worker protocol on stderr\n"
          "      --grace S          on SIGINT/SIGTERM let running tasks finish up to S seconds\n"
-         "      --walltime S       stop dispatching after S seconds (exit 3)\n"
-         "      --heartbeat S      idle ranks report every S seconds; silent ranks are named\n"
-         "      --mem-limit SIZE   address-space limit per worker (e.g. 2G)\n"
+         "      --walltime T       the run must end within T (seconds, MM:SS, HH:MM:SS or\n"
+         "                         D-HH:MM:SS; default: Slurm's job end time if known): tasks\n"
+         "                         that would not finish in time do not start (exit 3)\n"
+         "      --heartbeat S      a rank silent for S seconds is lost: its tasks run\n"
+         "                         elsewhere (default 60; 0: never)\n"
+         "      --mem-limit SIZE   memory a task may add to its worker (e.g. 2G); past it\n"
+         "                         the task fails as out-of-memory\n"
+         "      --no-speculate     never run copies of straggling tasks (idempotent jobs\n"
+         "                         get them by default once nothing else is left)\n"
          "  -v, --verbose          more messages (repeatable)   -q, --quiet  no summary\n"
          "  -h, --help             this help (JOB --help: the job's usage)\n"
          "Exit: 0 all tasks ok, 1 some failed, 2 usage or set-up error, 3 interrupted.\n";
@@ -87,6 +93,48 @@ static int parse_secs(const char *opt, const char *s, double *v, mpc_buf_t *err)
   return 0;
 }
 
+int mpc__parse_duration(const char *s, double *out) {
+  /* Slurm's forms, with plain numbers meaning seconds as everywhere in
+   * mpc-run: S, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS. */
+  double days = 0, part[3];
+  int np = 0;
+  const char *p = s, *dash = strchr(s, '-');
+  char *end;
+  if (dash) {
+    errno = 0;
+    long d = strtol(s, &end, 10);
+    if (errno || end != dash || d < 0 || end == s)
+      return MPC_EUSAGE;
+    days = (double)d;
+    p = dash + 1;
+  }
+  for (;;) {
+    if (np == 3)
+      return MPC_EUSAGE;
+    errno = 0;
+    double v = strtod(p, &end);
+    if (errno || end == p || v < 0 || !isfinite(v) || *p == '-' || *p == '+')
+      return MPC_EUSAGE;
+    part[np++] = v;
+    if (*end == 0)
+      break;
+    if (*end != ':')
+      return MPC_EUSAGE;
+    p = end + 1;
+  }
+  double secs;
+  if (dash) /* D-HH[:MM[:SS]] */
+    secs = part[0] * 3600 + (np > 1 ? part[1] * 60 : 0) + (np > 2 ? part[2] : 0);
+  else if (np == 1)
+    secs = part[0];
+  else if (np == 2)
+    secs = part[0] * 60 + part[1];
+  else
+    secs = part[0] * 3600 + part[1] * 60 + part[2];
+  *out = days * 86400 + secs;
+  return 0;
+}
+
 static int parse_halt(mpc__opts_t *o, const char *s, mpc_buf_t *err) {
   const char *comma = strchr(s, ',');
   size_t n = comma ? (size_t)(comma - s) : strlen(s);
@@ -135,7 +183,7 @@ static const char *const k_valued[] = {
 /* Flags. */
 static const char *const k_flags[] = {
     "--resume", "--ordered", "--keep-order", "--progress", "--no-progress",
-    "--debug-protocol", "--verbose", "--quiet", "--help", "--list", "--version", NULL};
+    "--debug-protocol", "--no-speculate", "--verbose", "--quiet", "--help", "--list", "--version", NULL};
 
 static int in_list(const char *const *l, const char *s, size_t n) {
   for (; *l; l++)
@@ -191,7 +239,11 @@ static int apply(mpc__opts_t *o, const char *name, const char *val,
   } else if (!strcmp(name, "--grace")) {
     rc = parse_secs(name, val, &o->grace, err);
   } else if (!strcmp(name, "--walltime")) {
-    rc = parse_secs(name, val, &o->walltime, err);
+    if ((rc = mpc__parse_duration(val, &o->walltime)) || o->walltime <= 0) {
+      rc = MPC_EUSAGE;
+      mpc__msg(err, "--walltime: expected a time > 0 like 3600, 45:00 or 1-02:00:00, "
+                    "got '%s'", val);
+    }
   } else if (!strcmp(name, "--heartbeat")) {
     rc = parse_secs(name, val, &o->heartbeat, err);
   } else if (!strcmp(name, "--mem-limit")) {
@@ -207,6 +259,8 @@ static int apply(mpc__opts_t *o, const char *name, const char *val,
     o->progress = 0;
   } else if (!strcmp(name, "--debug-protocol")) {
     o->debug_protocol = 1;
+  } else if (!strcmp(name, "--no-speculate")) {
+    o->no_speculate = 1;
   } else if (!strcmp(name, "--verbose")) {
     o->verbose++;
   } else if (!strcmp(name, "--quiet")) {
@@ -303,6 +357,7 @@ static int try_global(mpc__opts_t *o, int argc, char **argv, int *i,
 int mpc__opts_parse(mpc__opts_t *o, int argc, char **argv, mpc_buf_t *err) {
   memset(o, 0, sizeof *o);
   o->retries = 1;
+  o->heartbeat = 60;
   o->progress = -1;
   o->job_argv = calloc((size_t)argc + 1, sizeof *o->job_argv);
   if (!o->job_argv)

@@ -25,10 +25,11 @@ typedef struct mpc__opts {
   const char *timeline;/* --timeline FILE: text, or a PNG Gantt chart (*.png) */
   const char *trace;   /* --trace FILE: Chrome trace-event JSON of every attempt */
   int debug_protocol;  /* --debug-protocol: log protocol traffic on stderr */
+  int no_speculate;    /* --no-speculate: no copies of stragglers */
   double grace;        /* --grace S: on SIGINT, let running tasks finish this long */
-  double walltime;     /* --walltime S: stop dispatching after S, exit 3 */
-  double heartbeat;    /* --heartbeat S: idle ranks report at least this often */
-  size_t mem_limit;    /* --mem-limit BYTES[KMG] per worker */
+  double walltime;     /* --walltime T (seconds): the run must end by then */
+  double heartbeat;    /* --heartbeat S: a rank silent this long is lost (default 60) */
+  size_t mem_limit;    /* --mem-limit BYTES[KMG] a task may add to its worker */
   int verbose, quiet, help, list, version;
   const char *job;     /* JOB (name or path), NULL when absent */
   int job_argc;        /* job argv: JOB then its arguments, globals removed */
@@ -41,6 +42,9 @@ MPC_MUST_CHECK int mpc__opts_parse(mpc__opts_t *o, int argc, char **argv,
 void mpc__opts_free(mpc__opts_t *o);
 /* Short usage text of mpc-run itself. */
 const char *mpc__usage(void);
+/* Parse "90", "1:30", "01:00:00", "2-00:00:00" (Slurm's forms; a plain
+ * number is seconds); MPC_EUSAGE when malformed. */
+MPC_MUST_CHECK int mpc__parse_duration(const char *s, double *out);
 /* Parse "10", "1.5k", "2G" style sizes; MPC_EUSAGE when malformed. */
 MPC_MUST_CHECK int mpc__parse_size(const char *s, size_t *out);
 

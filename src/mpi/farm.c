@@ -22,6 +22,7 @@
 #include "core/identity.h"
 #include "mpc/log.h"
 #include "mpc/pool.h"
+#include "mpi/fault.h"
 #include "mpi/journal.h"
 #include "mpi/trace.h"
 #include "mpi/wire.h"
@@ -36,6 +37,8 @@
 #define UP_MAX_DELAY 0.005 /* seconds a result may wait to be sent */
 #define POLL_MAX 0.002     /* longest sleep between polls when idle */
 #define WORKER_GIVEUP 30.0 /* seconds a signalled rank waits for the master */
+#define SPEC_EVERY 0.05    /* seconds between looks for stragglers */
+#define SPEC_MIN_AGE 0.5   /* a task younger than this is never a straggler */
 
 static volatile sig_atomic_t g_signals;
 static volatile sig_atomic_t g_signo;
@@ -86,6 +89,13 @@ typedef struct task {
   int attempts; /* started */
   int rank;     /* rank of the last attempt, -1 never ran */
   int retried;
+  int excused;  /* attempts not counted against --retries: lost rank, signal,
+                   speculative copies */
+  int run_rank[2]; /* ranks running an attempt now, -1: none ([1]: a copy) */
+  int run_att[2];  /* their attempt numbers */
+  double run_at[2]; /* when they were dispatched */
+  int zombie;      /* gathered and freed but for an attempt still running */
+  int copied;      /* a speculative copy was started (once per task) */
   struct task *qnext;
   int done;              /* outcome known, waiting for its turn (--ordered) */
   struct stash *stash;   /* that outcome */
@@ -362,6 +372,21 @@ static void tm_free(tmap_t *m) {
   memset(m, 0, sizeof *m);
 }
 
+static int t_nrun(const task_t *t) {
+  return (t->run_rank[0] >= 0) + (t->run_rank[1] >= 0);
+}
+
+/* The task's outcome was gathered: free it, unless an attempt still runs
+ * (a speculative race): then when that attempt reports. */
+static void task_retire(tmap_t *m, task_t *t) {
+  t->done = 1;
+  if (t_nrun(t)) {
+    t->zombie = 1;
+    return;
+  }
+  task_free(m, t);
+}
+
 /* ---- sends in flight ------------------------------------------------------- */
 typedef struct sendq {
   MPI_Request *req;
@@ -455,7 +480,8 @@ typedef struct rstate {
   int draining;   /* it canceled its tasks on its own (signal): send no more */
   int bye;        /* its last message arrived */
   double last_seen;
-  int silent_warned;
+  int lost;       /* silent past --heartbeat: its tasks went elsewhere */
+  size_t cancels; /* CANCEL requests sent to it (speculation losers) */
   tq_t staticq;   /* --schedule static: its share */
   mpc__rank_stat_t st;
 } rstate_t;
@@ -493,6 +519,17 @@ struct mpc__farm {
   int stop_kind;  /* 0 running, MPC__HALT_SOON or MPC__HALT_NOW */
   int stop_signal, stop_wall, stop_halt;
   double soon_deadline;
+  double deadline;   /* --walltime or the allocation's end (monotonic), 0: none */
+  int wall_hold;     /* a rank was refused work: it would not finish in time */
+  uint64_t dur_n;    /* durations of successful attempts (Welford) */
+  double dur_mean, dur_m2;
+  double tnow;       /* the master loop's clock, read once per turn */
+  double last_spec;
+  uint64_t spec_launched, spec_won;
+  uint64_t by_status[8]; /* final outcomes (resumed ones count as ok) */
+  int nlost;
+  mpc__faults_t faults;
+  sendq_t *msq;      /* the master loop's sends in flight */
   char why[256];
   mpc__jdone_t *jdone;
   mpc__journal_t jr;
@@ -515,6 +552,12 @@ struct mpc__farm {
 /* The pool's task function: the job's run() with its state. */
 static int task_tramp(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
   mpc__farm_t *f = ctx;
+  if (f->faults.n > f->faults.nrank) {
+    int rc = mpc__fault_task(&f->faults, f->rank_guess, mpc_worker_index(),
+                             mpc_task_id(), out);
+    if (rc)
+      return rc;
+  }
   return f->job->run(f->state, in, len, out);
 }
 
@@ -545,6 +588,11 @@ int mpc__farm_new(mpc__farm_t **out, const mpc__farm_cfg_t *cfg, int job_argc,
   f->host[HOSTLEN - 1] = 0;
   mpc__identity_set(f->rank_guess, f->host);
   mpc_log_set_rank(f->rank_guess);
+  int rc = mpc__fault_parse(getenv("MPC_FAULT"), &f->faults, err);
+  if (rc) {
+    free(f);
+    return rc;
+  }
 
   mpc_job_env_t env = {
       .rank = f->rank_guess,
@@ -555,11 +603,12 @@ int mpc__farm_new(mpc__farm_t **out, const mpc__farm_cfg_t *cfg, int job_argc,
       .verbose = cfg->verbose,
       .journal = cfg->journal,
   };
-  int rc = f->job->init(job_argc, job_argv, &env, &f->state, err);
+  rc = f->job->init(job_argc, job_argv, &env, &f->state, err);
   if (rc) {
     if (err->len == 0)
       mpc__msg(err, "%s: init failed: %s", cfg->job_name,
                            mpc_strerror(rc));
+    mpc__fault_free(&f->faults);
     free(f);
     return rc;
   }
@@ -599,8 +648,14 @@ void mpc__farm_free(mpc__farm_t *f) {
   mpc_buf_free(&f->key);
   mpc_buf_free(&f->tmp);
   tm_free(&f->map);
-  if (f->r)
+  if (f->r) {
+    for (int i = 0; i < f->nranks; i++) {
+      free(f->r[i].st.wtasks);
+      free(f->r[i].st.wbusy);
+    }
     free(f->r);
+  }
+  mpc__fault_free(&f->faults);
   for (size_t i = 0; i < f->nfails; i++) {
     free(f->fails[i].key);
     free(f->fails[i].host);
@@ -781,6 +836,19 @@ static int worker_loop(mpc__farm_t *f) {
           low_water = got_batch / 2 > (size_t)f->workers ? got_batch / 2 : (size_t)f->workers;
           got_batch = 0;
         }
+      } else if (kind == MPC__DOWN_CANCEL) {
+        for (uint32_t i = 0; i < n; i++) {
+          uint64_t tid;
+          if (rd.end - rd.p < 8) {
+            rc = MPC_EPROTO;
+            goto out;
+          }
+          memcpy(&tid, rd.p, 8);
+          rd.p += 8;
+          if (mpc_pool_cancel(f->pool, tid)) {
+            /* finished already: its result is on the way */
+          }
+        }
       } else if (kind == MPC__DOWN_DRAIN) {
         draining = 1;
         if ((rc = mpc_pool_drain(f->pool)))
@@ -822,10 +890,12 @@ static int worker_loop(mpc__farm_t *f) {
       asked_at = now_s();
     }
     double t = now_s();
+    if (f->faults.nrank)
+      mpc__fault_rank(&f->faults, f->rank, t - f->t0);
     if (want ||
         (f->up_n && (pend == 0 || f->up_n >= UP_MAX_RESULTS ||
                      f->up.len >= UP_MAX_BYTES || t - f->up_first >= UP_MAX_DELAY)) ||
-        (f->cfg.heartbeat > 0 && t - last_send >= f->cfg.heartbeat)) {
+        (f->cfg.heartbeat > 0 && t - last_send >= f->cfg.heartbeat / 4)) {
       if ((rc = up_send(f, &sq, MPC__UP_RESULTS, want)))
         goto out;
       last_send = t;
@@ -896,7 +966,7 @@ static int gather_ready(mpc__farm_t *f) {
     st->res.output = st->out;
     st->res.host = st->host;
     int rc = f->job->gather(f->state, &st->res);
-    task_free(&f->map, t);
+    task_retire(&f->map, t);
     if (rc) {
       set_why(f, "the job's gather() returned %d", rc);
       f->fatal = 1;
@@ -979,6 +1049,7 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
       .seconds = secs,
   };
   f->rep.tasks++;
+  f->by_status[(unsigned)status < 8 ? (unsigned)status : 7]++;
   if (resumed) {
     f->rep.resumed++;
     f->rep.ok++;
@@ -998,7 +1069,7 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
   int rc = 0;
   if (!ordered) {
     rc = f->job->gather(f->state, &r);
-    task_free(&f->map, t);
+    task_retire(&f->map, t);
     if (rc) {
       set_why(f, "the job's gather() returned %d", rc);
       f->fatal = 1;
@@ -1024,7 +1095,7 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
 
 /* Keep an attempt that ran for --trace / --timeline FILE.png. */
 static void keep_attempt(mpc__farm_t *f, const task_t *t, const mpc__wres_t *w,
-                         int rank) {
+                         int rank, int att) {
   if (f->natt == f->catt) {
     size_t nc = f->catt ? 2 * f->catt : 1024;
     mpc__attempt_t *na = realloc(f->att, nc * sizeof *na);
@@ -1043,7 +1114,7 @@ static void keep_attempt(mpc__farm_t *f, const task_t *t, const mpc__wres_t *w,
   a->rank = rank;
   a->worker = w->worker;
   a->pid = w->pid;
-  a->attempt = t->attempts;
+  a->attempt = att;
   a->status = (int)w->status;
   a->code = w->code;
   a->start = w->start;
@@ -1055,8 +1126,23 @@ oom:
   MPC_LOG(MPC_LOG_ERROR, "out of memory: --trace/--timeline will be incomplete");
 }
 
+/* An attempt that ran, for --trace and --timeline. */
+static void record_run(mpc__farm_t *f, const task_t *t, const mpc__wres_t *w,
+                       int rank, int att) {
+  if (w->pid <= 0)
+    return;
+  if ((f->cfg.trace || f->tl_png) && !f->att_err)
+    keep_attempt(f, t, w, rank, att);
+  if (f->timeline)
+    fprintf(f->timeline, "%llu\t%s\t%d\t%d\t%d\t%.6f\t%.6f\t%s\n",
+            (unsigned long long)t->seq, t->key, rank, w->worker, w->pid,
+            w->start, w->end, mpc_task_status_name((mpc_task_status_t)w->status));
+}
+
+/* One line per attempt: `att` is its number, `note` (may be NULL) replaces
+ * the message. */
 static void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
-                            int rank) {
+                            int rank, int att, const char *note) {
   if (f->have_journal) {
     int keep_out = (f->job->flags & MPC_JOB_JOURNAL_OUTPUT) &&
                    w->status == MPC_TASK_OK;
@@ -1064,15 +1150,15 @@ static void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
         .key = t->key,
         .key_len = t->key_len,
         .status = (mpc_task_status_t)w->status,
-        .attempt = t->attempts,
-        .rank = w->status == MPC_TASK_CANCELED && w->pid == 0 ? -1 : rank,
+        .attempt = att,
+        .rank = w->status == MPC_TASK_CANCELED && w->pid == 0 && !note ? -1 : rank,
         .host = rank >= 0 ? f->r[rank].host : "",
         .pid = w->pid,
         .code = w->code,
         .maxrss_kb = w->maxrss_kb,
         .seconds = w->end > w->start ? w->end - w->start : 0,
-        .msg = w->data,
-        .msg_len = w->len,
+        .msg = note ? note : w->data,
+        .msg_len = note ? strlen(note) : w->len,
         .out = keep_out ? w->data : NULL,
         .out_len = keep_out ? w->len : 0,
     };
@@ -1088,52 +1174,129 @@ static void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
       f->have_journal = 0;
     }
   }
-  if (w->pid && (f->cfg.trace || f->tl_png) && !f->att_err)
-    keep_attempt(f, t, w, rank);
-  if (f->timeline && w->pid)
-    fprintf(f->timeline, "%llu\t%s\t%d\t%d\t%d\t%.6f\t%.6f\t%s\n",
-            (unsigned long long)t->seq, t->key, rank, w->worker, w->pid,
-            w->start, w->end, mpc_task_status_name((mpc_task_status_t)w->status));
+  record_run(f, t, w, rank, att);
+}
+
+/* Kill the attempt of task `seq` still running on `rank`: a copy won. */
+static void cancel_on(mpc__farm_t *f, int rank, uint64_t seq) {
+  f->r[rank].cancels++;
+  if (rank == 0) {
+    if (mpc_pool_cancel(f->pool, seq)) {
+      /* finished already: its result is on the way */
+    }
+    return;
+  }
+  mpc_buf_t b = MPC_BUF_INIT;
+  int rc = mpc__wire_hdr(&b, MPC__DOWN_CANCEL, 0);
+  if (!rc)
+    rc = mpc_buf_append(&b, &seq, 8);
+  if (!rc) {
+    mpc__wire_set_n(&b, 1);
+    rc = sendq_add(f->msq, f->comm, rank, MPC__TAG_DOWN, &b);
+  }
+  mpc_buf_free(&b);
+  if (rc)
+    MPC_LOG(MPC_LOG_WARN, "cannot cancel task %llu on rank %d: %s",
+            (unsigned long long)seq, rank, mpc_strerror(rc));
+}
+
+/* Learn how long tasks take (successful attempts): --walltime, speculation. */
+static void learn_duration(mpc__farm_t *f, double d) {
+  f->dur_n++;
+  double delta = d - f->dur_mean;
+  f->dur_mean += delta / (double)f->dur_n;
+  f->dur_m2 += delta * (d - f->dur_mean);
+}
+
+/* A pessimistic guess of one task's duration: mean plus one deviation. */
+static double dur_estimate(const mpc__farm_t *f) {
+  double sd = f->dur_n > 1 ? sqrt(f->dur_m2 / (double)(f->dur_n - 1)) : 0;
+  return f->dur_mean + sd;
 }
 
 /* One attempt's outcome from `rank`. */
 static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
   task_t *t = tm_get(&f->map, w->tid);
-  if (!t || t->done || t->rank != rank) {
-    MPC_LOG(MPC_LOG_WARN, "rank %d reported unknown task %llu", rank,
-            (unsigned long long)w->tid);
+  int k = !t ? -1 : t->run_rank[0] == rank ? 0 : t->run_rank[1] == rank ? 1 : -1;
+  rstate_t *rs = &f->r[rank];
+  if (k < 0) {
+    /* A lost rank that woke up reports tasks that went elsewhere. */
+    if (!rs->lost)
+      MPC_LOG(MPC_LOG_WARN, "rank %d reported unknown task %llu", rank,
+              (unsigned long long)w->tid);
     return 0;
   }
-  rstate_t *rs = &f->r[rank];
+  int att = t->run_att[k];
+  t->run_rank[k] = -1;
+  int other = t->run_rank[!k] >= 0; /* a copy of it still runs */
   rs->inflight--;
   f->inflight--;
   int ran = w->pid != 0 && w->status != MPC_TASK_CANCELED;
   if (ran || w->pid) {
+    double d = w->end > w->start ? w->end - w->start : 0;
     rs->st.tasks++;
     if (w->status == MPC_TASK_OK)
       rs->st.ok++;
     else if (w->status != MPC_TASK_CANCELED)
       rs->st.failed++;
-    if (w->end > w->start)
-      rs->st.busy += w->end - w->start;
+    rs->st.busy += d;
+    if (w->worker >= 0 && w->worker < rs->workers && rs->st.wtasks) {
+      rs->st.wtasks[w->worker]++;
+      rs->st.wbusy[w->worker] += d;
+    }
+    if (w->status == MPC_TASK_OK && d > 0)
+      learn_duration(f, d);
+  }
+  if (t->done) {
+    /* The other attempt won the race; this one's journal line is written
+     * (before the winner's, so that a key's last line is its outcome). */
+    record_run(f, t, w, rank, att);
+    if (!other && t->zombie)
+      task_free(&f->map, t);
+    return 0;
   }
   if (w->status == MPC_TASK_CANCELED && !f->stop_kind) {
-    /* The rank stopped on its own (a signal there): not the task's fault. */
-    t->attempts--;
-    rs->draining = 1;
-    tq_push(&f->retry, t);
+    /* Not the task's fault: the rank stopped on its own (a signal there), or
+     * it went down with a speculation loser in the same chunk. */
+    if (w->pid == 0)
+      t->attempts--;
+    else
+      t->excused++;
+    if (!rs->cancels)
+      rs->draining = 1;
+    if (!other)
+      tq_push(&f->retry, t);
     return 0;
   }
-  journal_attempt(f, t, w, rank);
-  if (w->status != MPC_TASK_OK && w->status != MPC_TASK_CANCELED &&
-      t->attempts <= f->cfg.retries && !f->stop_kind) {
-    t->retried = 1;
-    if (f->cfg.verbose)
-      MPC_LOG(MPC_LOG_ERROR, "task %s: %s on rank %d, retrying", t->key,
-              mpc_task_status_name((mpc_task_status_t)w->status), rank);
-    tq_push(&f->retry, t);
-    return 0;
+  if (w->status != MPC_TASK_OK && w->status != MPC_TASK_CANCELED) {
+    if (other && !f->stop_kind) {
+      journal_attempt(f, t, w, rank, att, NULL);
+      t->retried = 1;
+      return 0; /* the copy may still succeed */
+    }
+    if (!other && t->attempts - t->excused <= f->cfg.retries && !f->stop_kind) {
+      journal_attempt(f, t, w, rank, att, NULL);
+      t->retried = 1;
+      if (f->cfg.verbose)
+        MPC_LOG(MPC_LOG_ERROR, "task %s: %s on rank %d, retrying", t->key,
+                mpc_task_status_name((mpc_task_status_t)w->status), rank);
+      tq_push(&f->retry, t);
+      return 0;
+    }
   }
+  if (other) {
+    int lr = t->run_rank[!k];
+    char note[96];
+    snprintf(note, sizeof note, "canceled: attempt %d on rank %d finished first", att, rank);
+    /* pid 0: a journal line only; the loser's real run reaches the trace
+     * and timeline when it reports. */
+    mpc__wres_t lw = {.tid = t->seq, .status = MPC_TASK_CANCELED, .worker = -1};
+    journal_attempt(f, t, &lw, lr, t->run_att[!k], note);
+    if (k == 1 && w->status == MPC_TASK_OK)
+      f->spec_won++;
+    cancel_on(f, lr, t->seq);
+  }
+  journal_attempt(f, t, w, rank, att, NULL);
   return complete(f, t, (mpc_task_status_t)w->status, w->code, w->data, w->len,
                   rank, w->worker, w->pid,
                   w->end > w->start ? w->end - w->start : 0, 0);
@@ -1177,6 +1340,7 @@ static int gen_one(mpc__farm_t *f) {
     return MPC_ENOMEM;
   f->next_seq++;
   t->rank = -1;
+  t->run_rank[0] = t->run_rank[1] = -1;
   t->key = (char *)d;
   t->in = d + f->key.len + 1;
   memcpy(t->key, f->key.data, f->key.len);
@@ -1251,41 +1415,21 @@ static uint64_t remaining(mpc__farm_t *f) {
 }
 
 static void mark_dispatched(mpc__farm_t *f, task_t *t, int rank) {
+  int k = t->run_rank[0] < 0 ? 0 : 1;
   t->attempts++;
   t->rank = rank;
+  t->run_rank[k] = rank;
+  t->run_att[k] = t->attempts;
+  t->run_at[k] = f->tnow;
   f->r[rank].inflight++;
   f->inflight++;
 }
 
-/* Answer rank's outstanding request if work is there. */
-static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
-  rstate_t *rs = &f->r[rank];
-  if (!rs->want || rs->draining || rs->bye || f->stop_kind == MPC__HALT_NOW)
-    return 0;
-  if (f->stop_kind)
-    return 0;
-  uint64_t rem = f->cfg.sched == MPC__SCHED_GUIDED ? remaining(f) : UINT64_MAX;
-  if (f->stop_kind)
-    rem = f->retry.n;
-  size_t n = mpc__sched_batch(f->cfg.sched, rem, rs->want, rs->workers,
-                              f->total_workers, MAX_BATCH);
-  /* One task per message: at most SEND_WINDOW messages in flight to a rank.
-   * Posting thousands at once makes Open MPI queue them and spend the
-   * master's time re-trying its backlog in every progress call. */
-  int limited = 0;
-  if (rank != 0 && f->cfg.sched == MPC__SCHED_DYNAMIC && sq->per_dest) {
-    size_t busy = sq->per_dest[rank];
-    size_t room = busy < SEND_WINDOW ? SEND_WINDOW - busy : 0;
-    if (n > room) {
-      n = room;
-      limited = 1;
-    }
-  }
-  if (n == 0)
-    return 0;
-  size_t k = take(f, rank, n, scratch);
-  if (k == 0)
-    return 0;
+/* Send (or, for rank 0, submit) scratch[0..k) to `rank`.  `partial`: this
+ * answers only part of the rank's request (the send window is full), so the
+ * last message is not flagged last and the rest of the request stays open. */
+static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
+                    size_t k, int partial) {
   int rc = 0;
   if (rank == 0) {
     if ((rc = sub_reserve(f, k)))
@@ -1295,14 +1439,11 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
       f->sub_in[i] = (mpc_slice_t){scratch[i]->in, scratch[i]->in_len};
       f->sub_tag[i] = scratch[i]->seq;
     }
-    rs->want = 0;
+    f->r[0].want = 0;
     return mpc_pool_submit_many(f->pool, f->sub_in, f->sub_tag, k);
   }
   /* dynamic: one task per message; otherwise one message for the batch. */
   size_t per = f->cfg.sched == MPC__SCHED_DYNAMIC ? 1 : k;
-  /* The request is answered in full unless the send window cut it short:
-   * then the rest of it is served as sends to that rank complete. */
-  int partial = limited && k == n;
   for (size_t i = 0; i < k && !rc; i += per) {
     size_t m = k - i < per ? k - i : per;
     mpc_buf_t b = MPC_BUF_INIT;
@@ -1321,8 +1462,150 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
     }
     mpc_buf_free(&b);
   }
-  rs->want = partial ? rs->want - k : 0;
+  f->r[rank].want = partial && f->r[rank].want > k ? f->r[rank].want - k : 0;
   return rc;
+}
+
+/* --walltime: how many more tasks `rank` can take and still finish in time,
+ * judging by the tasks finished so far (SIZE_MAX: no limit known). */
+static size_t wall_room(mpc__farm_t *f, const rstate_t *rs) {
+  if (f->deadline <= 0 || f->dur_n == 0)
+    return SIZE_MAX;
+  double left = f->deadline - f->tnow, est = dur_estimate(f);
+  if (est <= 0)
+    return SIZE_MAX;
+  double fit = floor(left / est) * rs->workers - (double)rs->inflight;
+  return fit <= 0 ? 0 : fit >= 1e15 ? SIZE_MAX : (size_t)fit;
+}
+
+/* Answer rank's outstanding request if work is there. */
+static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
+  rstate_t *rs = &f->r[rank];
+  if (!rs->want || rs->draining || rs->bye || rs->lost || f->stop_kind)
+    return 0;
+  uint64_t rem = f->cfg.sched == MPC__SCHED_GUIDED ? remaining(f) : UINT64_MAX;
+  if (f->stop_kind)
+    return 0;
+  size_t n = mpc__sched_batch(f->cfg.sched, rem, rs->want, rs->workers,
+                              f->total_workers, MAX_BATCH);
+  size_t room = wall_room(f, rs);
+  if (f->deadline > 0 && f->dur_n == 0 && n > rs->want)
+    n = rs->want; /* no big batches before we know how long tasks take */
+  if (n > room) {
+    if (!f->gen_done || queued_total(f))
+      f->wall_hold = 1;
+    n = room;
+  }
+  /* One task per message: at most SEND_WINDOW messages in flight to a rank.
+   * Posting thousands at once makes Open MPI queue them and spend the
+   * master's time re-trying its backlog in every progress call. */
+  int limited = 0;
+  if (rank != 0 && f->cfg.sched == MPC__SCHED_DYNAMIC && sq->per_dest) {
+    size_t busy = sq->per_dest[rank];
+    size_t win = busy < SEND_WINDOW ? SEND_WINDOW - busy : 0;
+    if (n > win) {
+      n = win;
+      limited = 1;
+    }
+  }
+  if (n == 0)
+    return 0;
+  size_t k = take(f, rank, n, scratch);
+  if (k == 0)
+    return 0;
+  /* Answered in full unless the window cut it short: then the rest of the
+   * request is served as sends to that rank complete. */
+  return dispatch(f, rank, sq, scratch, k, limited && k == n);
+}
+
+/* A rank went silent past --heartbeat: what it was running goes elsewhere. */
+static void lose_rank(mpc__farm_t *f, int rank, double silent) {
+  rstate_t *rs = &f->r[rank];
+  rs->lost = 1;
+  rs->st.lost = 1;
+  rs->st.silent = silent;
+  rs->want = 0;
+  f->nlost++;
+  MPC_LOG(MPC_LOG_ERROR, "rank %d (%s) lost: silent for %.1f s; its %zu task%s "
+          "go to other ranks", rank, rs->host, silent, rs->inflight,
+          rs->inflight == 1 ? "" : "s");
+  char note[96];
+  snprintf(note, sizeof note, "rank %d lost (silent for %.1f s)", rank, silent);
+  uint64_t cur = 0;
+  task_t *t;
+  while (rs->inflight && (t = tm_next(&f->map, &cur))) {
+    for (int k = 0; k < 2; k++) {
+      if (t->run_rank[k] != rank)
+        continue;
+      int att = t->run_att[k];
+      t->run_rank[k] = -1;
+      rs->inflight--;
+      f->inflight--;
+      mpc__wres_t w = {.tid = t->seq, .status = MPC_TASK_CANCELED, .worker = -1};
+      if (!t->done) /* else its line was written when the copy won */
+        journal_attempt(f, t, &w, rank, att, note);
+      if (t->done) {
+        if (!t_nrun(t) && t->zombie)
+          task_free(&f->map, t);
+        break;
+      }
+      t->excused++;
+      if (!t_nrun(t))
+        tq_push(&f->retry, t);
+    }
+  }
+  while ((t = tq_pop(&rs->staticq)))
+    tq_push(&f->retry, t);
+  rs->inflight = 0;
+}
+
+/* Stragglers: with nothing left to hand out, give ranks with idle workers a
+ * copy of the oldest tasks running elsewhere (jobs that declared their tasks
+ * idempotent).  The first result wins; the other attempt is canceled. */
+static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
+  double min_age = fmax(SPEC_MIN_AGE, 2 * dur_estimate(f));
+  for (int r = 0; r < f->nranks; r++) {
+    rstate_t *rs = &f->r[r];
+    if (rs->lost || rs->bye || rs->draining || rs->inflight >= (size_t)rs->workers)
+      continue;
+    if (r > 0 && !rs->want)
+      continue; /* it will ask when it has room */
+    size_t room = (size_t)rs->workers - rs->inflight, k = 0;
+    size_t wr = wall_room(f, rs);
+    if (room > wr)
+      room = wr;
+    while (k < room) {
+      task_t *best = NULL, *t;
+      uint64_t cur = 0;
+      while ((t = tm_next(&f->map, &cur))) {
+        if (t->done || t->copied || t->run_rank[0] < 0 || t->run_rank[1] >= 0 ||
+            t->run_rank[0] == r || f->tnow - t->run_at[0] < min_age)
+          continue;
+        int picked = 0;
+        for (size_t j = 0; j < k && !picked; j++)
+          picked = scratch[j] == t;
+        if (picked)
+          continue;
+        if (!best || t->run_at[0] < best->run_at[0])
+          best = t;
+      }
+      if (!best)
+        break;
+      best->copied = 1; /* a copy counts as an attempt, as a retry would */
+      f->spec_launched++;
+      if (f->cfg.verbose)
+        MPC_LOG(MPC_LOG_ERROR, "task %s: running for %.1f s on rank %d; a copy "
+                "starts on rank %d", best->key, f->tnow - best->run_at[0],
+                best->run_rank[0], r);
+      scratch[k++] = best;
+    }
+    if (k) {
+      int rc = dispatch(f, r, sq, scratch, k, 0);
+      if (rc)
+        return rc;
+    }
+  }
+  return 0;
 }
 
 static int send_ctl(mpc__farm_t *f, sendq_t *sq, int rank, uint32_t kind) {
@@ -1384,7 +1667,7 @@ static void progress_draw(mpc__farm_t *f, int final) {
 /* End a task that will not run (any more): journal it, gather it. */
 static void cancel_task(mpc__farm_t *f, task_t *t) {
   mpc__wres_t w = {.tid = t->seq, .status = MPC_TASK_CANCELED, .worker = -1};
-  journal_attempt(f, t, &w, -1);
+  journal_attempt(f, t, &w, -1, t->attempts, NULL);
   if (complete(f, t, MPC_TASK_CANCELED, 0, NULL, 0, t->rank, -1, 0, 0, 0)) {
     /* gather() failed: already recorded as the reason to stop */
   }
@@ -1405,9 +1688,12 @@ static int master_loop(mpc__farm_t *f) {
     return MPC_ENOMEM;
   }
   sq.per_dest = per_dest;
+  f->msq = &sq;
   for (;;) {
     int activity = 0;
-    double t = now_s();
+    double t = f->tnow = now_s();
+    if (f->faults.nrank)
+      mpc__fault_rank(&f->faults, 0, t - f->t0);
     /* Stop conditions from outside. */
     if ((unsigned)g_signals != seen_signals) {
       seen_signals = (unsigned)g_signals;
@@ -1434,10 +1720,10 @@ static int master_loop(mpc__farm_t *f) {
         _exit(3);
       }
     }
-    if (f->cfg.walltime > 0 && !f->stop_wall && t - f->t0 >= f->cfg.walltime) {
+    if (f->deadline > 0 && !f->stop_wall && t >= f->deadline) {
       f->stop_wall = 1;
       f->rep.interrupted = 1;
-      set_why(f, "--walltime %.0f s reached", f->cfg.walltime);
+      set_why(f, "--walltime %g s reached", f->deadline - f->t0);
       stop_run(f, f->cfg.grace > 0 ? MPC__HALT_SOON : MPC__HALT_NOW);
       f->soon_deadline = t + f->cfg.grace;
     }
@@ -1450,7 +1736,7 @@ static int master_loop(mpc__farm_t *f) {
         cancel_task(f, rt);
       drain_sent = 1;
       for (int i = 1; i < f->nranks; i++)
-        if (!f->r[i].bye && (rc = send_ctl(f, &sq, i, MPC__DOWN_DRAIN)))
+        if (!f->r[i].bye && !f->r[i].lost && (rc = send_ctl(f, &sq, i, MPC__DOWN_DRAIN)))
           goto out;
       if ((rc = mpc_pool_drain(f->pool)))
         goto out;
@@ -1458,7 +1744,8 @@ static int master_loop(mpc__farm_t *f) {
     if (f->stop_kind == MPC__HALT_NOW && !now_sent) {
       now_sent = 1;
       for (int i = 1; i < f->nranks; i++)
-        if (!f->r[i].bye && (rc = send_ctl(f, &sq, i, MPC__DOWN_STOP_NOW)))
+        if (!f->r[i].bye && !f->r[i].lost &&
+            (rc = send_ctl(f, &sq, i, MPC__DOWN_STOP_NOW)))
           goto out;
       stop_sent = 1;
       mpc_pool_terminate(f->pool, master_local_cb, f);
@@ -1488,18 +1775,35 @@ static int master_loop(mpc__farm_t *f) {
       if (pend <= (size_t)f->workers && !f->r[0].want)
         f->r[0].want = credit0 > pend ? credit0 - pend : 1;
     }
+    f->wall_hold = 0;
     for (int i = 0; i < f->nranks; i++)
       if (f->r[i].want && (rc = serve(f, i, &sq, scratch)))
         goto out;
+    /* --walltime: every rank is idle and was refused work that would not
+     * finish in time. */
+    if (f->wall_hold && !f->stop_kind && f->inflight == 0) {
+      f->stop_wall = 1;
+      f->rep.interrupted = 1;
+      set_why(f, "--walltime %g s: %.1f s left, tasks take about %.2f s: "
+              "%s%llu task%s not started (--resume runs them)",
+              f->deadline - f->t0, f->deadline - t, dur_estimate(f),
+              f->gen_done ? "" : "at least ", (unsigned long long)queued_total(f),
+              queued_total(f) == 1 ? "" : "s");
+      stop_run(f, MPC__HALT_SOON);
+    }
+    /* Stragglers, once there is nothing else to hand out. */
+    if ((f->job->flags & MPC_JOB_IDEMPOTENT) && !f->cfg.no_speculate &&
+        !f->stop_kind && f->gen_done &&
+        f->inflight && f->dur_n && !queued_total(f) && t - f->last_spec >= SPEC_EVERY) {
+      f->last_spec = t;
+      if ((rc = speculate(f, &sq, scratch)))
+        goto out;
+    }
     /* Ranks that went quiet (--heartbeat). */
     if (f->cfg.heartbeat > 0)
       for (int i = 1; i < f->nranks; i++)
-        if (!f->r[i].bye && !f->r[i].silent_warned &&
-            t - f->r[i].last_seen > 3 * f->cfg.heartbeat) {
-          f->r[i].silent_warned = 1;
-          MPC_LOG(MPC_LOG_WARN, "rank %d (%s) silent for %.0f s", i, f->r[i].host,
-                  t - f->r[i].last_seen);
-        }
+        if (!f->r[i].bye && !f->r[i].lost && t - f->r[i].last_seen > f->cfg.heartbeat)
+          lose_rank(f, i, t - f->r[i].last_seen);
     /* All done? */
     int nothing_left =
         f->inflight == 0 &&
@@ -1510,13 +1814,13 @@ static int master_loop(mpc__farm_t *f) {
         MPC_LOG(MPC_LOG_ERROR, "all done: STOP to every rank");
       stop_sent = 1;
       for (int i = 1; i < f->nranks; i++)
-        if (!f->r[i].bye && (rc = send_ctl(f, &sq, i, MPC__DOWN_STOP)))
+        if (!f->r[i].bye && !f->r[i].lost && (rc = send_ctl(f, &sq, i, MPC__DOWN_STOP)))
           goto out;
     }
     if (stop_sent) {
       int all = 1;
       for (int i = 1; i < f->nranks; i++)
-        all &= f->r[i].bye;
+        all &= f->r[i].bye || f->r[i].lost;
       if (all) /* every rank has reported everything it had */
         break;
     }
@@ -1558,9 +1862,13 @@ out:
         cancel_task(f, t);
     uint64_t cur = 0;
     while (f->inflight && (t = tm_next(&f->map, &cur)))
-      if (!t->done && t->rank >= 0) {
-        f->inflight--;
-        cancel_task(f, t);
+      if (t_nrun(t)) {
+        f->inflight -= (size_t)t_nrun(t);
+        t->run_rank[0] = t->run_rank[1] = -1;
+        if (!t->done)
+          cancel_task(f, t);
+        else if (t->zombie)
+          task_free(&f->map, t);
       }
   }
   if (rc) {
@@ -1568,7 +1876,16 @@ out:
     f->fatal = 1;
   }
   progress_draw(f, 1);
-  sendq_wait_free(&sq);
+  if (f->nlost) {
+    /* A lost rank may never take what was sent to it: do not wait (the job
+     * ends with MPI_Abort; see mpc__farm_run). */
+    sendq_test(&sq);
+    free(sq.req);
+    free(sq.buf);
+  } else {
+    sendq_wait_free(&sq);
+  }
+  f->msq = NULL;
   mpc_buf_free(&msg);
   free(scratch);
   free(per_dest);
@@ -1695,6 +2012,9 @@ static int finish_master(mpc__farm_t *f) {
       .fails = f->fails,
       .nfails_kept = f->nfails,
       .why = f->why[0] ? f->why : NULL,
+      .spec_launched = f->spec_launched,
+      .spec_won = f->spec_won,
+      .by_status = f->by_status,
   };
   mpc_buf_t b = MPC_BUF_INIT;
   if (!f->cfg.quiet || f->rep.failed || f->why[0]) {
@@ -1715,11 +2035,35 @@ static int finish_master(mpc__farm_t *f) {
   if (frc)
     fprintf(stderr, "mpc-run: %s: finish failed: %s\n", f->job->name,
             mpc_strerror(frc));
+  if (f->nlost)
+    fprintf(stderr, "mpc-run: %d rank%s lost; Open MPI cannot finish with a rank "
+            "gone, so the job ends with MPI_Abort (exit code %d)\n", f->nlost,
+            f->nlost == 1 ? "" : "s", f->stop_signal || f->stop_wall ? 3
+            : (f->rep.failed || f->rep.canceled || f->fatal || frc) ? 1 : 0);
   if (f->stop_signal || f->stop_wall)
     code = 3;
   else if (f->rep.failed || f->rep.canceled || f->fatal || frc)
     code = 1;
   return code;
+}
+
+/* When the run must end: --walltime, else the allocation's end when the
+ * scheduler says (Slurm exports SLURM_JOB_END_TIME, epoch seconds); 0: never. */
+static double wall_deadline(mpc__farm_t *f) {
+  if (f->cfg.walltime > 0)
+    return f->t0 + f->cfg.walltime;
+  const char *e = getenv("SLURM_JOB_END_TIME");
+  if (e && *e) {
+    char *end;
+    double at = strtod(e, &end);
+    double left = at - (double)time(NULL);
+    if (!*end && at > 0 && left > 0) {
+      if (f->cfg.verbose)
+        MPC_LOG(MPC_LOG_ERROR, "the allocation ends in %.0f s (SLURM_JOB_END_TIME)", left);
+      return f->t0 + left;
+    }
+  }
+  return 0;
 }
 
 int mpc__farm_run(mpc__farm_t *f) {
@@ -1784,6 +2128,14 @@ int mpc__farm_run(mpc__farm_t *f) {
   if (f->rank == 0 && all && f->r) {
     for (int i = 0; i < f->nranks; i++) {
       f->r[i].workers = all[i].workers;
+      f->r[i].st.wtasks = calloc((size_t)all[i].workers, sizeof *f->r[i].st.wtasks);
+      f->r[i].st.wbusy = calloc((size_t)all[i].workers, sizeof *f->r[i].st.wbusy);
+      if (!f->r[i].st.wtasks || !f->r[i].st.wbusy) {
+        free(f->r[i].st.wtasks);
+        free(f->r[i].st.wbusy);
+        f->r[i].st.wtasks = NULL;
+        f->r[i].st.wbusy = NULL;
+      }
       memcpy(f->r[i].host, all[i].host, HOSTLEN);
       f->r[i].host[HOSTLEN - 1] = 0;
       f->total_workers += all[i].workers;
@@ -1814,8 +2166,13 @@ int mpc__farm_run(mpc__farm_t *f) {
   if (f->rank == 0) {
     for (int i = 0; i < f->nranks; i++)
       f->r[i].last_seen = f->t0;
+    f->deadline = wall_deadline(f);
     rc = master_loop(f);
     code = finish_master(f);
+    if (f->nlost) {
+      mpc_pool_terminate(f->pool, NULL, NULL);
+      MPI_Abort(f->comm, code);
+    }
     if (rc && f->nranks > 1) {
       /* The protocol broke (out of memory, a corrupt message, an MPI error):
        * the other ranks may wait for words that will never come.  The journal

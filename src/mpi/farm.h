@@ -29,6 +29,7 @@ typedef struct mpc__farm_cfg {
   int progress; /* -1 auto, 0 off, 1 on */
   const char *json, *timeline, *trace; /* trace: Chrome trace JSON file */
   int debug_protocol;                   /* log protocol messages */
+  int no_speculate;                     /* never copy stragglers */
   double grace, walltime, heartbeat;
   size_t mem_limit;
   int verbose, quiet;
@@ -69,6 +70,10 @@ typedef struct mpc__rank_stat {
   const char *host;
   uint64_t tasks, ok, failed; /* attempts run there, and their outcomes */
   double busy;                /* task-seconds */
+  uint64_t *wtasks;           /* per worker slot (workers entries), may be NULL */
+  double *wbusy;
+  int lost;                   /* declared lost after `silent` seconds */
+  double silent;
 } mpc__rank_stat_t;
 
 typedef struct mpc__fail_item {
@@ -86,6 +91,8 @@ typedef struct mpc__summary {
   const mpc__fail_item_t *fails; /* the first nfails_kept failures */
   size_t nfails_kept;
   const char *why; /* why it stopped early (NULL: it did not) */
+  uint64_t spec_launched, spec_won; /* speculative copies, and those that won */
+  const uint64_t *by_status; /* final outcomes by mpc_task_status_t (8), may be NULL */
 } mpc__summary_t;
 
 MPC_MUST_CHECK int mpc__summary_format(mpc_buf_t *b, const mpc__summary_t *s);

@@ -77,13 +77,23 @@ int mpc__summary_format(mpc_buf_t *b, const mpc__summary_t *s) {
       busy = 100.0;
     rc = mpc_buf_printf(b,
                         "  rank %d (%s, %d worker%s): %llu tasks (%llu ok, "
-                        "%llu failed), busy %.1f%%\n",
+                        "%llu failed), busy %.1f%%",
                         i, k->host ? k->host : "?", k->workers,
                         k->workers == 1 ? "" : "s",
                         (unsigned long long)k->tasks,
                         (unsigned long long)k->ok,
                         (unsigned long long)k->failed, busy);
+    if (!rc && k->lost)
+      rc = mpc_buf_printf(b, "; LOST: silent for %.1f s, its tasks ran elsewhere",
+                          k->silent);
+    if (!rc)
+      rc = mpc_buf_append(b, "\n", 1);
   }
+  if (!rc && s->spec_launched)
+    rc = mpc_buf_printf(b, "  stragglers: %llu speculative cop%s started, %llu won\n",
+                        (unsigned long long)s->spec_launched,
+                        s->spec_launched == 1 ? "y" : "ies",
+                        (unsigned long long)s->spec_won);
   if (!rc && r->failed) {
     rc = mpc_buf_printf(b, "  failed tasks:\n");
     for (size_t i = 0; !rc && i < s->nfails_kept; i++) {
@@ -129,12 +139,27 @@ int mpc__summary_json(mpc_buf_t *b, const mpc__summary_t *s) {
     rc = mpc_buf_printf(
         b,
         ",\"tasks\":%llu,\"ok\":%llu,\"failed\":%llu,\"retried\":%llu,"
-        "\"resumed\":%llu,\"canceled\":%llu,\"wall\":%.6f,\"interrupted\":%d,"
-        "\"ranks\":[",
+        "\"resumed\":%llu,\"canceled\":%llu,\"wall\":%.6f,"
+        "\"tasks_per_second\":%.3f,\"interrupted\":%d,"
+        "\"speculative\":{\"started\":%llu,\"won\":%llu}",
         (unsigned long long)r->tasks, (unsigned long long)r->ok,
         (unsigned long long)r->failed, (unsigned long long)r->retried,
         (unsigned long long)r->resumed, (unsigned long long)r->canceled,
-        r->wall, r->interrupted);
+        r->wall,
+        r->wall > 0 ? (double)(r->ok + r->failed - r->resumed) / r->wall : 0.0,
+        r->interrupted, (unsigned long long)s->spec_launched,
+        (unsigned long long)s->spec_won);
+  if (!rc && s->by_status) {
+    rc = mpc_buf_printf(b, ",\"by_status\":{");
+    for (int st = MPC_TASK_OK; !rc && st <= MPC_TASK_CANCELED; st++)
+      rc = mpc_buf_printf(b, "%s\"%s\":%llu", st ? "," : "",
+                          mpc_task_status_name((mpc_task_status_t)st),
+                          (unsigned long long)s->by_status[st]);
+    if (!rc)
+      rc = mpc_buf_append(b, "}", 1);
+  }
+  if (!rc)
+    rc = mpc_buf_printf(b, ",\"ranks\":[");
   for (int i = 0; !rc && i < s->nranks; i++) {
     const mpc__rank_stat_t *k = &s->ranks[i];
     rc = mpc_buf_printf(b, "%s{\"rank\":%d,\"host\":", i ? "," : "", i);
@@ -143,10 +168,17 @@ int mpc__summary_json(mpc_buf_t *b, const mpc__summary_t *s) {
     if (!rc)
       rc = mpc_buf_printf(b,
                           ",\"workers\":%d,\"tasks\":%llu,\"ok\":%llu,"
-                          "\"failed\":%llu,\"busy_seconds\":%.6f}",
+                          "\"failed\":%llu,\"busy_seconds\":%.6f,\"lost\":%s,"
+                          "\"per_worker\":[",
                           k->workers, (unsigned long long)k->tasks,
                           (unsigned long long)k->ok,
-                          (unsigned long long)k->failed, k->busy);
+                          (unsigned long long)k->failed, k->busy,
+                          k->lost ? "true" : "false");
+    for (int w = 0; !rc && k->wtasks && k->wbusy && w < k->workers; w++)
+      rc = mpc_buf_printf(b, "%s{\"worker\":%d,\"tasks\":%llu,\"busy_seconds\":%.6f}",
+                          w ? "," : "", w, (unsigned long long)k->wtasks[w], k->wbusy[w]);
+    if (!rc)
+      rc = mpc_buf_printf(b, "]}");
   }
   if (!rc)
     rc = mpc_buf_printf(b, "],\"failures\":[");
@@ -161,6 +193,15 @@ int mpc__summary_json(mpc_buf_t *b, const mpc__summary_t *s) {
                           f->code, f->rank, f->pid);
     if (!rc)
       rc = json_str(b, f->host);
+    if (!rc) {
+      mpc_buf_t why = MPC_BUF_INIT;
+      rc = mpc__reason_format(&why, f->status, f->code);
+      if (!rc)
+        rc = mpc_buf_printf(b, ",\"reason\":");
+      if (!rc)
+        rc = json_str(b, mpc_buf_str(&why));
+      mpc_buf_free(&why);
+    }
     if (!rc)
       rc = mpc_buf_printf(b, ",\"message\":");
     if (!rc)

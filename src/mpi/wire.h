@@ -9,11 +9,14 @@
  *       kind STOP_NOW: n = 0; cancel running tasks, report them, say BYE
  *       kind DRAIN:    n = 0; cancel the tasks not started yet (report them
  *                      canceled), let running ones finish, ask for no more
+ *       kind CANCEL:   n x { u64 tid }: cancel these tasks (a speculative
+ *                      race was won elsewhere); each is still reported
  *   MPC__TAG_UP    rank -> master:  u32 kind, u32 want, u32 n, then
  *       n x { u64 tid, u32 status, i32 code, i32 worker, i32 pid,
  *             f64 start, f64 end, i64 maxrss_kb, u32 len, len bytes }
  *       kind RESULTS:  want > 0 asks for up to about `want` more tasks (a
- *                      credit request; a rank has at most one outstanding)
+ *                      credit request; a rank has at most one outstanding).
+ *                      Sent at least every --heartbeat/4 s, results or not.
  *       kind BYE:      the rank's last message
  *
  * Integers are little-endian; start/end are seconds since the rank's start. */
@@ -25,7 +28,8 @@
 #include "mpc/buf.h"
 
 enum { MPC__TAG_DOWN = 11, MPC__TAG_UP = 12 };
-enum { MPC__DOWN_TASKS = 1, MPC__DOWN_STOP = 2, MPC__DOWN_STOP_NOW = 3, MPC__DOWN_DRAIN = 4 };
+enum { MPC__DOWN_TASKS = 1, MPC__DOWN_STOP = 2, MPC__DOWN_STOP_NOW = 3, MPC__DOWN_DRAIN = 4,
+       MPC__DOWN_CANCEL = 5 };
 enum { MPC__UP_RESULTS = 1, MPC__UP_BYE = 2 };
 #define MPC__HDR_BYTES 12u
 #define MPC__DOWN_LAST 1u

@@ -58,6 +58,7 @@ typedef struct wshm {
   _Atomic int32_t child_pgid;             /* process group a task started (mpc_task_set_pgid) */
   _Atomic int64_t maxrss_kb;
   _Atomic int32_t pid;                    /* the worker's, set when it starts */
+  _Atomic uint32_t oom_hint;              /* died of a fault after an allocation failed */
   uint64_t task_off, res_off;             /* ring offsets in the mapping */
 } wshm_t;
 

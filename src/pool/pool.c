@@ -342,8 +342,10 @@ static void deliver(mpc_pool_t *p, const unit_t *u, mpc_result_t *r) {
   }
 }
 
-/* Outcome for entries [from, count) of u that will never run. */
-static void deliver_canceled(mpc_pool_t *p, unit_t *u, uint32_t from) {
+/* Outcome for entries [from, count) of u that will never run, but for entry
+ * `cut` (-1: none), which w (in `slot`) was running when it was killed. */
+static void deliver_canceled_ex(mpc_pool_t *p, unit_t *u, uint32_t from, long cut,
+                                int slot, const worker_t *w) {
   size_t off = u->blob_off;
   if (u->kind == U_OWNED) { /* blob_off points at entry u->done */
     for (uint32_t i = u->done; i < from; i++) {
@@ -360,8 +362,22 @@ static void deliver_canceled(mpc_pool_t *p, unit_t *u, uint32_t from) {
     entry_get(p, u, i, &off, &id, &in, &len);
     mpc_result_t r = {.id = id, .status = MPC_TASK_CANCELED,
                       .attempts = u->attempts - 1, .worker = -1};
+    if ((long)i == cut && w && w->pid > 0) {
+      static const char msg[] = "canceled while running";
+      r.attempts = u->attempts;
+      r.worker = slot;
+      r.pid = w->pid;
+      r.start = (double)atomic_load(&w->shm->cur_start_ns) * 1e-9;
+      r.end = now_s();
+      r.data = msg;
+      r.len = sizeof msg - 1;
+    }
     deliver(p, u, &r);
   }
+}
+
+static void deliver_canceled(mpc_pool_t *p, unit_t *u, uint32_t from) {
+  deliver_canceled_ex(p, u, from, -1, -1, NULL);
 }
 
 /* ---- workers ---------------------------------------------------------------- */
@@ -506,7 +522,10 @@ static int finish_entry(mpc_pool_t *p, int slot, worker_t *w, unit_t *u,
   }
   mpc_result_t r = {
       .id = id,
-      .status = code ? MPC_TASK_ERROR : MPC_TASK_OK,
+      .status = !code ? MPC_TASK_OK
+                      : (code == MPC_ENOMEM || code == -ENOMEM) && p->o.mem_limit
+                          ? MPC_TASK_OOM
+                                                             : MPC_TASK_ERROR,
       .code = code,
       .data = data,
       .len = len,
@@ -678,7 +697,10 @@ static int worker_gone(mpc_pool_t *p, int slot, int st, long maxrss) {
     } else if (WIFSIGNALED(st)) {
       status = MPC_TASK_CRASHED;
       code = WTERMSIG(st);
-      if (p->o.mem_limit && (size_t)maxrss * 1024 * 10 >= p->o.mem_limit * 9)
+      /* Died near the limit, or after an allocation failed (the worker's
+       * fault handler saw errno ENOMEM): out of memory. */
+      if (p->o.mem_limit && (atomic_load(&w->shm->oom_hint) ||
+                             (size_t)maxrss * 1024 * 10 >= p->o.mem_limit * 9))
         status = MPC_TASK_OOM;
     } else {
       status = MPC_TASK_EXITED;
@@ -1208,10 +1230,14 @@ static void stop_all(mpc_pool_t *p) {
       continue;
     if (collect(p, i) < 0) { /* a broken ring: nothing more can be trusted */
     }
+    /* The task running when the pool stopped was cut: it ran, so it is
+     * reported with its worker, pid and times. */
+    long ri = running_idx(w, w->kill_reason ? w->kill_cur : atomic_load(&w->shm->cur));
     while (w->fifo) {
       unit_t *u = w->fifo;
       w->fifo = u->next;
-      deliver_canceled(p, u, u->done);
+      deliver_canceled_ex(p, u, u->done, ri, i, w);
+      ri = -1;
       unit_free(u);
     }
     w->fifo_tail = NULL;

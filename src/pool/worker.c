@@ -4,6 +4,7 @@
  * is sleeping, so a busy pool makes no system calls per task. */
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,45 @@
 #include "pool/internal.h"
 
 static wshm_t *g_self; /* this worker's control block */
+static uint64_t g_task_id = UINT64_MAX;
+
+uint64_t mpc_task_id(void) { return g_task_id; }
+
+/* With a memory limit, a fault or abort right after an allocation failed
+ * (errno still ENOMEM) is the limit at work: say so to the parent, then die
+ * of the signal as before. */
+static void on_fault(int sig) {
+  if (errno == ENOMEM && g_self)
+    atomic_store(&g_self->oom_hint, 1);
+  signal(sig, SIG_DFL);
+  raise(sig); /* pending until we return: then the default action */
+}
+
+static void limit_memory(size_t limit) {
+  /* The limit is on what tasks add: the worker's own mappings (libraries,
+   * MPI's) do not count against it. */
+  size_t base = 0;
+  FILE *fp = fopen("/proc/self/statm", "r");
+  if (fp) {
+    unsigned long pages;
+    if (fscanf(fp, "%lu", &pages) == 1)
+      base = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+    fclose(fp);
+  }
+  struct rlimit rl = {.rlim_cur = base + limit, .rlim_max = base + limit};
+  setrlimit(RLIMIT_AS, &rl);
+  static char altstack[16384];
+  stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
+  sigaltstack(&ss, NULL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_fault;
+  sa.sa_flags = SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, NULL);
+  sigaction(SIGBUS, &sa, NULL);
+  sigaction(SIGABRT, &sa, NULL);
+}
 
 void mpc_task_set_pgid(pid_t pgid) {
   if (g_self)
@@ -164,7 +204,9 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
     atomic_store_explicit(&w->shm->cur_start_ns, t, memory_order_relaxed);
     atomic_store_explicit(&w->shm->cur, CUR_PACK(did, i), memory_order_release);
     out->len = 0;
+    g_task_id = id;
     int code = cfg->fn(cfg->ctx, in, (size_t)elen, out);
+    g_task_id = UINT64_MAX;
     int batched = count > 1 && out->len <= BATCH_MAX_OUT;
     uint64_t end = 0;
     if (!sampling || !batched || nuntimed + 1 == SAMPLE_EVERY ||
@@ -239,10 +281,9 @@ void mpc__worker_main(const worker_cfg_t *cfg, int slot, int memfd, int sock) {
   atomic_store(&w.shm->pid, (int32_t)getpid());
   g_self = w.shm;
   mpc__identity_set_worker(slot);
-  if (cfg->mem_limit) {
-    struct rlimit rl = {.rlim_cur = cfg->mem_limit, .rlim_max = cfg->mem_limit};
-    setrlimit(RLIMIT_AS, &rl);
-  }
+  atomic_store(&w.shm->oom_hint, 0);
+  if (cfg->mem_limit)
+    limit_memory(cfg->mem_limit);
   if (cfg->init && cfg->init(cfg->ctx, slot) != 0)
     _exit(WORKER_EXIT_INIT);
   atomic_store(&w.shm->ready, 1);

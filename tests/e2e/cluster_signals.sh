@@ -24,13 +24,12 @@ usr1_then_resume() {
   "$@" "$RUN" chaos --tasks 300 --seed 6 --sleep 40 -w 1 --journal "$j" \
     >"$TMP/$name.out" 2>"$TMP/$name.err" &
   local pid=$!
-  (sleep 90; kill -9 $pid 2>/dev/null) &
-  local dog=$!
+  watchdog 90 $pid
   wait_lines "$j" 10
   kill -USR1 $pid
   wait $pid
   local rc=$?
-  kill $dog 2>/dev/null
+  unwatch
   check "$name SIGUSR1: exit 3" [ "$rc" = 3 ]
   check "$name SIGUSR1: summary says interrupted by signal 10" grep -q "stopped early: interrupted by signal 10" "$TMP/$name.err"
   check "$name SIGUSR1: the job's finish() still ran" grep -q "chaos: tasks=300" "$TMP/$name.out"
@@ -59,4 +58,36 @@ usr1_then_resume() {
 
 usr1_then_resume single env
 usr1_then_resume mpirun mpirun --oversubscribe -n 2
+
+# SIGTERM with --grace: $1 name, $2 grace, $3 task ms, $4 journal lines to
+# wait for (then 1 s more).  Long grace: the running tasks finish ok; short
+# grace: they are cut (journaled canceled with the pid that ran them).
+term_grace() {
+  local name=$1 grace=$2 ms=$3 j="$TMP/jt$1"
+  "$RUN" chaos --tasks 40 --seed 2 --sleep "$ms" -w 2 --grace "$grace" --journal "$j" \
+    >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  local pid=$!
+  watchdog 90 $pid
+  wait_lines "$j" "$4"
+  sleep 1
+  kill -TERM $pid
+  wait $pid
+  local rc=$?
+  unwatch
+  check "$name SIGTERM: exit 3" [ "$rc" = 3 ]
+  check "$name SIGTERM: interrupted by signal 15" grep -q "stopped early: interrupted by signal 15" "$TMP/$name.err"
+  check "$name SIGTERM: one final journal line per generated task" \
+    [ "$(journal_last "$j" | wc -l)" = "$(grep -o '^mpc-run chaos: [0-9]* tasks' "$TMP/$name.err" | grep -o '[0-9]* tasks' | cut -d' ' -f1)" ]
+  # canceled attempts that had started (pid != 0) were cut while running
+  awk -F'\t' '!/^#/ && $2 == "canceled" && $6 != 0' "$j" >"$TMP/$name.cut"
+}
+term_grace tlong 20 400 2
+check "tlong --grace 20: running tasks finished, none cut" [ ! -s "$TMP/tlong.cut" ]
+check "tlong: the tasks running at the signal finished ok" [ "$(awk -F'\t' '!/^#/ && $2 == "ok"' "$TMP/jttlong" | wc -l)" -ge 4 ]
+term_grace tshort 0.3 5000 0
+check "tshort --grace 0.3: running tasks cut at the grace period" [ -s "$TMP/tshort.cut" ]
+check "tshort: cut well before the tasks' 5 s" grep -Eq "; [0-3]\.[0-9]+ s," "$TMP/tshort.err"
+run tres 120 "$RUN" chaos --tasks 40 --seed 2 -w 2 --journal "$TMP/jttshort" --resume
+check "after SIGTERM: --resume completes, exit 0" [ "$(rc_of tres)" = 0 ]
+check "after SIGTERM: nothing ran twice" [ "$(awk -F'\t' '!/^#/ && $2 == "ok"' "$TMP/jttshort" | cut -f1 | sort | uniq -d | wc -l)" = 0 ]
 exit 0

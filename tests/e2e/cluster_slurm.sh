@@ -36,13 +36,12 @@ run full 120 "$RUN" chaos --tasks 200 --seed 8 -w 2
 J="$TMP/mpc-run-4242.journal"
 SLURM_JOB_ID=4242 bash "$SB" chaos --tasks 200 --seed 8 --sleep 40 >"$TMP/b1.out" 2>"$TMP/b1.err" &
 pid=$!
-(sleep 90; kill -9 $pid 2>/dev/null) &
-dog=$!
+watchdog 90 $pid
 wait_lines "$J" 10
 kill -USR1 $pid
 wait $pid
 rc=$?
-kill $dog 2>/dev/null
+unwatch
 check "sbatch script: SIGUSR1 gives exit 3" [ "$rc" = 3 ]
 check "sbatch script: mpc-run said it was interrupted by signal 10" grep -q "interrupted by signal 10" "$TMP/b1.err"
 check "sbatch script: the job was requeued" grep -qx "requeue 4242" "$TMP/scontrol.log"
@@ -64,13 +63,12 @@ check "requeued run: not requeued again" [ "$(grep -c requeue "$TMP/scontrol.log
 # scancel: SIGTERM stops without a requeue.
 SLURM_JOB_ID=4343 bash "$SB" chaos --tasks 200 --seed 8 --sleep 40 >"$TMP/b3.out" 2>"$TMP/b3.err" &
 pid=$!
-(sleep 90; kill -9 $pid 2>/dev/null) &
-dog=$!
+watchdog 90 $pid
 wait_lines "$TMP/mpc-run-4343.journal" 10
 kill -TERM $pid
 wait $pid
 rc=$?
-kill $dog 2>/dev/null
+unwatch
 # (The fake srun is mpirun, whose own exit status after SIGTERM is Open MPI's
 # choice; it passes SIGTERM on to the ranks as srun does.)
 check "SIGTERM to the batch script: stopped, not 0 ($rc)" [ "$rc" != 0 ]

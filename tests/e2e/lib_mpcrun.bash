@@ -17,7 +17,7 @@ cleanup() {
   fi
   rm -rf "$TMP"
 }
-trap cleanup EXIT
+trap cleanup EXIT; [ -n "${KEEP_TMP:-}" ] && trap - EXIT
 
 ok() { echo "ok - $*"; }
 notok() { echo "not ok - $*"; NFAIL=$((NFAIL + 1)); }
@@ -51,3 +51,10 @@ journal_last() {
   awk -F'\t' '!/^#/ && NF == 11 { last[$1] = $2 } END { for (k in last) print k, last[k] }' "$1"
 }
 not() { ! "$@"; }
+# watchdog SECS PID: SIGKILL PID after SECS unless unwatch is called first.
+# (Its own output is closed so that it never holds the test's pipes open.)
+watchdog() {
+  ( exec >/dev/null 2>&1; sleep "$1" & s=$!; trap 'kill $s; exit 0' TERM; wait $s; kill -9 "$2" ) &
+  DOG=$!
+}
+unwatch() { kill "$DOG" 2>/dev/null; wait "$DOG" 2>/dev/null; }

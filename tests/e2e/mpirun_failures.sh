@@ -13,7 +13,7 @@ n_exit=$(grep -c ' exit$' "$TMP/fates"); n_hang=$(grep -c ' hang$' "$TMP/fates")
 n_bad=$((n_fail + n_segv + n_exit + n_hang))
 check "the seed gives every kind of failure ($n_fail/$n_segv/$n_exit/$n_hang)" \
   [ "$n_fail" -gt 0 -a "$n_segv" -gt 0 -a "$n_exit" -gt 0 -a "$n_hang" -gt 0 ]
-run f1 180 mpirun --oversubscribe -n 3 "$RUN" "${ARGS[@]}" -w 1 --timeout 1 --retries 1 --journal "$TMP/j1"
+run f1 180 mpirun --oversubscribe -n 3 "$RUN" "${ARGS[@]}" -w 1 --timeout 1 --retries 1 --no-speculate --journal "$TMP/j1"
 check "exit code 1 when tasks fail" [ "$(rc_of f1)" = 1 ]
 check "job saw the predicted outcomes" grep -q "ok=$((60 - n_bad)) error=$n_fail crashed=$n_segv exited=$n_exit timeout=$n_hang canceled=0 .*missing=0 duplicates=0 bad_output=0" "$TMP/f1.out"
 check "summary counts" grep -q "60 tasks: $((60 - n_bad)) ok, $n_bad failed, $n_bad retried, 0 resumed, 0 canceled" "$TMP/f1.err"

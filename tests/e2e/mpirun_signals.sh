@@ -46,12 +46,11 @@ check "resume after SIGINT: all 300 ok once in the journal" [ "$done1" = 300 ]
 mpirun --oversubscribe -n 2 "$RUN" chaos --tasks 300 --seed 2 --sleep 40 -w 1 --journal "$TMP/jm" \
   >"$TMP/m.out" 2>"$TMP/m.err" &
 pid=$!
-(sleep 60; kill -9 $pid 2>/dev/null) &
-dog=$!
+watchdog 60 $pid
 wait_lines "$TMP/jm" 10
 kill -INT $pid
 wait $pid
-kill $dog 2>/dev/null
+unwatch
 check "SIGINT to mpirun: summary says interrupted" grep -q "stopped early: interrupted by signal" "$TMP/m.err"
 gen=$(grep -o '^mpc-run chaos: [0-9]* tasks' "$TMP/m.err" | grep -o '[0-9]* tasks' | cut -d' ' -f1)
 check "SIGINT to mpirun: journal has one final line per generated task ($gen)" [ "$(journal_last "$TMP/jm" | wc -l)" = "${gen:-x}" ]

@@ -127,6 +127,20 @@ static void test_sizes(void) {
   CU_ASSERT_EQUAL(mpc__parse_size("1Q", &v), MPC_EUSAGE);
 }
 
+static void test_durations(void) {
+  double v;
+  CU_ASSERT(mpc__parse_duration("90", &v) == 0 && v == 90);
+  CU_ASSERT(mpc__parse_duration("2.5", &v) == 0 && v == 2.5);
+  CU_ASSERT(mpc__parse_duration("1:30", &v) == 0 && v == 90);
+  CU_ASSERT(mpc__parse_duration("01:00:05", &v) == 0 && v == 3605);
+  CU_ASSERT(mpc__parse_duration("2-00:00:00", &v) == 0 && v == 172800);
+  CU_ASSERT(mpc__parse_duration("1-12", &v) == 0 && v == 129600);
+  CU_ASSERT(mpc__parse_duration("1-0:30", &v) == 0 && v == 88200);
+  static const char *bad[] = {"", "x", "1:2:3:4", "-5", "1:", ":5", "1-", "a-1", "1:x", NULL};
+  for (int i = 0; bad[i]; i++)
+    CU_ASSERT_EQUAL(mpc__parse_duration(bad[i], &v), MPC_EUSAGE);
+}
+
 static void test_registry(void) {
   const mpc_job_t *const *l;
   size_t n = mpc__jobs_builtin(&l);
@@ -153,6 +167,7 @@ static void test_registry(void) {
 }
 
 MPC_TESTS(cli) = {
+    {"durations: seconds, MM:SS, HH:MM:SS, D-HH:MM:SS", test_durations},
     {"global options before and after JOB", test_globals_anywhere},
     {"-- ends global options", test_double_dash},
     {"--halt and --schedule", test_halt_schedule},

@@ -33,7 +33,8 @@ static const mpc_result_t *rget(const mpc_results_t *r, size_t i) {
 
 /* Task ops for the test function. */
 enum { OP_ECHO = 0, OP_SEGV, OP_ABORT, OP_EXIT, OP_HANG, OP_SLEEP, OP_ERROR,
-       OP_BIG, OP_PID, OP_FLAKY, OP_PID_SLEEP };
+       OP_BIG, OP_PID, OP_FLAKY, OP_ID, OP_ALLOC, OP_ALLOC_UNCHECKED,
+       OP_PID_SLEEP };
 
 typedef struct op {
   uint32_t op, arg;
@@ -103,6 +104,23 @@ static int test_fn(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
     usleep(o.arg * 1000u);
     break;
   }
+  case OP_ID: {
+    uint64_t id = mpc_task_id();
+    return mpc_buf_append(out, &id, sizeof id) ? 99 : 0;
+  }
+  case OP_ALLOC:           /* arg MiB, touched; checks malloc */
+  case OP_ALLOC_UNCHECKED: /* ... or writes through NULL as careless code does */
+    for (uint32_t i = 0; i < o.arg; i++) {
+      char *m = malloc(1u << 20);
+      if (!m && o.op == OP_ALLOC)
+        return mpc_task_fail(out, MPC_ENOMEM, "no memory after %u MiB", i);
+      if (!m) {
+        volatile char *volatile nul = NULL;
+        *nul = 1;
+      }
+      memset(m, 1, 1u << 20);
+    }
+    break;
   case OP_FLAKY: /* crashes on its first run, succeeds after */
     if (__sync_fetch_and_add(&g_sh->flaky_runs[o.arg % 64], 1) == 0)
       raise(SIGSEGV);
@@ -498,6 +516,14 @@ static int tally_cb(void *ctx, const mpc_result_t *r) {
   t->ok += r->status == MPC_TASK_OK;
   t->canceled += r->status == MPC_TASK_CANCELED;
   t->tagsum += r->id;
+  return 0;
+}
+
+static int id_cb(void *ctx, const mpc_result_t *r) {
+  struct ids { uint64_t *seen; int bad; } *c = ctx;
+  (*c->seen)++;
+  if (r->status != MPC_TASK_OK || r->len != 8 || u64at(r->data) != r->id)
+    c->bad++;
   return 0;
 }
 
@@ -908,6 +934,70 @@ static void test_no_leaks(void) {
   CU_ASSERT_EQUAL(mpct_count_shm("mpc"), 0);
 }
 
+static void test_task_id(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  uint64_t seen = 0;
+  for (uint64_t i = 0; i < 20; i++) {
+    op_t o = {.op = OP_ID};
+    CU_ASSERT_EQUAL(mpc_pool_submit(p, &o, sizeof o, 7000 + i), 0);
+  }
+  double end = mpct_now() + 20;
+  struct ids { uint64_t *seen; int bad; } ctx = {&seen, 0};
+  while (mpc_pool_pending(p) && mpct_now() < end) {
+    int rc = mpc_pool_poll(p, 1.0, id_cb, &ctx);
+    CU_ASSERT(rc >= 0);
+  }
+  CU_ASSERT_EQUAL(ctx.bad, 0);
+  CU_ASSERT_EQUAL(seen, 20);
+  /* map calls: the index */
+  op_t ops[50];
+  for (int i = 0; i < 50; i++)
+    ops[i] = (op_t){.op = OP_ID};
+  mpc_results_t *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, ops, sizeof *ops, 50, &r), 0);
+  for (size_t i = 0; i < 50; i++) {
+    const mpc_result_t *x = rget(r, i);
+    CU_ASSERT(x && x->status == MPC_TASK_OK && x->len == 8 && u64at(x->data) == i);
+  }
+  mpc_results_free(r);
+  CU_ASSERT_EQUAL(mpc_task_id(), UINT64_MAX); /* not in a worker */
+  mpc_pool_free(p);
+}
+
+static void test_mem_limit(void) {
+#ifdef __SANITIZE_ADDRESS__
+  /* ASan's allocator reserves and reports on its own: not what a limit on
+   * plain malloc looks like.  Covered by the non-ASan run. */
+  return;
+#endif
+  if (!g_sh)
+    setup_shared();
+  mpc_pool_opts_t po = {.workers = 1, .fn = test_fn, .mem_limit = 64u << 20,
+                        .progress = MPC_PROGRESS_OFF};
+  mpc_pool_t *p = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_new(&p, &po), 0);
+  op_t ops[5] = {
+      {.op = OP_ALLOC, .arg = 16},            /* within the limit */
+      {.op = OP_ALLOC, .arg = 512},           /* checked malloc fails */
+      {.op = OP_ALLOC_UNCHECKED, .arg = 512}, /* crash after malloc failed */
+      {.op = OP_ECHO, .val = 21},             /* a fresh worker goes on */
+      {.op = OP_ALLOC, .arg = 16},
+  };
+  mpc_results_t *r = NULL;
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_map_array(p, ops, sizeof *ops, 5, &r), 0);
+  const mpc_result_t *x;
+  CU_ASSERT((x = rget(r, 0)) && x->status == MPC_TASK_OK);
+  CU_ASSERT((x = rget(r, 1)) && x->status == MPC_TASK_OOM && x->code == MPC_ENOMEM);
+  x = rget(r, 2);
+  CU_ASSERT(x && x->status == MPC_TASK_OOM);
+  pid_t crashed = x ? x->pid : 0;
+  CU_ASSERT((x = rget(r, 3)) && x->status == MPC_TASK_OK && u64at(x->data) == 42 &&
+            x->pid != crashed);
+  CU_ASSERT((x = rget(r, 4)) && x->status == MPC_TASK_OK);
+  mpc_results_free(r);
+  mpc_pool_free(p);
+}
+
 MPC_TESTS(pool) = {
     {"0, 1 and empty-input tasks", test_zero_and_one},
     {"1,000,000 tasks in order", test_million_ordered},
@@ -927,6 +1017,8 @@ MPC_TESTS(pool) = {
     {"unordered generator, callback stops early", test_gen_unordered_and_stop},
     {"progress bar: off in pipes, forced, at most 10/s", test_progress_bar},
     {"cpu count honours SLURM and affinity", test_cpu_count},
+    {"mpc_task_id names the running task", test_task_id},
+    {"mem_limit: allocation failures end as OOM, worker replaced", test_mem_limit},
     {"no fd, process or shm leaks", test_no_leaks},
     CU_TEST_INFO_NULL,
 };
