@@ -213,6 +213,15 @@ void mpc_future_free(mpc_future_t *f);
 MPC_MUST_CHECK int mpc_pool_submit(mpc_pool_t *p, const void *in, size_t len,
                                    uint64_t tag);
 /**
+ * @brief Queue n tasks at once: task i has input in[i] (copied) and tag
+ * tags[i].  Cheaper per task than n mpc_pool_submit() calls: the batch is one
+ * unit that workers take in chunks, as a map does, and small results come
+ * back batched.  Results arrive one per task through mpc_pool_poll().
+ * @return 0, MPC_EINVAL, MPC_ENOMEM, or the pool's error.  Never blocks.
+ */
+MPC_MUST_CHECK int mpc_pool_submit_many(mpc_pool_t *p, const mpc_slice_t *in,
+                                        const uint64_t *tags, size_t n);
+/**
  * @brief Dispatch queued tasks, collect results and hand each finished task to
  * cb.  Returns as soon as at least one result was delivered, or after timeout
  * seconds (0: just poll).
@@ -223,8 +232,17 @@ MPC_MUST_CHECK int mpc_pool_poll(mpc_pool_t *p, double timeout,
 /** @brief Tasks submitted and not yet delivered. */
 size_t mpc_pool_pending(const mpc_pool_t *p);
 /** @brief Cancel a submitted task by tag: dropped if not started, its worker
- *  killed if running.  Its result (MPC_TASK_CANCELED) is still delivered. */
+ *  killed if running.  Its result (MPC_TASK_CANCELED) is still delivered.
+ *  A task of an mpc_pool_submit_many() batch that is not running may still
+ *  run with its batch-mates; its result is MPC_TASK_CANCELED all the same.
+ *  @return 0, MPC_ENOTFOUND (no unfinished task has that tag), MPC_ENOMEM. */
 MPC_MUST_CHECK int mpc_pool_cancel(mpc_pool_t *p, uint64_t tag);
+/** @brief Cancel every submitted task that has not started; running tasks
+ *  finish.  Tasks still queued in the pool are answered MPC_TASK_CANCELED
+ *  without running; those already handed to a worker behind the task it runs
+ *  may still run (a few ms of work at most), and are answered
+ *  MPC_TASK_CANCELED too.  @return 0, MPC_EINVAL, MPC_ENOMEM. */
+MPC_MUST_CHECK int mpc_pool_drain(mpc_pool_t *p);
 
 /* ---- shutdown --------------------------------------------------------------- */
 

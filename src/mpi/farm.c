@@ -29,6 +29,7 @@
 
 #define HOSTLEN 64
 #define MAX_BATCH 4096     /* tasks per message at most (guided) */
+#define SEND_WINDOW 256    /* one-task messages in flight to a rank at most */
 #define LOOKAHEAD 8192     /* tasks generated ahead, to know what is left */
 #define FAILS_KEPT 20      /* failures listed in the summary */
 #define UP_MAX_RESULTS 512 /* a rank sends its results at least this often */
@@ -98,6 +99,8 @@ typedef struct task {
   struct task *qnext;
   int done;              /* outcome known, waiting for its turn (--ordered) */
   struct stash *stash;   /* that outcome */
+  struct tblock *blk;    /* the block holding this record; NULL once freed */
+  int own_data;          /* key and input in an allocation of their own */
 } task_t;
 
 /* An outcome kept for --ordered until it is its turn (allocated only then,
@@ -153,93 +156,220 @@ static task_t *tq_pop_avoid(tq_t *q, int avoid) {
   return NULL;
 }
 
-/* seq -> task, open addressing with backward-shift deletion.  Slots keep the
- * key next to the pointer so that probing never touches the task records. */
-typedef struct tslot {
-  uint64_t seq;
-  task_t *t; /* NULL: empty */
-} tslot_t;
+/* ---- task records in blocks -------------------------------------------------
+ * Records are carved from blocks of TB_TASKS consecutive seqs (seqs are handed
+ * out without gaps from 0), and their keys and inputs from byte chunks owned by
+ * the block (a large one gets an allocation of its own).  So generating a task
+ * rarely allocates, and seq -> task is an index into a ring of blocks instead
+ * of a hash.  A block is freed with its last task: a task that stays (it hangs,
+ * or waits for its turn with --ordered) keeps its own block alive, not the
+ * ones after it. */
+#define TB_TASKS 1024u
+#define TB_CHUNK (32u << 10) /* bytes per chunk of keys and inputs */
+#define TB_INLINE 1024u      /* larger key + input: an allocation of its own */
+
+typedef struct tchunk {
+  struct tchunk *next;
+  size_t used, cap;
+  unsigned char b[];
+} tchunk_t;
+
+typedef struct tblock {
+  uint64_t first;   /* seq of rec[0] */
+  uint32_t n, live; /* records handed out; of those, not yet freed */
+  tchunk_t *chunk;  /* newest first */
+  struct tblock *next_spare;
+  task_t rec[TB_TASKS];
+} tblock_t;
 
 typedef struct tmap {
-  tslot_t *slot;
-  size_t cap, n;
+  tblock_t **blk; /* ring: blk[(head + i) & (cap - 1)] holds seqs from
+                     base + i * TB_TASKS; NULL once freed */
+  size_t head, n, cap;
+  uint64_t base;
+  tblock_t *cur;   /* block being filled (the last one in the ring) */
+  tblock_t *spare; /* freed blocks kept for the next ones (warm memory) */
+  size_t nspare;
+  size_t live;     /* records in use */
 } tmap_t;
 
-static size_t tm_hash(uint64_t k, size_t cap) {
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  return (size_t)k & (cap - 1);
+static void tb_free(tblock_t *b) {
+  for (tchunk_t *c = b->chunk, *nx; c; c = nx) {
+    nx = c->next;
+    free(c);
+  }
+  free(b);
 }
 
-static int tm_grow(tmap_t *m) {
-  size_t ncap = m->cap ? m->cap * 2 : 4096;
-  tslot_t *ns = calloc(ncap, sizeof *ns);
-  if (!ns)
-    return MPC_ENOMEM;
-  for (size_t i = 0; i < m->cap; i++) {
-    if (!m->slot[i].t)
-      continue;
-    size_t j = tm_hash(m->slot[i].seq, ncap);
-    while (ns[j].t)
-      j = (j + 1) & (ncap - 1);
-    ns[j] = m->slot[i];
+/* A block is done with: keep a few (with one chunk each) for the next
+ * blocks, so that they reuse warm memory instead of faulting fresh pages in
+ * (malloc gives memory this size back to the system when it is freed). */
+#define TB_SPARES 8
+static void tb_retire(tmap_t *m, tblock_t *b) {
+  if (m->nspare >= TB_SPARES) {
+    tb_free(b);
+    return;
   }
-  free(m->slot);
-  m->slot = ns;
-  m->cap = ncap;
-  return 0;
+  if (b->chunk) {
+    for (tchunk_t *c = b->chunk->next, *nx; c; c = nx) {
+      nx = c->next;
+      free(c);
+    }
+    b->chunk->next = NULL;
+    b->chunk->used = 0;
+  }
+  b->next_spare = m->spare;
+  m->spare = b;
+  m->nspare++;
 }
 
-static int tm_put(tmap_t *m, task_t *t) {
-  if ((m->n + 1) * 2 > m->cap) {
-    int rc = tm_grow(m);
-    if (rc)
-      return rc;
+/* Forget freed blocks at the head of the ring. */
+static void tm_trim(tmap_t *m) {
+  while (m->n && !m->blk[m->head]) {
+    m->head = (m->head + 1) & (m->cap - 1);
+    m->n--;
+    m->base += TB_TASKS;
   }
-  size_t j = tm_hash(t->seq, m->cap);
-  while (m->slot[j].t)
-    j = (j + 1) & (m->cap - 1);
-  m->slot[j].seq = t->seq;
-  m->slot[j].t = t;
-  m->n++;
-  return 0;
+}
+
+/* A new record for task `seq` (the next seq, always) with `dlen` bytes for its
+ * key and input at *data.  The record is zeroed but for seq. */
+static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data) {
+  if (!m->cur || m->cur->n == TB_TASKS) {
+    if (m->n == m->cap) {
+      size_t nc = m->cap ? 2 * m->cap : 64;
+      tblock_t **nb = malloc(nc * sizeof *nb);
+      if (!nb)
+        return NULL;
+      for (size_t i = 0; i < m->n; i++)
+        nb[i] = m->blk[(m->head + i) & (m->cap - 1)];
+      free(m->blk);
+      m->blk = nb;
+      m->cap = nc;
+      m->head = 0;
+    }
+    tblock_t *b = m->spare;
+    if (b) {
+      m->spare = b->next_spare;
+      m->nspare--;
+    } else {
+      if (!(b = malloc(sizeof *b)))
+        return NULL;
+      b->chunk = NULL;
+    }
+    b->first = seq;
+    b->n = b->live = 0;
+    memset(b->rec, 0, sizeof b->rec); /* in bulk: cheaper than per record */
+    if (m->cur && !m->cur->live) { /* every task of the full block is gone */
+      m->blk[(m->head + m->n - 1) & (m->cap - 1)] = NULL;
+      tb_retire(m, m->cur);
+    }
+    if (!m->n)
+      m->base = seq;
+    m->blk[(m->head + m->n++) & (m->cap - 1)] = b;
+    m->cur = b;
+    tm_trim(m);
+  }
+  tblock_t *b = m->cur;
+  unsigned char *d = NULL;
+  if (dlen > TB_INLINE) {
+    d = malloc(dlen);
+  } else {
+    tchunk_t *c = b->chunk;
+    if (!c || c->cap - c->used < dlen) {
+      c = malloc(sizeof *c + TB_CHUNK);
+      if (c) {
+        c->next = b->chunk;
+        c->used = 0;
+        c->cap = TB_CHUNK;
+        b->chunk = c;
+      }
+    }
+    if (c) {
+      d = c->b + c->used;
+      c->used += dlen;
+    }
+  }
+  if (!d)
+    return NULL;
+  task_t *t = &b->rec[b->n++];
+  t->seq = seq; /* the rest is zero */
+  t->blk = b;
+  t->own_data = dlen > TB_INLINE;
+  b->live++;
+  m->live++;
+  *data = d;
+  return t;
 }
 
 static task_t *tm_get(const tmap_t *m, uint64_t seq) {
-  if (!m->cap)
+  if (seq < m->base)
     return NULL;
-  size_t j = tm_hash(seq, m->cap);
-  for (; m->slot[j].t; j = (j + 1) & (m->cap - 1))
-    if (m->slot[j].seq == seq)
-      return m->slot[j].t;
+  uint64_t i = (seq - m->base) / TB_TASKS;
+  if (i >= m->n)
+    return NULL;
+  tblock_t *b = m->blk[(m->head + i) & (m->cap - 1)];
+  if (!b || seq - b->first >= b->n)
+    return NULL;
+  task_t *t = &b->rec[seq - b->first];
+  return t->blk ? t : NULL;
+}
+
+/* The live task with the lowest seq >= *from, or NULL; *from moves past it.
+ * Safe while tasks are freed in between calls. */
+static task_t *tm_next(const tmap_t *m, uint64_t *from) {
+  uint64_t s = *from < m->base ? m->base : *from;
+  for (uint64_t i = (s - m->base) / TB_TASKS; i < m->n; i++) {
+    tblock_t *b = m->blk[(m->head + i) & (m->cap - 1)];
+    if (!b)
+      continue;
+    for (uint64_t k = s > b->first ? s - b->first : 0; k < b->n; k++)
+      if (b->rec[k].blk) {
+        *from = b->first + k + 1;
+        return &b->rec[k];
+      }
+  }
+  *from = UINT64_MAX;
   return NULL;
 }
 
-static void tm_del(tmap_t *m, uint64_t seq) {
-  size_t mask = m->cap - 1, j = tm_hash(seq, m->cap);
-  while (m->slot[j].t && m->slot[j].seq != seq)
-    j = (j + 1) & mask;
-  if (!m->slot[j].t)
+/* Release a task's record (and its block with its last record). */
+static void task_free(tmap_t *m, task_t *t) {
+  if (!t || !t->blk)
     return;
-  m->slot[j].t = NULL;
-  m->n--;
-  for (size_t k = (j + 1) & mask; m->slot[k].t; k = (k + 1) & mask) {
-    size_t h = tm_hash(m->slot[k].seq, m->cap);
-    /* Move slot k back to j if its home is not in (j, k] (cyclically). */
-    if ((k > j && (h <= j || h > k)) || (k < j && (h <= j && h > k))) {
-      m->slot[j] = m->slot[k];
-      m->slot[k].t = NULL;
-      j = k;
-    }
+  tblock_t *b = t->blk;
+  free(t->stash);
+  if (t->own_data)
+    free(t->key); /* key and input live in one allocation */
+  t->blk = NULL;
+  m->live--;
+  if (--b->live == 0 && b != m->cur) {
+    m->blk[(m->head + (b->first - m->base) / TB_TASKS) & (m->cap - 1)] = NULL;
+    tb_retire(m, b);
+    tm_trim(m);
   }
 }
 
-static void task_free(task_t *t) {
-  if (!t)
-    return;
-  free(t->stash); /* key and input live in the same allocation as t */
-  free(t);
+static void tm_free(tmap_t *m) {
+  for (size_t i = 0; i < m->n; i++) {
+    tblock_t *b = m->blk[(m->head + i) & (m->cap - 1)];
+    if (!b)
+      continue;
+    for (uint32_t k = 0; k < b->n; k++)
+      if (b->rec[k].blk) {
+        free(b->rec[k].stash);
+        if (b->rec[k].own_data)
+          free(b->rec[k].key);
+      }
+    tb_free(b);
+  }
+  while (m->spare) {
+    tblock_t *b = m->spare;
+    m->spare = b->next_spare;
+    tb_free(b);
+  }
+  free(m->blk);
+  memset(m, 0, sizeof *m);
 }
 
 static int t_nrun(const task_t *t) {
@@ -254,156 +384,17 @@ static void task_retire(tmap_t *m, task_t *t) {
     t->zombie = 1;
     return;
   }
-  tm_del(m, t->seq);
-  task_free(t);
-}
-
-/* ---- tasks submitted to the local pool, in submission order ---------------
- * The pool starts tasks in the order they were submitted, so the unfinished
- * ones beyond the first `workers` have not started: that is what a drain
- * (--halt soon, --grace) cancels. */
-typedef struct ptrack {
-  uint64_t *q; /* ring of submitted tags */
-  size_t head, n, cap;
-  uint64_t *done; /* open-addressing set of finished tags not yet popped */
-  size_t dcap, dn;
-} ptrack_t;
-
-#define PT_EMPTY UINT64_MAX
-
-static int pt_push(ptrack_t *p, uint64_t tag) {
-  if (p->n == p->cap) {
-    size_t nc = p->cap ? p->cap * 2 : 256;
-    uint64_t *nq = malloc(nc * sizeof *nq);
-    if (!nq)
-      return MPC_ENOMEM;
-    for (size_t i = 0; i < p->n; i++)
-      nq[i] = p->q[(p->head + i) % p->cap];
-    free(p->q);
-    p->q = nq;
-    p->head = 0;
-    p->cap = nc;
-  }
-  p->q[(p->head + p->n++) % p->cap] = tag;
-  return 0;
-}
-
-static size_t pt_slot(const ptrack_t *p, uint64_t tag) {
-  return tm_hash(tag, p->dcap);
-}
-
-static int pt_isdone(const ptrack_t *p, uint64_t tag) {
-  if (!p->dcap)
-    return 0;
-  for (size_t j = pt_slot(p, tag); p->done[j] != PT_EMPTY; j = (j + 1) & (p->dcap - 1))
-    if (p->done[j] == tag)
-      return 1;
-  return 0;
-}
-
-static int pt_rebuild(ptrack_t *p, size_t ncap) {
-  uint64_t *old = p->done;
-  size_t ocap = p->dcap;
-  p->done = malloc(ncap * sizeof *p->done);
-  if (!p->done) {
-    p->done = old;
-    return MPC_ENOMEM;
-  }
-  for (size_t i = 0; i < ncap; i++)
-    p->done[i] = PT_EMPTY;
-  p->dcap = ncap;
-  p->dn = 0;
-  for (size_t i = 0; i < ocap; i++)
-    if (old[i] != PT_EMPTY) {
-      size_t j = pt_slot(p, old[i]);
-      while (p->done[j] != PT_EMPTY)
-        j = (j + 1) & (ncap - 1);
-      p->done[j] = old[i];
-      p->dn++;
-    }
-  free(old);
-  return 0;
-}
-
-/* A task finished: pop every finished tag at the head. */
-static void pt_finish(ptrack_t *p, uint64_t tag) {
-  if (p->n && p->q[p->head] == tag) {
-    p->head = (p->head + 1) % p->cap;
-    p->n--;
-  } else {
-    if ((p->dn + 1) * 2 > p->dcap && pt_rebuild(p, p->dcap ? p->dcap * 2 : 256))
-      return; /* out of memory: a later drain may cancel too little */
-    size_t j = pt_slot(p, tag);
-    while (p->done[j] != PT_EMPTY)
-      j = (j + 1) & (p->dcap - 1);
-    p->done[j] = tag;
-    p->dn++;
-  }
-  /* Pop finished tags from the head; rebuild the set once it is mostly stale. */
-  int popped = 0;
-  while (p->n && pt_isdone(p, p->q[p->head])) {
-    p->head = (p->head + 1) % p->cap;
-    p->n--;
-    popped++;
-  }
-  if (popped && p->dn > 64 && p->dn > 4 * p->n) {
-    /* Keep only tags still in the queue. */
-    uint64_t *keep = p->done;
-    size_t kcap = p->dcap;
-    p->done = NULL;
-    p->dcap = 0;
-    p->dn = 0;
-    if (pt_rebuild(p, kcap) == 0) {
-      for (size_t i = 0; i < kcap; i++) {
-        if (keep[i] == PT_EMPTY)
-          continue;
-        int queued = 0;
-        for (size_t k = 0; k < p->n && !queued; k++)
-          queued = p->q[(p->head + k) % p->cap] == keep[i];
-        if (queued) {
-          size_t j = pt_slot(p, keep[i]);
-          while (p->done[j] != PT_EMPTY)
-            j = (j + 1) & (p->dcap - 1);
-          p->done[j] = keep[i];
-          p->dn++;
-        }
-      }
-      free(keep);
-    } else {
-      p->done = keep;
-      p->dcap = kcap;
-    }
-  }
-}
-
-/* Cancel every unfinished task after the first `running` ones. */
-static void pt_drain(ptrack_t *p, mpc_pool_t *pool, int running) {
-  int kept = 0;
-  for (size_t k = 0; k < p->n; k++) {
-    uint64_t tag = p->q[(p->head + k) % p->cap];
-    if (pt_isdone(p, tag))
-      continue;
-    if (kept < running) {
-      kept++;
-      continue;
-    }
-    if (mpc_pool_cancel(pool, tag)) {
-      /* already finished: its result is on the way */
-    }
-  }
-}
-
-static void pt_free(ptrack_t *p) {
-  free(p->q);
-  free(p->done);
-  memset(p, 0, sizeof *p);
+  task_free(m, t);
 }
 
 /* ---- sends in flight ------------------------------------------------------- */
 typedef struct sendq {
   MPI_Request *req;
   mpc_buf_t *buf;
+  int *dest;
+  int *idx; /* for MPI_Testsome */
   size_t n, cap;
+  size_t *per_dest; /* optional: sends in flight to each rank */
 } sendq_t;
 
 static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b) {
@@ -417,6 +408,14 @@ static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b)
     if (!nb)
       return MPC_ENOMEM;
     s->buf = nb;
+    int *nd = realloc(s->dest, nc * sizeof *nd);
+    if (!nd)
+      return MPC_ENOMEM;
+    s->dest = nd;
+    int *ni = realloc(s->idx, nc * sizeof *ni);
+    if (!ni)
+      return MPC_ENOMEM;
+    s->idx = ni;
     s->cap = nc;
   }
   /* The buffer is handed over; the caller gets an empty one back. */
@@ -427,23 +426,37 @@ static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b)
     mpc_buf_free(&s->buf[s->n]);
     return MPC_EIO;
   }
-  s->n++;
+  s->dest[s->n++] = dest;
+  if (s->per_dest)
+    s->per_dest[dest]++;
   return 0;
 }
 
+/* Free the buffers of finished sends.  One MPI_Testsome for all of them:
+ * testing each request on its own would run MPI's progress engine once per
+ * send in flight (thousands with one task per message). */
+/* Free the buffers of finished sends, with one MPI_Testsome.  (Before the
+ * send window of serve() existed, thousands of one-task messages could be in
+ * flight and Open MPI needed the progress calls of one MPI_Test per send to
+ * move its backlog; with the window, one Testsome is as fast and cheaper.) */
 static void sendq_test(sendq_t *s) {
-  for (size_t i = 0; i < s->n;) {
-    int done = 0;
-    MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
-    if (done) {
-      mpc_buf_free(&s->buf[i]);
-      s->n--;
-      s->req[i] = s->req[s->n];
-      s->buf[i] = s->buf[s->n];
-    } else {
-      i++;
-    }
+  int outc = 0;
+  if (!s->n || MPI_Testsome((int)s->n, s->req, &outc, s->idx, MPI_STATUSES_IGNORE) !=
+                   MPI_SUCCESS || outc <= 0)
+    return;
+  for (int k = 0; k < outc; k++) {
+    mpc_buf_free(&s->buf[s->idx[k]]);
+    if (s->per_dest)
+      s->per_dest[s->dest[s->idx[k]]]--;
   }
+  size_t j = 0; /* finished requests are MPI_REQUEST_NULL now */
+  for (size_t i = 0; i < s->n; i++)
+    if (s->req[i] != MPI_REQUEST_NULL) {
+      s->req[j] = s->req[i];
+      s->buf[j] = s->buf[i];
+      s->dest[j++] = s->dest[i];
+    }
+  s->n = j;
 }
 
 static void sendq_wait_free(sendq_t *s) {
@@ -453,6 +466,8 @@ static void sendq_wait_free(sendq_t *s) {
     mpc_buf_free(&s->buf[i]);
   free(s->req);
   free(s->buf);
+  free(s->dest);
+  free(s->idx);
   memset(s, 0, sizeof *s);
 }
 
@@ -485,7 +500,9 @@ struct mpc__farm {
   MPI_Comm comm;
   int rank, nranks, workers, total_workers;
   double t0;
-  ptrack_t pt;    /* tasks in the local pool, in submission order */
+  mpc_slice_t *sub_in; /* a batch for mpc_pool_submit_many: inputs, tags */
+  uint64_t *sub_tag;
+  size_t sub_cap;
   /* worker side */
   mpc_buf_t up;   /* results being collected for the next UP message */
   uint32_t up_n;
@@ -624,16 +641,13 @@ void mpc__farm_free(mpc__farm_t *f) {
   mpc_pool_free(f->pool);
   if (f->job_inited && f->job->fini)
     f->job->fini(f->state);
-  pt_free(&f->pt);
+  free(f->sub_in);
+  free(f->sub_tag);
   mpc_buf_free(&f->up);
   mpc_buf_free(&f->in);
   mpc_buf_free(&f->key);
   mpc_buf_free(&f->tmp);
-  if (f->map.slot) {
-    for (size_t i = 0; i < f->map.cap; i++)
-      task_free(f->map.slot[i].t);
-    free(f->map.slot);
-  }
+  tm_free(&f->map);
   if (f->r) {
     for (int i = 0; i < f->nranks; i++) {
       free(f->r[i].st.wtasks);
@@ -657,6 +671,26 @@ void mpc__farm_free(mpc__farm_t *f) {
 /* ======================================================================= */
 /*                              worker ranks                                */
 /* ======================================================================= */
+
+/* Room for a batch of n tasks in sub_in / sub_tag. */
+static int sub_reserve(mpc__farm_t *f, size_t n) {
+  if (n <= f->sub_cap)
+    return 0;
+  size_t nc = n < 256 ? 256 : n;
+  mpc_slice_t *ni = malloc(nc * sizeof *ni);
+  uint64_t *nt = malloc(nc * sizeof *nt);
+  if (!ni || !nt) {
+    free(ni);
+    free(nt);
+    return MPC_ENOMEM;
+  }
+  free(f->sub_in);
+  free(f->sub_tag);
+  f->sub_in = ni;
+  f->sub_tag = nt;
+  f->sub_cap = nc;
+  return 0;
+}
 
 static int up_begin(mpc__farm_t *f) {
   if (f->up.len)
@@ -693,7 +727,6 @@ static mpc__wres_t wres_from(const mpc__farm_t *f, const mpc_result_t *r) {
 
 static int local_result_to_up(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
-  pt_finish(&f->pt, r->id);
   if (r->end > r->start && r->start > 0) {
     double d = r->end - r->start;
     f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
@@ -774,20 +807,22 @@ static int worker_loop(mpc__farm_t *f) {
       if (f->cfg.debug_protocol)
         MPC_LOG(MPC_LOG_ERROR, "<- master: kind %u, %u tasks", kind, n);
       if (kind == MPC__DOWN_TASKS) {
+        /* The message's tasks go to the pool as one batch. */
+        if ((rc = sub_reserve(f, n)))
+          goto out;
         for (uint32_t i = 0; i < n; i++) {
-          uint64_t tid;
-          const void *p;
           uint32_t len;
-          if ((rc = mpc__wire_read_task(&rd, &tid, &p, &len)))
+          if ((rc = mpc__wire_read_task(&rd, &f->sub_tag[i], &f->sub_in[i].data, &len)))
             goto out;
+          f->sub_in[i].len = len;
           if (canceled_self) {
-            mpc_result_t cr = {.id = tid, .status = MPC_TASK_CANCELED, .worker = -1};
+            mpc_result_t cr = {.id = f->sub_tag[i], .status = MPC_TASK_CANCELED,
+                               .worker = -1};
             local_result_to_up(f, &cr);
-          } else if ((rc = mpc_pool_submit(f->pool, p, len, tid)) ||
-                     (rc = pt_push(&f->pt, tid))) {
-            goto out;
           }
         }
+        if (!canceled_self && (rc = mpc_pool_submit_many(f->pool, f->sub_in, f->sub_tag, n)))
+          goto out;
         got_batch += n;
         if (asked_at > 0) {
           double d = now_s() - asked_at;
@@ -816,7 +851,8 @@ static int worker_loop(mpc__farm_t *f) {
         }
       } else if (kind == MPC__DOWN_DRAIN) {
         draining = 1;
-        pt_drain(&f->pt, f->pool, f->workers);
+        if ((rc = mpc_pool_drain(f->pool)))
+          goto out;
       } else if (kind == MPC__DOWN_STOP || kind == MPC__DOWN_STOP_NOW) {
         if (kind == MPC__DOWN_STOP_NOW || mpc_pool_pending(f->pool))
           mpc_pool_terminate(f->pool, local_result_to_up, f);
@@ -1215,10 +1251,8 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
     /* The other attempt won the race; this one's journal line is written
      * (before the winner's, so that a key's last line is its outcome). */
     record_run(f, t, w, rank, att);
-    if (!other && t->zombie) {
-      tm_del(&f->map, t->seq);
-      task_free(t);
-    }
+    if (!other && t->zombie)
+      task_free(&f->map, t);
     return 0;
   }
   if (w->status == MPC_TASK_CANCELED && !f->stop_kind) {
@@ -1270,7 +1304,6 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
 
 static int master_local_cb(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
-  pt_finish(&f->pt, r->id);
   mpc__wres_t w = wres_from(f, r);
   int rc = on_result(f, 0, &w);
   if (rc && !f->fatal) {
@@ -1300,26 +1333,22 @@ static int gen_one(mpc__farm_t *f) {
   }
   if (f->key.len == 0 && (rc = mpc__key_default(&f->key, f->in.data, f->in.len)))
     return rc;
-  /* One allocation: the record, then its key, then its input. */
-  task_t *t = malloc(sizeof *t + f->key.len + 1 + f->in.len);
+  /* The record, then its key and input, from the current block. */
+  unsigned char *d;
+  task_t *t = tm_new(&f->map, f->next_seq, f->key.len + 1 + f->in.len, &d);
   if (!t)
     return MPC_ENOMEM;
-  memset(t, 0, sizeof *t);
-  t->seq = f->next_seq++;
+  f->next_seq++;
   t->rank = -1;
   t->run_rank[0] = t->run_rank[1] = -1;
-  t->key = (char *)(t + 1);
-  t->in = (unsigned char *)t->key + f->key.len + 1;
+  t->key = (char *)d;
+  t->in = d + f->key.len + 1;
   memcpy(t->key, f->key.data, f->key.len);
   t->key[f->key.len] = 0;
   t->key_len = f->key.len;
   if (f->in.len)
     memcpy(t->in, f->in.data, f->in.len);
   t->in_len = f->in.len;
-  if ((rc = tm_put(&f->map, t))) {
-    task_free(t);
-    return rc;
-  }
   const void *jout = NULL;
   size_t jlen = 0;
   if (f->jdone && mpc__jdone_lookup(f->jdone, t->key, t->key_len, &jout, &jlen)) {
@@ -1396,27 +1425,30 @@ static void mark_dispatched(mpc__farm_t *f, task_t *t, int rank) {
   f->inflight++;
 }
 
-/* Send (or, for rank 0, submit) scratch[0..k) to `rank`. */
+/* Send (or, for rank 0, submit) scratch[0..k) to `rank`.  `partial`: this
+ * answers only part of the rank's request (the send window is full), so the
+ * last message is not flagged last and the rest of the request stays open. */
 static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
-                    size_t k) {
+                    size_t k, int partial) {
   int rc = 0;
   if (rank == 0) {
-    for (size_t i = 0; i < k && !rc; i++) {
+    if ((rc = sub_reserve(f, k)))
+      return rc;
+    for (size_t i = 0; i < k; i++) {
       mark_dispatched(f, scratch[i], 0);
-      rc = mpc_pool_submit(f->pool, scratch[i]->in, scratch[i]->in_len,
-                           scratch[i]->seq);
-      if (!rc)
-        rc = pt_push(&f->pt, scratch[i]->seq);
+      f->sub_in[i] = (mpc_slice_t){scratch[i]->in, scratch[i]->in_len};
+      f->sub_tag[i] = scratch[i]->seq;
     }
     f->r[0].want = 0;
-    return rc;
+    return mpc_pool_submit_many(f->pool, f->sub_in, f->sub_tag, k);
   }
   /* dynamic: one task per message; otherwise one message for the batch. */
   size_t per = f->cfg.sched == MPC__SCHED_DYNAMIC ? 1 : k;
   for (size_t i = 0; i < k && !rc; i += per) {
     size_t m = k - i < per ? k - i : per;
     mpc_buf_t b = MPC_BUF_INIT;
-    rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS, i + m == k ? MPC__DOWN_LAST : 0);
+    rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS,
+                       i + m == k && !partial ? MPC__DOWN_LAST : 0);
     for (size_t j = 0; j < m && !rc; j++) {
       task_t *t = scratch[i + j];
       rc = mpc__wire_task(&b, t->seq, t->in, (uint32_t)t->in_len);
@@ -1430,7 +1462,7 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
     }
     mpc_buf_free(&b);
   }
-  f->r[rank].want = 0;
+  f->r[rank].want = partial && f->r[rank].want > k ? f->r[rank].want - k : 0;
   return rc;
 }
 
@@ -1464,12 +1496,26 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
       f->wall_hold = 1;
     n = room;
   }
+  /* One task per message: at most SEND_WINDOW messages in flight to a rank.
+   * Posting thousands at once makes Open MPI queue them and spend the
+   * master's time re-trying its backlog in every progress call. */
+  int limited = 0;
+  if (rank != 0 && f->cfg.sched == MPC__SCHED_DYNAMIC && sq->per_dest) {
+    size_t busy = sq->per_dest[rank];
+    size_t win = busy < SEND_WINDOW ? SEND_WINDOW - busy : 0;
+    if (n > win) {
+      n = win;
+      limited = 1;
+    }
+  }
   if (n == 0)
     return 0;
   size_t k = take(f, rank, n, scratch);
   if (k == 0)
     return 0;
-  return dispatch(f, rank, sq, scratch, k);
+  /* Answered in full unless the window cut it short: then the rest of the
+   * request is served as sends to that rank complete. */
+  return dispatch(f, rank, sq, scratch, k, limited && k == n);
 }
 
 /* A rank went silent past --heartbeat: what it was running goes elsewhere. */
@@ -1485,10 +1531,9 @@ static void lose_rank(mpc__farm_t *f, int rank, double silent) {
           rs->inflight == 1 ? "" : "s");
   char note[96];
   snprintf(note, sizeof note, "rank %d lost (silent for %.1f s)", rank, silent);
-  for (size_t i = 0; rs->inflight && f->map.slot && i < f->map.cap; i++) {
-    task_t *t = f->map.slot[i].t;
-    if (!t)
-      continue;
+  uint64_t cur = 0;
+  task_t *t;
+  while (rs->inflight && (t = tm_next(&f->map, &cur))) {
     for (int k = 0; k < 2; k++) {
       if (t->run_rank[k] != rank)
         continue;
@@ -1500,11 +1545,8 @@ static void lose_rank(mpc__farm_t *f, int rank, double silent) {
       if (!t->done) /* else its line was written when the copy won */
         journal_attempt(f, t, &w, rank, att, note);
       if (t->done) {
-        if (!t_nrun(t) && t->zombie) {
-          tm_del(&f->map, t->seq);
-          task_free(t);
-          i = (size_t)-1; /* the table changed under us: rescan */
-        }
+        if (!t_nrun(t) && t->zombie)
+          task_free(&f->map, t);
         break;
       }
       t->excused++;
@@ -1512,7 +1554,6 @@ static void lose_rank(mpc__farm_t *f, int rank, double silent) {
         tq_push(&f->retry, t);
     }
   }
-  task_t *t;
   while ((t = tq_pop(&rs->staticq)))
     tq_push(&f->retry, t);
   rs->inflight = 0;
@@ -1534,10 +1575,10 @@ static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
     if (room > wr)
       room = wr;
     while (k < room) {
-      task_t *best = NULL;
-      for (size_t i = 0; i < f->map.cap; i++) {
-        task_t *t = f->map.slot[i].t;
-        if (!t || t->done || t->copied || t->run_rank[0] < 0 || t->run_rank[1] >= 0 ||
+      task_t *best = NULL, *t;
+      uint64_t cur = 0;
+      while ((t = tm_next(&f->map, &cur))) {
+        if (t->done || t->copied || t->run_rank[0] < 0 || t->run_rank[1] >= 0 ||
             t->run_rank[0] == r || f->tnow - t->run_at[0] < min_age)
           continue;
         int picked = 0;
@@ -1559,7 +1600,7 @@ static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
       scratch[k++] = best;
     }
     if (k) {
-      int rc = dispatch(f, r, sq, scratch, k);
+      int rc = dispatch(f, r, sq, scratch, k, 0);
       if (rc)
         return rc;
     }
@@ -1636,12 +1677,17 @@ static int master_loop(mpc__farm_t *f) {
   sendq_t sq = {0};
   mpc_buf_t msg = MPC_BUF_INIT;
   task_t **scratch = malloc(MAX_BATCH * sizeof *scratch);
+  size_t *per_dest = calloc((size_t)f->nranks, sizeof *per_dest);
   int rc = 0, stop_sent = 0, now_sent = 0, drain_sent = 0;
   unsigned seen_signals = 0;
   double poll_to = 0;
   size_t credit0 = 2 * (size_t)f->workers;
-  if (!scratch)
+  if (!scratch || !per_dest) {
+    free(scratch);
+    free(per_dest);
     return MPC_ENOMEM;
+  }
+  sq.per_dest = per_dest;
   f->msq = &sq;
   for (;;) {
     int activity = 0;
@@ -1692,7 +1738,8 @@ static int master_loop(mpc__farm_t *f) {
       for (int i = 1; i < f->nranks; i++)
         if (!f->r[i].bye && !f->r[i].lost && (rc = send_ctl(f, &sq, i, MPC__DOWN_DRAIN)))
           goto out;
-      pt_drain(&f->pt, f->pool, f->workers);
+      if ((rc = mpc_pool_drain(f->pool)))
+        goto out;
     }
     if (f->stop_kind == MPC__HALT_NOW && !now_sent) {
       now_sent = 1;
@@ -1798,6 +1845,8 @@ static int master_loop(mpc__farm_t *f) {
       poll_to = 0;
     else
       poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, POLL_MAX);
+    if (sq.n && poll_to > 0.0001)
+      poll_to = 0.0001; /* sends in flight: a window may open soon */
   }
 out:
   /* Whatever never got an outcome is canceled: queued, or lost in flight.
@@ -1811,26 +1860,16 @@ out:
     for (int i = 0; i < f->nranks; i++)
       while ((t = tq_pop(&f->r[i].staticq)))
         cancel_task(f, t);
-    if (f->inflight && f->map.slot) {
-      for (size_t i = 0; i < f->map.cap; i++) {
-        t = f->map.slot[i].t;
-        if (t && t_nrun(t)) {
-          f->inflight -= (size_t)t_nrun(t);
-          t->run_rank[0] = t->run_rank[1] = -1;
-          if (t->done) {
-            if (t->zombie) {
-              tm_del(&f->map, t->seq);
-              task_free(t);
-            }
-          } else {
-            cancel_task(f, t);
-          }
-          i = (size_t)-1; /* the table changed under us: rescan */
-          if (!f->inflight)
-            break;
-        }
+    uint64_t cur = 0;
+    while (f->inflight && (t = tm_next(&f->map, &cur)))
+      if (t_nrun(t)) {
+        f->inflight -= (size_t)t_nrun(t);
+        t->run_rank[0] = t->run_rank[1] = -1;
+        if (!t->done)
+          cancel_task(f, t);
+        else if (t->zombie)
+          task_free(&f->map, t);
       }
-    }
   }
   if (rc) {
     set_why(f, "internal error: %s", mpc_strerror(rc));
@@ -1849,6 +1888,7 @@ out:
   f->msq = NULL;
   mpc_buf_free(&msg);
   free(scratch);
+  free(per_dest);
   return rc;
 }
 

@@ -19,15 +19,27 @@ uint64_t mpc__fnv1a64(const void *p, size_t n) {
   return h;
 }
 
+/* "00".."ff": two hex digits per byte, one load each. */
+static const char hex2[513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
-  static const char hx[] = "0123456789abcdef";
   uint64_t h = mpc__fnv1a64(in, n);
-  int rc = mpc_buf_reserve(key, 17);
-  if (rc)
-    return rc;
+  if (key->cap - key->len < 17) {
+    int rc = mpc_buf_reserve(key, 17);
+    if (rc)
+      return rc;
+  }
   char *o = (char *)key->data + key->len;
-  for (int i = 15; i >= 0; i--, h >>= 4)
-    o[i] = hx[h & 15];
+  for (int i = 7; i >= 0; i--, h >>= 8)
+    memcpy(o + 2 * i, hex2 + 2 * (h & 0xff), 2);
   o[16] = 0;
   key->len += 16;
   return 0;

@@ -3,25 +3,39 @@
 
 #include <string.h>
 
-static void put32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get32(const unsigned char *p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++)
-    v |= (uint32_t)p[i] << (8 * i);
+/* Little-endian on the wire: a plain copy on little-endian hosts (one load or
+ * store instead of a byte loop: this runs several times per task). */
+static inline uint32_t le32(uint32_t v) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return __builtin_bswap32(v);
+#else
   return v;
+#endif
 }
-static uint64_t get64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v |= (uint64_t)p[i] << (8 * i);
+static inline uint64_t le64(uint64_t v) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return __builtin_bswap64(v);
+#else
   return v;
+#endif
+}
+static inline void put32(unsigned char *p, uint32_t v) {
+  v = le32(v);
+  memcpy(p, &v, 4);
+}
+static inline void put64(unsigned char *p, uint64_t v) {
+  v = le64(v);
+  memcpy(p, &v, 8);
+}
+static inline uint32_t get32(const unsigned char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return le32(v);
+}
+static inline uint64_t get64(const unsigned char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return le64(v);
 }
 
 int mpc__wire_hdr(mpc_buf_t *b, uint32_t kind, uint32_t x) {

@@ -47,6 +47,7 @@ typedef struct unit {
   uint16_t kind, sink;
   int attempts;
   int canceled;
+  unsigned char *cbits; /* entries canceled one by one (bit i: entry i), or NULL */
   unsigned char *blob; /* U_OWNED: wire payload (UNIT_HDR + entries) */
   size_t blob_len;
   size_t blob_off; /* U_OWNED: offset of the next entry to run */
@@ -164,7 +165,36 @@ static void unit_free(unit_t *u) {
   if (!u)
     return;
   free(u->blob);
+  free(u->cbits);
   free(u);
+}
+
+/* Entry i of u was canceled (all of u, or that entry alone). */
+static int entry_canceled(const unit_t *u, uint32_t i) {
+  return u->canceled || (u->cbits && (u->cbits[i >> 3] >> (i & 7) & 1));
+}
+
+static int cancel_entry(unit_t *u, uint32_t i) {
+  if (!u->cbits && !(u->cbits = calloc((u->count + 7) / 8, 1)))
+    return MPC_ENOMEM;
+  u->cbits[i >> 3] |= (unsigned char)(1u << (i & 7));
+  return 0;
+}
+
+/* The cancel bits of entries [from, from+n) of u, renumbered from 0: a new
+ * bitmap, or NULL when none is set (or memory ran out: the cancel is lost,
+ * the task runs and reports its real outcome). */
+static unsigned char *cbits_slice(const unit_t *u, uint32_t from, uint32_t n) {
+  if (!u->cbits)
+    return NULL;
+  unsigned char *b = NULL;
+  for (uint32_t i = 0; i < n; i++)
+    if (u->cbits[(from + i) >> 3] >> ((from + i) & 7) & 1) {
+      if (!b && !(b = calloc((n + 7) / 8, 1)))
+        return NULL;
+      b[i >> 3] |= (unsigned char)(1u << (i & 7));
+    }
+  return b;
 }
 
 static void entry_get(const mpc_pool_t *p, const unit_t *u, uint32_t i,
@@ -200,6 +230,7 @@ static unit_t *unit_slice(const mpc_pool_t *p, unit_t *u, uint32_t from,
   v->attempts = u->attempts;
   v->fut = u->fut;
   v->canceled = u->canceled;
+  v->cbits = cbits_slice(u, from, n);
   if (u->kind == U_ARRAY) {
     v->first = u->first + from;
     return v;
@@ -505,7 +536,12 @@ static int finish_entry(mpc_pool_t *p, int slot, worker_t *w, unit_t *u,
       .end = (double)end_ns * 1e-9,
       .maxrss_kb = maxrss,
   };
-  if (code && !u->canceled && retryable(p, r.status, u->attempts)) {
+  int canceled = entry_canceled(u, u->done);
+  if (canceled && r.status == MPC_TASK_OK) {
+    r.status = MPC_TASK_CANCELED;
+    r.len = 0;
+  }
+  if (code && !canceled && retryable(p, r.status, u->attempts)) {
     unit_t *v = unit_slice(p, u, u->done, 1);
     if (!v)
       return MPC_ENOMEM;
@@ -655,7 +691,7 @@ static int worker_gone(mpc_pool_t *p, int slot, int st, long maxrss) {
       status = MPC_TASK_TIMEOUT;
       code = 0;
     } else if (w->kill_reason == KR_CANCEL || w->kill_reason == KR_STOP ||
-               u->canceled) {
+               entry_canceled(u, u->done)) {
       status = MPC_TASK_CANCELED;
       code = 0;
     } else if (WIFSIGNALED(st)) {
@@ -676,7 +712,7 @@ static int worker_gone(mpc_pool_t *p, int slot, int st, long maxrss) {
     size_t len;
     for (uint32_t i = 0; i <= u->done; i++)
       entry_get(p, u, i, &off, &id, &in, &len);
-    if (retryable(p, status, u->attempts) && !u->canceled) {
+    if (retryable(p, status, u->attempts) && !entry_canceled(u, u->done)) {
       requeue_one(p, u, u->done);
     } else {
       char msg[160];
@@ -903,6 +939,11 @@ static uint32_t send_some(mpc_pool_t *p, worker_t *w, uint32_t want) {
       u->blob_len = UNIT_HDR + restlen;
       uint32_t c = u->count - n;
       memcpy(u->blob, &c, 4);
+      if (u->cbits) {
+        unsigned char *nb = cbits_slice(u, n, c);
+        free(u->cbits);
+        u->cbits = nb;
+      }
     }
     u->count -= n;
     p->pend_tasks -= n;
@@ -1711,6 +1752,46 @@ void mpc_future_free(mpc_future_t *f) {
   free(f);
 }
 
+int mpc_pool_submit_many(mpc_pool_t *p, const mpc_slice_t *in,
+                         const uint64_t *tags, size_t n) {
+  if (!p || (n && (!in || !tags)) || n > UINT32_MAX / 2)
+    return MPC_EINVAL;
+  int rc = usable(p);
+  if (rc < 0)
+    return rc;
+  if (n == 0)
+    return 0;
+  size_t bytes = UNIT_HDR;
+  for (size_t i = 0; i < n; i++) {
+    if (in[i].len && !in[i].data)
+      return MPC_EINVAL;
+    bytes += ENTRY_HDR + PAD8(in[i].len);
+  }
+  unit_t *u = unit_new(U_OWNED, S_CALLER);
+  if (!u || !(u->blob = malloc(bytes))) {
+    free(u);
+    return MPC_ENOMEM;
+  }
+  u->blob_len = bytes;
+  uint32_t hdr[2] = {(uint32_t)n, 0};
+  memcpy(u->blob, hdr, UNIT_HDR);
+  unsigned char *o = u->blob + UNIT_HDR;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t eh[2] = {tags[i], in[i].len};
+    memcpy(o, eh, ENTRY_HDR);
+    if (in[i].len)
+      memcpy(o + ENTRY_HDR, in[i].data, in[i].len);
+    memset(o + ENTRY_HDR + in[i].len, 0, PAD8(in[i].len) - in[i].len);
+    o += ENTRY_HDR + PAD8(in[i].len);
+  }
+  u->blob_off = UNIT_HDR;
+  u->count = (uint32_t)n;
+  pend_push_back(p, u);
+  p->inflight += n;
+  p->caller_pending += n;
+  return 0;
+}
+
 int mpc_pool_submit(mpc_pool_t *p, const void *in, size_t len, uint64_t tag) {
   if (!p || (len && !in))
     return MPC_EINVAL;
@@ -1781,9 +1862,10 @@ size_t mpc_pool_pending(const mpc_pool_t *p) {
   return p ? p->caller_pending : 0;
 }
 
-static int unit_has(const mpc_pool_t *p, const unit_t *u, uint64_t tag) {
+/* Index in u of the unfinished entry tagged `tag`, or -1. */
+static long unit_find(const mpc_pool_t *p, const unit_t *u, uint64_t tag) {
   if (u->sink != S_CALLER)
-    return 0;
+    return -1;
   size_t off = UNIT_HDR;
   for (uint32_t i = 0; i < u->count; i++) {
     uint64_t id;
@@ -1791,32 +1873,63 @@ static int unit_has(const mpc_pool_t *p, const unit_t *u, uint64_t tag) {
     size_t len;
     entry_get(p, u, i, &off, &id, &in, &len);
     if (id == tag && i >= u->done)
-      return 1;
+      return (long)i;
   }
-  return 0;
+  return -1;
 }
 
 int mpc_pool_cancel(mpc_pool_t *p, uint64_t tag) {
   if (!p)
     return MPC_EINVAL;
-  /* Submitted tasks travel one per unit, so canceling the unit that holds
-   * `tag` cancels that task alone. */
-  for (unit_t *u = p->pend; u; u = u->next)
-    if (unit_has(p, u, tag)) {
-      u->canceled = 1;
+  for (unit_t *u = p->pend; u; u = u->next) {
+    long i = unit_find(p, u, tag);
+    if (i < 0)
+      continue;
+    if (u->count == 1) {
+      u->canceled = 1; /* answered without running */
       return 0;
     }
-  for (int i = 0; i < p->nw; i++) {
-    worker_t *w = &p->w[i];
-    for (unit_t *u = w->fifo; u; u = u->next)
-      if (unit_has(p, u, tag)) {
-        u->canceled = 1;
-        if (u == w->fifo && running_idx(w, atomic_load(&w->shm->cur)) >= 0)
-          worker_kill(w, KR_CANCEL);
-        return 0;
-      }
+    return cancel_entry(u, (uint32_t)i); /* runs with its batch, answered canceled */
+  }
+  for (int k = 0; k < p->nw; k++) {
+    worker_t *w = &p->w[k];
+    for (unit_t *u = w->fifo; u; u = u->next) {
+      long i = unit_find(p, u, tag);
+      if (i < 0)
+        continue;
+      int rc = u->count == 1 ? (u->canceled = 1, 0) : cancel_entry(u, (uint32_t)i);
+      if (!rc && u == w->fifo && running_idx(w, atomic_load(&w->shm->cur)) == i)
+        worker_kill(w, KR_CANCEL);
+      return rc;
+    }
   }
   return MPC_ENOTFOUND;
+}
+
+int mpc_pool_drain(mpc_pool_t *p) {
+  if (!p)
+    return MPC_EINVAL;
+  int rc = 0;
+  for (unit_t *u = p->pend; u; u = u->next)
+    if (u->sink == S_CALLER)
+      u->canceled = 1;
+  for (int k = 0; k < p->nw; k++) {
+    worker_t *w = &p->w[k];
+    for (unit_t *u = w->fifo; u; u = u->next) {
+      if (u->sink != S_CALLER)
+        continue;
+      if (u != w->fifo) {
+        u->canceled = 1;
+        continue;
+      }
+      /* The head unit: its running entry finishes, the ones after it do not
+       * count. */
+      long ri = running_idx(w, atomic_load(&w->shm->cur));
+      for (uint32_t i = ri >= 0 ? (uint32_t)ri + 1 : u->done; i < u->count && !rc; i++)
+        rc = cancel_entry(u, i);
+    }
+  }
+  return rc;
 }
 
 /* ---- shutdown ------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* The chaos job: deterministic fates and outputs; a serial run. */
 #include "test.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "../../jobs/chaos/chaos.h"
@@ -50,6 +51,43 @@ static void test_serial_run(void) {
   mpc_buf_free(&err);
 }
 
+/* gather() checks every byte of an OK output: a flip in a whole 8-byte word
+ * or in the tail makes finish() fail. */
+static int gather_with_flip(size_t size, long flip) {
+  char sz[32];
+  snprintf(sz, sizeof sz, "%zu", size);
+  char *argv[] = {"chaos", "--tasks", "3", "--size", sz, NULL};
+  mpc_job_env_t env = {.rank = 0, .nranks = 1};
+  void *st = NULL;
+  mpc_buf_t err = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL_FATAL(mpc_job_chaos.init(5, argv, &env, &st, &err), 0);
+  int rc = 0;
+  for (uint64_t i = 0; i < 3; i++) {
+    unsigned char in[8], out[64];
+    for (int k = 0; k < 8; k++)
+      in[k] = (unsigned char)(i >> (8 * k));
+    chaos_output(1, i, out, size); /* the default seed */
+    if (i == 1 && flip >= 0)
+      out[flip] ^= 0x10;
+    mpc_job_result_t r = {.seq = i, .key = "k", .input = in, .input_len = 8,
+                          .status = MPC_TASK_OK, .output = out, .output_len = size};
+    CU_ASSERT_EQUAL(mpc_job_chaos.gather(st, &r), 0);
+  }
+  mpc_job_report_t rep = {.tasks = 3, .ok = 3};
+  rc = mpc_job_chaos.finish(st, &rep);
+  mpc_job_chaos.fini(st);
+  mpc_buf_free(&err);
+  return rc;
+}
+
+static void test_output_check(void) {
+  CU_ASSERT_EQUAL(gather_with_flip(13, -1), 0);
+  CU_ASSERT_EQUAL(gather_with_flip(13, 3), MPC_EIO);  /* in the first word */
+  CU_ASSERT_EQUAL(gather_with_flip(13, 12), MPC_EIO); /* in the tail */
+  CU_ASSERT_EQUAL(gather_with_flip(40, 39), MPC_EIO);
+  CU_ASSERT_EQUAL(gather_with_flip(8, 7), MPC_EIO);
+}
+
 static void test_bad_args(void) {
   char *a1[] = {"chaos", "--tasks", "x", NULL};
   char *a2[] = {"chaos", "--fail", "0.7", "--segv", "0.7", NULL};
@@ -71,5 +109,6 @@ MPC_TESTS(chaos) = {
     {"fates are a pure function of seed and index", test_fates},
     {"serial run fails exactly the predicted tasks", test_serial_run},
     {"bad arguments", test_bad_args},
+    {"gather checks every output byte", test_output_check},
     CU_TEST_INFO_NULL,
 };

@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +33,8 @@ static const mpc_result_t *rget(const mpc_results_t *r, size_t i) {
 
 /* Task ops for the test function. */
 enum { OP_ECHO = 0, OP_SEGV, OP_ABORT, OP_EXIT, OP_HANG, OP_SLEEP, OP_ERROR,
-       OP_BIG, OP_PID, OP_FLAKY, OP_ID, OP_ALLOC, OP_ALLOC_UNCHECKED };
+       OP_BIG, OP_PID, OP_FLAKY, OP_ID, OP_ALLOC, OP_ALLOC_UNCHECKED,
+       OP_PID_SLEEP };
 
 typedef struct op {
   uint32_t op, arg;
@@ -94,6 +96,13 @@ static int test_fn(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
       return 97;
     for (;;)
       pause();
+  }
+  case OP_PID_SLEEP: { /* says it started, then sleeps arg ms */
+    pid_t me = getpid();
+    if (write(g_sh->pid_pipe[1], &me, sizeof me) != sizeof me)
+      return 97;
+    usleep(o.arg * 1000u);
+    break;
   }
   case OP_ID: {
     uint64_t id = mpc_task_id();
@@ -552,6 +561,101 @@ static void test_submit_poll_cancel(void) {
   mpc_pool_free(p);
 }
 
+typedef struct many {
+  int n, ok, canceled, crashed, bad;
+  unsigned char seen[1000];
+} many_t;
+
+static int many_cb(void *ctx, const mpc_result_t *r) {
+  many_t *m = ctx;
+  m->n++;
+  if (r->id >= 1000 || m->seen[r->id]++) {
+    m->bad++;
+    return 0;
+  }
+  m->ok += r->status == MPC_TASK_OK;
+  m->canceled += r->status == MPC_TASK_CANCELED;
+  m->crashed += r->status == MPC_TASK_CRASHED;
+  if (r->status == MPC_TASK_OK &&
+      (r->len != 8 || u64at(r->data) != 2 * (r->id + 1)))
+    m->bad++;
+  return 0;
+}
+
+static void poll_until(mpc_pool_t *p, many_t *m, int n) {
+  double end = mpct_now() + 30;
+  while (m->n < n && mpct_now() < end)
+    CU_ASSERT(mpc_pool_poll(p, 1.0, many_cb, m) >= 0);
+}
+
+static void test_submit_many(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  static op_t o[1000];
+  static mpc_slice_t in[1000];
+  static uint64_t tag[1000];
+  for (int i = 0; i < 1000; i++) {
+    o[i] = (op_t){.op = i == 500 ? OP_SEGV : OP_ECHO, .val = (uint64_t)i + 1};
+    in[i] = (mpc_slice_t){&o[i], sizeof o[i]};
+    tag[i] = (uint64_t)i;
+  }
+  /* One batch with a crash in the middle: every task answered once. */
+  many_t m = {0};
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in, tag, 1000), 0);
+  CU_ASSERT_EQUAL(mpc_pool_pending(p), 1000);
+  poll_until(p, &m, 1000);
+  CU_ASSERT_EQUAL(m.n, 1000);
+  CU_ASSERT_EQUAL(m.ok, 999);
+  CU_ASSERT_EQUAL(m.crashed, 1);
+  CU_ASSERT_EQUAL(m.bad, 0);
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in, NULL, 3), MPC_EINVAL);
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in, tag, 0), 0);
+  mpc_pool_free(p);
+
+  /* Cancel one task of a batch that waits behind a running task. */
+  CU_ASSERT_EQUAL_FATAL(pipe(g_sh->pid_pipe), 0);
+  p = make_pool(1, 0, 0);
+  o[0] = (op_t){.op = OP_PID_SLEEP, .arg = 200, .val = 1};
+  for (int i = 1; i < 100; i++)
+    o[i] = (op_t){.op = OP_ECHO, .val = (uint64_t)i + 1};
+  memset(&m, 0, sizeof m);
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in, tag, 100), 0);
+  pid_t pid;
+  while (mpc_pool_poll(p, 0.01, many_cb, &m) >= 0) {
+    struct pollfd pf = {.fd = g_sh->pid_pipe[0], .events = POLLIN};
+    if (poll(&pf, 1, 0) == 1)
+      break;
+  }
+  CU_ASSERT_EQUAL(read(g_sh->pid_pipe[0], &pid, sizeof pid), (ssize_t)sizeof pid);
+  CU_ASSERT_EQUAL(mpc_pool_cancel(p, 42), 0);
+  CU_ASSERT_EQUAL(mpc_pool_cancel(p, 4242), MPC_ENOTFOUND);
+  poll_until(p, &m, 100);
+  CU_ASSERT_EQUAL(m.n, 100);
+  CU_ASSERT_EQUAL(m.canceled, 1);
+  CU_ASSERT_EQUAL(m.ok, 99);
+  CU_ASSERT_EQUAL(m.bad, 0);
+
+  /* Drain: the running task finishes, nothing else counts. */
+  memset(&m, 0, sizeof m);
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in, tag, 100), 0);
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in + 100, tag + 100, 50), 0);
+  while (mpc_pool_poll(p, 0.01, many_cb, &m) >= 0) {
+    struct pollfd pf = {.fd = g_sh->pid_pipe[0], .events = POLLIN};
+    if (poll(&pf, 1, 0) == 1)
+      break;
+  }
+  CU_ASSERT_EQUAL(read(g_sh->pid_pipe[0], &pid, sizeof pid), (ssize_t)sizeof pid);
+  CU_ASSERT_EQUAL(mpc_pool_drain(p), 0);
+  poll_until(p, &m, 150);
+  CU_ASSERT_EQUAL(m.n, 150);
+  CU_ASSERT_EQUAL(m.ok, 1);
+  CU_ASSERT_EQUAL(m.canceled, 149);
+  CU_ASSERT_EQUAL(m.bad, 0);
+  CU_ASSERT(m.seen[0] == 1);
+  mpc_pool_free(p);
+  close(g_sh->pid_pipe[0]);
+  close(g_sh->pid_pipe[1]);
+}
+
 /* Children of this process, from the process table. */
 static int count_children(void) {
   char path[64], buf[4096];
@@ -907,6 +1011,7 @@ MPC_TESTS(pool) = {
     {"worker SIGKILLed from outside", test_killed_from_outside},
     {"async apply, wait with timeout", test_async_and_timeout_wait},
     {"submit, poll, cancel, join", test_submit_poll_cancel},
+    {"submit a batch: crash inside, cancel one, drain", test_submit_many},
     {"SIGINT mid-run: clean return, no child left", test_sigint_parent},
     {"1M-task generator keeps memory bounded", test_generator_bounded_memory},
     {"unordered generator, callback stops early", test_gen_unordered_and_stop},
