@@ -10,7 +10,8 @@ trap 'rm -rf "$T"' EXIT
 pass() { echo "ok - $1"; }
 fail() { echo "not ok - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; }
 field() { awk -F'\t' -v c="$2" -v k="$3" 'NR > 1 && $1 == k { print $c }' "$1"; } # log col seq
-no_leftover() { # $1: a marker in the command line of processes that must be gone
+no_leftover() { # $1: a pattern for the whole command line of processes that must be gone
+  # (anchored: a launcher whose arguments mention the command must not match)
   local i
   for i in $(seq 30); do pgrep -f "$1" >/dev/null || return 0; sleep 0.1; done
   local p; for p in $(pgrep -f "$1"); do kill -9 "$p" 2>/dev/null; done
@@ -30,7 +31,7 @@ for mode in singleton mpirun; do
   if grep -qx fine "$T/out" && grep -qx pre-crash "$T/out" && grep -qx bad "$T/err"; then
     pass "$mode: output of failed and crashed commands is delivered"
   else fail "$mode: output of failed and crashed commands is delivered"; fi
-  no_leftover 'sleep 31.7' && pass "$mode: the hung command's process group was killed" ||
+  no_leftover '^sleep 31[.]7$' && pass "$mode: the hung command's process group was killed" ||
     fail "$mode: the hung command's process group was killed"
 done
 
@@ -40,7 +41,7 @@ rc=$?
 if [ $rc -eq 1 ] && [ "$(cat "$T/out")" = start ] && [ "$(field "$T/log" 7 1)/$(field "$T/log" 8 1)" = -1/15 ]; then
   pass "--task-timeout: output kept, joblog -1/15"
 else fail "--task-timeout: output kept, joblog -1/15" "rc=$rc"; fi
-no_leftover 'sleep 32.3' && pass "--task-timeout: background children killed too" ||
+no_leftover '^sleep 32[.]3$' && pass "--task-timeout: background children killed too" ||
   fail "--task-timeout: background children killed too"
 
 # --retries: a command that fails once, then succeeds.
