@@ -454,10 +454,21 @@ static inline uint64_t swar_value(uint64_t dv, int n) {
  * Clinger's fast path (mantissa <= 2^53, |exponent| <= 22).  Returns 0 when
  * the field needs the general parser.  Needs: *e is a structural byte that is
  * not a digit, '.', sign or 'e', and 8 readable bytes at e. */
+static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* m * 10^ex exactly (Clinger: m <= 2^53 and |ex| <= 22 make one correctly
+ * rounded operation); 0 when outside that range. */
+static inline int clinger(uint64_t m, int ex, int neg, double *out) {
+  if (m > (1ULL << 53) || ex < -22 || ex > 22)
+    return 0;
+  double x = ex < 0 ? (double)m / p10[-ex] : (double)m * p10[ex];
+  *out = neg ? -x : x;
+  return 1;
+}
+
 static inline int swar_number(const unsigned char *s, const unsigned char *e, double *out) {
-  static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
   static const uint64_t u10[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
                                   100000000};
   const unsigned char *p = s;
@@ -505,21 +516,9 @@ static inline int swar_number(const unsigned char *s, const unsigned char *e, do
     if (en)
       ex = -ex;
   }
-  if (p != e || m > (1ULL << 53))
+  if (p != e)
     return 0;
-  ex -= frac;
-  double x = (double)m;
-  if (ex < 0) {
-    if (ex < -22)
-      return 0;
-    x /= p10[-ex];
-  } else {
-    if (ex > 22)
-      return 0;
-    x *= p10[ex];
-  }
-  *out = neg ? -x : x;
-  return 1;
+  return clinger(m, ex - frac, neg, out);
 }
 
 #ifdef STATS_SSE41
@@ -527,9 +526,6 @@ static inline int swar_number(const unsigned char *s, const unsigned char *e, do
  * one load, digit/dot/sign/exponent masks, the dot squeezed out with one
  * shuffle, then all (<= 16) digits to an integer with multiply-adds.
  * Returns 0 when the field needs swar_number() or the general parser. */
-static const double sse_p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 typedef struct sse_tabs {
   unsigned char squeeze[17][16]; /* [dot]: drop lane `dot` (16: none) */
@@ -607,21 +603,7 @@ __attribute__((target("sse4.1"))) static inline int sse_number(const unsigned ch
   uint64_t big = hi * 100000000ULL + lo;
   uint32_t k = 16 - nd;
   uint64_t m = (big >> k) * sse_tabs.inv5[k];
-  if (m > (1ULL << 53))
-    return 0;
-  ex -= frac;
-  double x = (double)m;
-  if (ex < 0) {
-    if (ex < -22)
-      return 0;
-    x /= sse_p10[-ex];
-  } else {
-    if (ex > 22)
-      return 0;
-    x *= sse_p10[ex];
-  }
-  *out = neg ? -x : x;
-  return 1;
+  return clinger(m, ex - frac, neg, out);
 }
 #endif
 
