@@ -48,8 +48,9 @@ check "rank-selected fault: exit 0 after the retry" [ "$(rc_of f2)" = 0 ]
 check "rank-selected fault: crashed on rank 0, then ok on rank 1" \
   [ "$(awk -F'\t' -v k="$key2" '$1 == k { printf "%s/%s/%s ", $2, $3, $4 }' "$TMP/j2")" = "crashed/1/0 ok/2/1 " ]
 
-# --- delay: rank 1 is slow; once nothing else is left its tasks are copied --
-MPC_FAULT="delay:rank=1@4s" run f3 120 "${MPI[@]}" -n 3 "$RUN" chaos --tasks 30 --sleep 100 \
+# --- delay: one slow worker (rank 1, worker 0); once nothing else is left
+# its tasks are copied to idle workers and the copies win -----------------
+MPC_FAULT="delay:rank=1:worker=0@4s" run f3 120 "${MPI[@]}" -n 3 "$RUN" chaos --tasks 30 --sleep 100 \
   -w 1 --journal "$TMP/j3" --json "$TMP/s3.json"
 check "slow rank: exit 0" [ "$(rc_of f3)" = 0 ]
 check "slow rank: every task once" grep -q "gathered=30 ok=30 .*missing=0 duplicates=0 bad_output=0" "$TMP/f3.out"
