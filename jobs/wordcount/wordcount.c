@@ -44,14 +44,14 @@ static inline uint64_t ent_off(const wc_entry_t *e) {
 }
 
 const unsigned char *wc_entry_word(const wc_table_t *t, const wc_entry_t *e) {
-  return t->arena + ent_off(e);
+  return t->arena.data + ent_off(e);
 }
 
 void wc_table_init(wc_table_t *t) { memset(t, 0, sizeof *t); }
 
 void wc_table_free(wc_table_t *t) {
   free(t->slot);
-  free(t->arena);
+  mpc_buf_free(&t->arena);
   memset(t, 0, sizeof *t);
 }
 
@@ -82,7 +82,7 @@ static inline wc_entry_t *find(const wc_table_t *t, uint64_t h,
     wc_entry_t *e = &t->slot[j];
     if (!e->count)
       return e;
-    if (e->hash == h && e->len == n && memcmp(t->arena + ent_off(e), w, n) == 0)
+    if (e->hash == h && e->len == n && memcmp(t->arena.data + ent_off(e), w, n) == 0)
       return e;
     j = (j + 1) & (t->cap - 1);
   }
@@ -101,23 +101,14 @@ int wc_table_add(wc_table_t *t, const unsigned char *w, size_t n, uint64_t count
     e->count += count;
     return 0;
   }
-  if (t->alen + n > t->acap) {
-    size_t cap = t->acap ? t->acap * 2 : 65536;
-    while (cap < t->alen + n)
-      cap *= 2;
-    unsigned char *a = realloc(t->arena, cap);
-    if (!a)
-      return MPC_ENOMEM;
-    t->arena = a;
-    t->acap = cap;
-  }
-  memcpy(t->arena + t->alen, w, n);
+  uint64_t off = t->arena.len;
+  if (mpc_buf_append(&t->arena, w, n))
+    return MPC_ENOMEM;
   e->hash = h;
   e->count = count;
   e->len = (uint32_t)n;
-  e->off_hi = (uint32_t)(t->alen >> 32);
-  e->off_lo = (uint32_t)t->alen;
-  t->alen += n;
+  e->off_hi = (uint32_t)(off >> 32);
+  e->off_lo = (uint32_t)off;
   t->used++;
   return 0;
 }
@@ -137,7 +128,7 @@ int wc_table_write(const wc_table_t *t, mpc_buf_t *out) {
     memcpy(hdr, &e->len, 4);
     memcpy(hdr + 4, &e->count, 8);
     if (mpc_buf_append(out, hdr, sizeof hdr) ||
-        mpc_buf_append(out, t->arena + ent_off(e), e->len))
+        mpc_buf_append(out, t->arena.data + ent_off(e), e->len))
       return MPC_ENOMEM;
   }
   return 0;
@@ -170,7 +161,7 @@ static int ent_cmp(const void *a, const void *b) {
   if (x->count != y->count)
     return x->count > y->count ? -1 : 1;
   size_t n = x->len < y->len ? x->len : y->len;
-  int c = memcmp(g_sort_table->arena + ent_off(x), g_sort_table->arena + ent_off(y), n);
+  int c = memcmp(g_sort_table->arena.data + ent_off(x), g_sort_table->arena.data + ent_off(y), n);
   if (c)
     return c;
   return (x->len > y->len) - (x->len < y->len);

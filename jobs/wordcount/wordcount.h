@@ -30,8 +30,7 @@ typedef struct wc_entry {
 typedef struct wc_table {
   wc_entry_t *slot;
   size_t cap, used;
-  unsigned char *arena;
-  size_t alen, acap;
+  mpc_buf_t arena; /* the words, back to back */
 } wc_table_t;
 
 void wc_table_init(wc_table_t *t);

@@ -481,7 +481,6 @@ typedef struct rstate {
   int bye;        /* its last message arrived */
   double last_seen;
   int lost;       /* silent past --heartbeat: its tasks went elsewhere */
-  size_t cancels; /* CANCEL requests sent to it (speculation losers) */
   tq_t staticq;   /* --schedule static: its share */
   mpc__rank_stat_t st;
 } rstate_t;
@@ -1179,7 +1178,6 @@ static void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
 
 /* Kill the attempt of task `seq` still running on `rank`: a copy won. */
 static void cancel_on(mpc__farm_t *f, int rank, uint64_t seq) {
-  f->r[rank].cancels++;
   if (rank == 0) {
     if (mpc_pool_cancel(f->pool, seq)) {
       /* finished already: its result is on the way */
@@ -1256,14 +1254,13 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
     return 0;
   }
   if (w->status == MPC_TASK_CANCELED && !f->stop_kind) {
-    /* Not the task's fault: the rank stopped on its own (a signal there), or
-     * it went down with a speculation loser in the same chunk. */
+    /* Not the task's fault: the rank stopped on its own (a signal there).
+     * (A speculation loser is canceled alone, and its task is done.) */
     if (w->pid == 0)
       t->attempts--;
     else
       t->excused++;
-    if (!rs->cancels)
-      rs->draining = 1;
+    rs->draining = 1;
     if (!other)
       tq_push(&f->retry, t);
     return 0;
@@ -1541,14 +1538,13 @@ static void lose_rank(mpc__farm_t *f, int rank, double silent) {
       t->run_rank[k] = -1;
       rs->inflight--;
       f->inflight--;
-      mpc__wres_t w = {.tid = t->seq, .status = MPC_TASK_CANCELED, .worker = -1};
-      if (!t->done) /* else its line was written when the copy won */
-        journal_attempt(f, t, &w, rank, att, note);
-      if (t->done) {
+      if (t->done) { /* a copy won; the loser's line is written */
         if (!t_nrun(t) && t->zombie)
           task_free(&f->map, t);
         break;
       }
+      mpc__wres_t w = {.tid = t->seq, .status = MPC_TASK_CANCELED, .worker = -1};
+      journal_attempt(f, t, &w, rank, att, note);
       t->excused++;
       if (!t_nrun(t))
         tq_push(&f->retry, t);
@@ -1556,7 +1552,6 @@ static void lose_rank(mpc__farm_t *f, int rank, double silent) {
   }
   while ((t = tq_pop(&rs->staticq)))
     tq_push(&f->retry, t);
-  rs->inflight = 0;
 }
 
 /* Stragglers: with nothing left to hand out, give ranks with idle workers a
@@ -1578,13 +1573,9 @@ static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
       task_t *best = NULL, *t;
       uint64_t cur = 0;
       while ((t = tm_next(&f->map, &cur))) {
+        /* (copied is set as a task is picked, so no task is picked twice) */
         if (t->done || t->copied || t->run_rank[0] < 0 || t->run_rank[1] >= 0 ||
             t->run_rank[0] == r || f->tnow - t->run_at[0] < min_age)
-          continue;
-        int picked = 0;
-        for (size_t j = 0; j < k && !picked; j++)
-          picked = scratch[j] == t;
-        if (picked)
           continue;
         if (!best || t->run_at[0] < best->run_at[0])
           best = t;
@@ -1882,6 +1873,8 @@ out:
     sendq_test(&sq);
     free(sq.req);
     free(sq.buf);
+    free(sq.dest);
+    free(sq.idx);
   } else {
     sendq_wait_free(&sq);
   }
@@ -2023,27 +2016,25 @@ static int finish_master(mpc__farm_t *f) {
   }
   if (f->cfg.json) {
     mpc_buf_clear(&b);
-    FILE *fp = fopen(f->cfg.json, "w");
-    if (!fp || mpc__summary_json(&b, &s) != 0 || fwrite(b.data, 1, b.len, fp) != b.len) {
-      MPC_LOG(MPC_LOG_ERROR, "--json %s: cannot write", f->cfg.json);
-    }
-    if (fp)
-      fclose(fp);
+    int rc = mpc__summary_json(&b, &s);
+    if (!rc)
+      rc = mpc__write_atomic(f->cfg.json, b.data, b.len);
+    if (rc)
+      MPC_LOG(MPC_LOG_ERROR, "--json %s: %s", f->cfg.json, mpc_strerror(rc));
   }
   mpc_buf_free(&b);
   free(st);
   if (frc)
     fprintf(stderr, "mpc-run: %s: finish failed: %s\n", f->job->name,
             mpc_strerror(frc));
-  if (f->nlost)
-    fprintf(stderr, "mpc-run: %d rank%s lost; Open MPI cannot finish with a rank "
-            "gone, so the job ends with MPI_Abort (exit code %d)\n", f->nlost,
-            f->nlost == 1 ? "" : "s", f->stop_signal || f->stop_wall ? 3
-            : (f->rep.failed || f->rep.canceled || f->fatal || frc) ? 1 : 0);
   if (f->stop_signal || f->stop_wall)
     code = 3;
   else if (f->rep.failed || f->rep.canceled || f->fatal || frc)
     code = 1;
+  if (f->nlost)
+    fprintf(stderr, "mpc-run: %d rank%s lost; Open MPI cannot finish with a rank "
+            "gone, so the job ends with MPI_Abort (exit code %d)\n", f->nlost,
+            f->nlost == 1 ? "" : "s", code);
   return code;
 }
 

@@ -162,32 +162,17 @@ static int write_png(FILE *fp, const mpc__tl_img_t *img) {
   return 0;
 }
 
+static int png_to_file(FILE *fp, void *ctx) {
+  return write_png(fp, ctx);
+}
+
 int mpc__tl_png(const char *path, const mpc__attempt_t *a, size_t n,
                 const mpc__trace_rank_t *ranks, int nranks, double t_end) {
   mpc__tl_img_t img;
   int rc = mpc__tl_render(&img, a, n, ranks, nranks, t_end);
   if (rc)
     return rc;
-  size_t pl = strlen(path);
-  char *tmp = malloc(pl + 32);
-  if (!tmp) {
-    mpc__tl_free(&img);
-    return MPC_ENOMEM;
-  }
-  snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
-  FILE *fp = fopen(tmp, "wb");
-  if (!fp) {
-    rc = -errno;
-  } else {
-    rc = write_png(fp, &img);
-    if (fclose(fp) != 0 && !rc)
-      rc = -errno;
-    if (!rc && rename(tmp, path) != 0)
-      rc = -errno;
-    if (rc)
-      unlink(tmp);
-  }
-  free(tmp);
+  rc = mpc__write_file(path, png_to_file, &img);
   mpc__tl_free(&img);
   return rc;
 }

@@ -164,20 +164,47 @@ int mpc__trace_json(mpc_buf_t *b, const char *job, const mpc__attempt_t *a,
   return trace_emit(b, NULL, job, a, n, ranks, nranks);
 }
 
+typedef struct trace_ctx {
+  const char *job;
+  const mpc__attempt_t *a;
+  size_t n;
+  const mpc__trace_rank_t *ranks;
+  int nranks;
+} trace_ctx_t;
+
+static int trace_to_file(FILE *fp, void *ctx) {
+  trace_ctx_t *c = ctx;
+  mpc_buf_t b = MPC_BUF_INIT;
+  int rc = trace_emit(&b, fp, c->job, c->a, c->n, c->ranks, c->nranks);
+  mpc_buf_free(&b);
+  return rc;
+}
+
 int mpc__trace_write(const char *path, const char *job, const mpc__attempt_t *a,
                      size_t n, const mpc__trace_rank_t *ranks, int nranks) {
-  size_t pl = strlen(path);
-  char *tmp = malloc(pl + 32);
+  trace_ctx_t c = {job, a, n, ranks, nranks};
+  return mpc__write_file(path, trace_to_file, &c);
+}
+
+/* "path.tmp.PID": the temporary name beside path (malloc'd, NULL: no memory). */
+static char *tmp_name(const char *path) {
+  size_t n = strlen(path) + 32;
+  char *tmp = malloc(n);
+  if (tmp)
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  return tmp;
+}
+
+int mpc__write_file(const char *path, int (*emit)(FILE *fp, void *ctx), void *ctx) {
+  char *tmp = tmp_name(path);
   if (!tmp)
     return MPC_ENOMEM;
-  snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
-  mpc_buf_t b = MPC_BUF_INIT;
   int rc = 0;
-  FILE *fp = fopen(tmp, "w");
+  FILE *fp = fopen(tmp, "wb");
   if (!fp) {
     rc = -errno;
   } else {
-    rc = trace_emit(&b, fp, job, a, n, ranks, nranks);
+    rc = emit(fp, ctx);
     if (fclose(fp) != 0 && !rc)
       rc = -errno;
     if (!rc && rename(tmp, path) != 0)
@@ -185,17 +212,14 @@ int mpc__trace_write(const char *path, const char *job, const mpc__attempt_t *a,
     if (rc)
       unlink(tmp);
   }
-  mpc_buf_free(&b);
   free(tmp);
   return rc;
 }
 
 int mpc__probe_writable(const char *path) {
-  size_t pl = strlen(path);
-  char *tmp = malloc(pl + 32);
+  char *tmp = tmp_name(path);
   if (!tmp)
     return MPC_ENOMEM;
-  snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
   int rc = 0;
   FILE *fp = fopen(tmp, "w");
   if (!fp) {
@@ -208,26 +232,17 @@ int mpc__probe_writable(const char *path) {
   return rc;
 }
 
+typedef struct bytes {
+  const void *p;
+  size_t n;
+} bytes_t;
+
+static int bytes_to_file(FILE *fp, void *ctx) {
+  const bytes_t *b = ctx;
+  return b->n && fwrite(b->p, 1, b->n, fp) != b->n ? -(errno ? errno : EIO) : 0;
+}
+
 int mpc__write_atomic(const char *path, const void *data, size_t len) {
-  size_t pl = strlen(path);
-  char *tmp = malloc(pl + 32);
-  if (!tmp)
-    return MPC_ENOMEM;
-  snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
-  FILE *fp = fopen(tmp, "w");
-  int rc = 0;
-  if (!fp) {
-    rc = -errno;
-  } else {
-    if (len && fwrite(data, 1, len, fp) != len)
-      rc = -(errno ? errno : EIO);
-    if (fclose(fp) != 0 && !rc)
-      rc = -errno;
-    if (!rc && rename(tmp, path) != 0)
-      rc = -errno;
-    if (rc)
-      unlink(tmp);
-  }
-  free(tmp);
-  return rc;
+  bytes_t b = {data, len};
+  return mpc__write_file(path, bytes_to_file, &b);
 }

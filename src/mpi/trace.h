@@ -6,6 +6,7 @@
 #define MPC_MPI_TRACE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "mpc/buf.h"
@@ -40,8 +41,12 @@ MPC_MUST_CHECK int mpc__trace_write(const char *path, const char *job,
                                     const mpc__attempt_t *a, size_t n,
                                     const mpc__trace_rank_t *ranks, int nranks);
 
-/* Write len bytes to path through a temporary file in the same directory,
- * then rename().  0 or -errno. */
+/* Write path through a temporary file in the same directory: emit(fp, ctx)
+ * writes the content (0 or a negative code), then the file is renamed into
+ * place; on any failure the temporary is removed and path is untouched. */
+MPC_MUST_CHECK int mpc__write_file(const char *path,
+                                   int (*emit)(FILE *fp, void *ctx), void *ctx);
+/* mpc__write_file() of len bytes.  0 or -errno. */
 MPC_MUST_CHECK int mpc__write_atomic(const char *path, const void *data, size_t len);
 /* Can mpc__write_atomic(path) work?  Creates and removes its temporary file;
  * path itself is not touched.  0 or -errno. */

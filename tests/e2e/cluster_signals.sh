@@ -6,15 +6,6 @@
 set -u
 . "$(dirname "$0")/lib_mpcrun.bash"
 
-wait_lines() {
-  local i
-  for ((i = 0; i < 600; i++)); do
-    [ -f "$1" ] && [ "$(grep -vc '^#' "$1")" -ge "$2" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 run full 120 "$RUN" chaos --tasks 300 --seed 6 -w 2
 
 # $1: name, rest: launcher prefix (may be empty)

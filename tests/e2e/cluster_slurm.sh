@@ -21,15 +21,6 @@ SH
 chmod +x "$TMP/bin/srun" "$TMP/bin/scontrol"
 export PATH="$TMP/bin:$PATH" MPC_RUN="$RUN" MPC_GRACE=0 SLURM_SUBMIT_DIR="$TMP" SLURM_CPUS_PER_TASK=1
 
-wait_lines() {
-  local i
-  for ((i = 0; i < 600; i++)); do
-    [ -f "$1" ] && [ "$(grep -vc '^#' "$1")" -ge "$2" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 run full 120 "$RUN" chaos --tasks 200 --seed 8 -w 2
 
 # Run 1: the time-limit warning.

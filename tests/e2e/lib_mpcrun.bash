@@ -51,6 +51,16 @@ journal_last() {
   awk -F'\t' '!/^#/ && NF == 11 { last[$1] = $2 } END { for (k in last) print k, last[k] }' "$1"
 }
 not() { ! "$@"; }
+# Wait until journal $1 has at least $2 lines of results (at most 60 s).
+wait_lines() {
+  local i
+  for ((i = 0; i < 600; i++)); do
+    [ -f "$1" ] && [ "$(grep -vc '^#' "$1")" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # watchdog SECS PID: SIGKILL PID after SECS unless unwatch is called first.
 # (Its own output is closed so that it never holds the test's pipes open.)
 watchdog() {

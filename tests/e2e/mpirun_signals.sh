@@ -5,16 +5,6 @@
 set -u
 . "$(dirname "$0")/lib_mpcrun.bash"
 
-# Wait until the journal has at least $2 lines of results (at most 60 s).
-wait_lines() {
-  local i
-  for ((i = 0; i < 600; i++)); do
-    [ -f "$1" ] && [ "$(grep -vc '^#' "$1")" -ge "$2" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # --- SIGINT to a singleton run ------------------------------------------------
 timeout -k 5 120 "$RUN" chaos --tasks 300 --seed 2 --sleep 40 -w 2 --journal "$TMP/js" \
   >"$TMP/s.out" 2>"$TMP/s.err" &
