@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/grow.h"
+
 int cmd_joblog_escape(mpc_buf_t *out, const char *cmd, size_t len) {
   const char *p = cmd, *end = cmd + len;
   int rc = 0;
@@ -176,14 +178,8 @@ int cmd_joblog_parse(cmd_joblog_t *j, const char *text, size_t len,
       p = nl + 1;
       continue;
     }
-    if (j->n == j->cap) {
-      size_t cap = j->cap ? j->cap * 2 : 64;
-      cmd_joblog_entry_t *e = realloc(j->e, cap * sizeof *e);
-      if (!e)
-        return MPC_ENOMEM;
-      j->e = e;
-      j->cap = cap;
-    }
+    if (mpc__grow(&j->e, &j->cap, j->n + 1, sizeof *j->e, 64))
+      return MPC_ENOMEM;
     size_t cl = (size_t)(fe[8] - f[8]);
     char *c = malloc(cl + 1);
     if (!c)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/grow.h"
 #include "pix.h"
 
 #define IMAGE_DEFAULT_MAX_PIXELS 100000000ull
@@ -421,14 +422,8 @@ static int add_file(image_state_t *s, const char *rel) {
 
 static int add_failure(image_state_t *s, const char *key, const char *msg,
                        size_t msglen) {
-  if (s->nfails == s->capfails) {
-    size_t cap = s->capfails ? s->capfails * 2 : 16;
-    failure_t *f = realloc(s->fails, cap * sizeof *f);
-    if (!f)
-      return MPC_ENOMEM;
-    s->fails = f;
-    s->capfails = cap;
-  }
+  if (mpc__grow(&s->fails, &s->capfails, s->nfails + 1, sizeof *s->fails, 16))
+    return MPC_ENOMEM;
   failure_t *f = &s->fails[s->nfails];
   f->key = strdup(key);
   f->msg = strndup(msg, msglen);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "core/grow.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define STATS_SSE41 1
@@ -169,46 +171,25 @@ uint64_t stats_skip_record(const unsigned char *buf, uint64_t pos,
 
 enum { T_DELIM, T_EOR, T_BADQ };
 
-typedef struct scratch {
-  char *p;
-  size_t len, cap;
-} scratch_t;
-
-static int scratch_add(scratch_t *s, const void *p, size_t n) {
-  if (s->len + n > s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 256;
-    while (cap < s->len + n)
-      cap *= 2;
-    char *q = realloc(s->p, cap);
-    if (!q)
-      return MPC_ENOMEM;
-    s->p = q;
-    s->cap = cap;
-  }
-  memcpy(s->p + s->len, p, n);
-  s->len += n;
-  return 0;
-}
-
 /* Read one field at *pos.  Content in [*fs, *fs + *fl) (pointing into buf or
  * the scratch).  Advances *pos past the delimiter or record terminator and
  * returns T_DELIM / T_EOR (end of record or of data), T_BADQ (unterminated
  * quote), or MPC_ENOMEM. */
 static inline int next_field(const unsigned char *buf, uint64_t *posp,
                              uint64_t fend, const unsigned char *cls,
-                             scratch_t *sc, const char **fs, size_t *fl) {
+                             mpc_buf_t *sc, const char **fs, size_t *fl) {
   uint64_t pos = *posp;
   const unsigned char *p = buf + pos, *e = buf + fend;
   if (p < e && *p == '"') {
     const unsigned char *s = p + 1;
     int copied = 0;
-    sc->len = 0;
+    mpc_buf_clear(sc);
     for (;;) {
       const unsigned char *q = memchr(s, '"', (size_t)(e - s));
       if (!q)
         return T_BADQ;
       if (q + 1 < e && q[1] == '"') {
-        if (scratch_add(sc, s, (size_t)(q + 1 - s)))
+        if (mpc_buf_append(sc, s, (size_t)(q + 1 - s)))
           return MPC_ENOMEM;
         copied = 1;
         s = q + 2;
@@ -218,9 +199,9 @@ static inline int next_field(const unsigned char *buf, uint64_t *posp,
       const unsigned char *r = q + 1;
       if (r == e || cls[*r]) {
         if (copied) {
-          if (scratch_add(sc, s, (size_t)(q - s)))
+          if (mpc_buf_append(sc, s, (size_t)(q - s)))
             return MPC_ENOMEM;
-          *fs = sc->p;
+          *fs = (const char *)sc->data;
           *fl = sc->len;
         } else {
           *fs = (const char *)(p + 1);
@@ -230,14 +211,14 @@ static inline int next_field(const unsigned char *buf, uint64_t *posp,
         break;
       }
       /* bytes after the closing quote continue the field unquoted */
-      if (scratch_add(sc, s, (size_t)(q - s)))
+      if (mpc_buf_append(sc, s, (size_t)(q - s)))
         return MPC_ENOMEM;
       const unsigned char *t = r;
       while (t < e && (!cls[*t] || *t == '"'))
         t++;
-      if (scratch_add(sc, r, (size_t)(t - r)))
+      if (mpc_buf_append(sc, r, (size_t)(t - r)))
         return MPC_ENOMEM;
-      *fs = sc->p;
+      *fs = (const char *)sc->data;
       *fl = sc->len;
       p = t;
       break;
@@ -629,7 +610,7 @@ int stats_header_read(const char *path, char delim, stats_header_t *h,
   int rc = 0;
   unsigned char *buf = NULL;
   size_t len = 0, cap = 0;
-  scratch_t sc = {0};
+  mpc_buf_t sc = MPC_BUF_INIT;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     rc = -errno;
@@ -716,15 +697,8 @@ int stats_header_read(const char *path, char delim, stats_header_t *h,
       rc = t;
       goto out;
     }
-    if (h->ncols == hcap) {
-      hcap = hcap ? hcap * 2 : 16;
-      char **nn = realloc(h->names, hcap * sizeof *nn);
-      if (!nn) {
-        rc = MPC_ENOMEM;
-        goto out;
-      }
-      h->names = nn;
-    }
+    if ((rc = mpc__grow(&h->names, &hcap, h->ncols + 1, sizeof *h->names, 16)))
+      goto out;
     char *name;
     if (fl == 0) {
       if (asprintf(&name, "Unnamed: %zu", h->ncols) < 0)
@@ -750,7 +724,7 @@ int stats_header_read(const char *path, char delim, stats_header_t *h,
   h->data_start = rec_end;
   h->line0 = nl + 1;
 out:
-  free(sc.p);
+  mpc_buf_free(&sc);
   free(buf);
   close(fd);
   if (rc)
@@ -787,17 +761,7 @@ void stats_part_free(stats_part_t *p, const stats_cfg_t *c) {
 }
 
 static int grow(double **v, size_t *cap, size_t want) {
-  if (want <= *cap)
-    return 0;
-  size_t c = *cap ? *cap * 2 : 1024;
-  while (c < want)
-    c *= 2;
-  double *p = realloc(*v, c * sizeof *p);
-  if (!p)
-    return MPC_ENOMEM;
-  *v = p;
-  *cap = c;
-  return 0;
+  return mpc__grow(v, cap, want, sizeof **v, 1024);
 }
 
 /* Values are collected per column and handed on in batches of up to
@@ -880,7 +844,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
               uint64_t fend, stats_part_t *part, uint64_t *endp, const int simd_ok) {
   unsigned char cls[256];
   make_cls(cls, c->delim);
-  scratch_t sc = {0};
+  mpc_buf_t sc = MPC_BUF_INIT;
   int rc = 0;
   uint64_t pos = from;
   const size_t ncols = c->ncols;
@@ -986,7 +950,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
   }
 out:
   free(act);
-  free(sc.p);
+  mpc_buf_free(&sc);
   *endp = pos;
   if (!rc)
     rc = stats_part_flush(part, c);

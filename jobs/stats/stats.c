@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/grow.h"
+
 #define STATS_DEFAULT_CHUNK (16ULL << 20)
 
 enum { FMT_TABLE, FMT_CSV, FMT_JSON };
@@ -500,14 +502,8 @@ static int spill(stats_state_t *s, size_t col, const double *v, uint64_t n) {
       return -errno;
     unlink(tmpl);
   }
-  if (s->nruns == s->capruns) {
-    size_t cap = s->capruns ? s->capruns * 2 : 64;
-    run_t *nr = realloc(s->runs, cap * sizeof *nr);
-    if (!nr)
-      return MPC_ENOMEM;
-    s->runs = nr;
-    s->capruns = cap;
-  }
+  if (mpc__grow(&s->runs, &s->capruns, s->nruns + 1, sizeof *s->runs, 64))
+    return MPC_ENOMEM;
   const unsigned char *p = (const unsigned char *)v;
   uint64_t left = n * sizeof(double), off = s->spill_len;
   while (left) {

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/grow.h"
+
 #define WC_DEFAULT_CHUNK (32ULL << 20)
 
 /* ---- hash table -------------------------------------------------------------- */
@@ -366,14 +368,8 @@ static int wc_init(int argc, char **argv, const mpc_job_env_t *env, void **state
 }
 
 static int add_file(wc_state_t *s, const char *path, uint64_t size, int err) {
-  if (s->nfiles == s->capfiles) {
-    size_t cap = s->capfiles ? s->capfiles * 2 : 64;
-    file_ent_t *f = realloc(s->files, cap * sizeof *f);
-    if (!f)
-      return MPC_ENOMEM;
-    s->files = f;
-    s->capfiles = cap;
-  }
+  if (mpc__grow(&s->files, &s->capfiles, s->nfiles + 1, sizeof *s->files, 64))
+    return MPC_ENOMEM;
   char *p = strdup(path);
   if (!p)
     return MPC_ENOMEM;
@@ -407,15 +403,8 @@ static int walk(wc_state_t *s, const char *path, int top) {
   while ((de = readdir(d)) != NULL) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
-    if (n == cap) {
-      cap = cap ? cap * 2 : 32;
-      char **nn = realloc(names, cap * sizeof *nn);
-      if (!nn) {
-        rc = MPC_ENOMEM;
-        break;
-      }
-      names = nn;
-    }
+    if ((rc = mpc__grow(&names, &cap, n + 1, sizeof *names, 32)))
+      break;
     if (asprintf(&names[n], "%s/%s", path, de->d_name) < 0) {
       rc = MPC_ENOMEM;
       break;
