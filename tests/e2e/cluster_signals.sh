@@ -11,22 +11,15 @@ run full 120 "$RUN" chaos --tasks 300 --seed 6 -w 2
 # $1: name, rest: launcher prefix (may be empty)
 usr1_then_resume() {
   local name=$1; shift
-  local j="$TMP/j$name"
-  "$@" "$RUN" chaos --tasks 300 --seed 6 --sleep 40 -w 1 --journal "$j" \
-    >"$TMP/$name.out" 2>"$TMP/$name.err" &
-  local pid=$!
-  watchdog 90 $pid
-  wait_lines "$j" 10
-  kill -USR1 $pid
-  wait $pid
-  local rc=$?
-  unwatch
+  local j="$TMP/j$name" RC
+  signal_run "$name" USR1 "$j" 10 0 "$@" "$RUN" chaos --tasks 300 --seed 6 --sleep 40 -w 1 --journal "$j"
+  local rc=$RC
   check "$name SIGUSR1: exit 3" [ "$rc" = 3 ]
   check "$name SIGUSR1: summary says interrupted by signal 10" grep -q "stopped early: interrupted by signal 10" "$TMP/$name.err"
   check "$name SIGUSR1: the job's finish() still ran" grep -q "chaos: tasks=300" "$TMP/$name.out"
   check "$name SIGUSR1: journal lines all well formed" [ "$(awk -F'\t' '!/^#/ && NF != 11' "$j" | wc -l)" = 0 ]
   local gen
-  gen=$(grep -o '^mpc-run chaos: [0-9]* tasks' "$TMP/$name.err" | grep -o '[0-9]* tasks' | cut -d' ' -f1)
+  gen=$(summary_tasks "$TMP/$name.err")
   check "$name SIGUSR1: one final journal line per generated task ($gen)" [ "$(journal_last "$j" | wc -l)" = "${gen:-x}" ]
   check "$name SIGUSR1: no task failed (killed workers count as canceled)" grep -q " 0 failed" "$TMP/$name.err"
   check "$name SIGUSR1: some canceled" grep -q ' canceled$' <(journal_last "$j")
@@ -54,21 +47,14 @@ usr1_then_resume mpirun mpirun --oversubscribe -n 2
 # wait for (then 1 s more).  Long grace: the running tasks finish ok; short
 # grace: they are cut (journaled canceled with the pid that ran them).
 term_grace() {
-  local name=$1 grace=$2 ms=$3 j="$TMP/jt$1"
-  "$RUN" chaos --tasks 40 --seed 2 --sleep "$ms" -w 2 --grace "$grace" --journal "$j" \
-    >"$TMP/$name.out" 2>"$TMP/$name.err" &
-  local pid=$!
-  watchdog 90 $pid
-  wait_lines "$j" "$4"
-  sleep 1
-  kill -TERM $pid
-  wait $pid
-  local rc=$?
-  unwatch
+  local name=$1 grace=$2 ms=$3 j="$TMP/jt$1" RC
+  signal_run "$name" TERM "$j" "$4" 1 "$RUN" chaos --tasks 40 --seed 2 --sleep "$ms" -w 2 \
+    --grace "$grace" --journal "$j"
+  local rc=$RC
   check "$name SIGTERM: exit 3" [ "$rc" = 3 ]
   check "$name SIGTERM: interrupted by signal 15" grep -q "stopped early: interrupted by signal 15" "$TMP/$name.err"
   check "$name SIGTERM: one final journal line per generated task" \
-    [ "$(journal_last "$j" | wc -l)" = "$(grep -o '^mpc-run chaos: [0-9]* tasks' "$TMP/$name.err" | grep -o '[0-9]* tasks' | cut -d' ' -f1)" ]
+    [ "$(journal_last "$j" | wc -l)" = "$(summary_tasks "$TMP/$name.err")" ]
   # canceled attempts that had started (pid != 0) were cut while running
   awk -F'\t' '!/^#/ && $2 == "canceled" && $6 != 0' "$j" >"$TMP/$name.cut"
 }

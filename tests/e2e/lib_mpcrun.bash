@@ -51,6 +51,28 @@ journal_last() {
   awk -F'\t' '!/^#/ && NF == 11 { last[$1] = $2 } END { for (k in last) print k, last[k] }' "$1"
 }
 not() { ! "$@"; }
+# Tasks generated, from the summary line in stderr file $1.
+summary_tasks() {
+  grep -o '^mpc-run chaos: [0-9]* tasks' "$1" | grep -o '[0-9]* tasks' | cut -d' ' -f1
+}
+
+# signal_run NAME SIG JOURNAL LINES DELAY cmd...: run cmd in the background
+# (output to $TMP/NAME.out and .err), send it SIG once JOURNAL has LINES
+# result lines and DELAY more seconds passed, wait; its exit code in RC.
+signal_run() {
+  local name=$1 sig=$2 journal=$3 lines=$4 delay=$5
+  shift 5
+  "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  local pid=$!
+  watchdog 90 $pid
+  wait_lines "$journal" "$lines"
+  sleep "$delay"
+  kill "-$sig" $pid
+  wait $pid
+  RC=$?
+  unwatch
+}
+
 # Wait until journal $1 has at least $2 lines of results (at most 60 s).
 wait_lines() {
   local i

@@ -18,7 +18,7 @@ check "SIGINT: summary says interrupted" grep -q "stopped early: interrupted by 
 check "SIGINT: the job's finish() still ran" grep -q "chaos: tasks=300" "$TMP/s.out"
 check "SIGINT: journal lines all well formed" [ "$(awk -F'\t' '!/^#/ && NF != 11' "$TMP/js" | wc -l)" = 0 ]
 journal_last "$TMP/js" >"$TMP/lasts"
-gen=$(grep -o '^mpc-run chaos: [0-9]* tasks' "$TMP/s.err" | grep -o '[0-9]* tasks' | cut -d' ' -f1)
+gen=$(summary_tasks "$TMP/s.err")
 check "SIGINT: journal has one final line per generated task ($gen)" [ "$(wc -l <"$TMP/lasts")" = "${gen:-x}" ]
 check "SIGINT: no task ok twice" [ "$(awk -F'\t' '$2 == "ok"' "$TMP/js" | cut -f1 | sort | uniq -d | wc -l)" = 0 ]
 check "SIGINT: some canceled" grep -q ' canceled$' "$TMP/lasts"
@@ -42,7 +42,7 @@ kill -INT $pid
 wait $pid
 unwatch
 check "SIGINT to mpirun: summary says interrupted" grep -q "stopped early: interrupted by signal" "$TMP/m.err"
-gen=$(grep -o '^mpc-run chaos: [0-9]* tasks' "$TMP/m.err" | grep -o '[0-9]* tasks' | cut -d' ' -f1)
+gen=$(summary_tasks "$TMP/m.err")
 check "SIGINT to mpirun: journal has one final line per generated task ($gen)" [ "$(journal_last "$TMP/jm" | wc -l)" = "${gen:-x}" ]
 check "SIGINT to mpirun: journal lines all well formed" [ "$(awk -F'\t' '!/^#/ && NF != 11' "$TMP/jm" | wc -l)" = 0 ]
 check "SIGINT to mpirun: no task failed (killed workers count as canceled)" grep -q " 0 failed" "$TMP/m.err"
