@@ -43,17 +43,25 @@ static void isort_u64(uint64_t *a, size_t n) {
 /* MSD radix sort: 11-bit digits taken just below the longest prefix shared by
  * every key of the (sub)array, so data in a narrow range is usually sorted
  * after one scatter pass plus insertion sorts of tiny buckets. */
+/* Smallest and largest of a[0..n), n >= 1; 0 when they are equal. */
+static inline int key_span(const uint64_t *a, size_t n, uint64_t *mn, uint64_t *mx) {
+  uint64_t lo = a[0], hi = a[0];
+  for (size_t i = 1; i < n; i++) {
+    lo = a[i] < lo ? a[i] : lo;
+    hi = a[i] > hi ? a[i] : hi;
+  }
+  *mn = lo;
+  *mx = hi;
+  return lo != hi;
+}
+
 static void msd_sort(uint64_t *a, uint64_t *tmp, size_t n) {
   if (n <= 24) {
     isort_u64(a, n);
     return;
   }
-  uint64_t mn = a[0], mx = a[0];
-  for (size_t i = 1; i < n; i++) {
-    mn = a[i] < mn ? a[i] : mn;
-    mx = a[i] > mx ? a[i] : mx;
-  }
-  if (mn == mx)
+  uint64_t mn, mx;
+  if (!key_span(a, n, &mn, &mx))
     return;
   /* digit width: about log2(n), so the bucket bookkeeping stays O(n) */
   int bits = 64 - __builtin_clzll((uint64_t)n);
@@ -85,12 +93,8 @@ static void msd_sort(uint64_t *a, uint64_t *tmp, size_t n) {
  * that all keys share, then an insertion pass for keys that agree on those
  * bits.  Falls back to msd_sort() when that pass would do too much work. */
 static void lsd33_sort(uint64_t *a, uint64_t *tmp, size_t n) {
-  uint64_t mn = a[0], mx = a[0];
-  for (size_t i = 1; i < n; i++) {
-    mn = a[i] < mn ? a[i] : mn;
-    mx = a[i] > mx ? a[i] : mx;
-  }
-  if (mn == mx)
+  uint64_t mn, mx;
+  if (!key_span(a, n, &mn, &mx))
     return;
   int top = 63 - __builtin_clzll(mn ^ mx);
   int shift = top >= 32 ? top - 32 : 0;
