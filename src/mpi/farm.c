@@ -30,7 +30,7 @@
 #define HOSTLEN 64
 #define MAX_BATCH 4096     /* tasks per message at most (guided) */
 #define SEND_WINDOW 256    /* one-task messages in flight to a rank at most */
-#define LOOKAHEAD 8192     /* tasks generated ahead, to know what is left */
+#define LOOKAHEAD 2048     /* tasks generated ahead, to know what is left */
 #define FAILS_KEPT 20      /* failures listed in the summary */
 #define UP_MAX_RESULTS 512 /* a rank sends its results at least this often */
 #define UP_MAX_BYTES (256u << 10)
@@ -233,7 +233,8 @@ static void tm_trim(tmap_t *m) {
 }
 
 /* A new record for task `seq` (the next seq, always) with `dlen` bytes for its
- * key and input at *data.  The record is zeroed but for seq. */
+ * key and input at *data.  The record is zeroed but for seq, blk, own_data
+ * (one store per field as it is written: no separate pass over the block). */
 static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data) {
   if (!m->cur || m->cur->n == TB_TASKS) {
     if (m->n == m->cap) {
@@ -259,7 +260,6 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
     }
     b->first = seq;
     b->n = b->live = 0;
-    memset(b->rec, 0, sizeof b->rec); /* in bulk: cheaper than per record */
     if (m->cur && !m->cur->live) { /* every task of the full block is gone */
       m->blk[(m->head + m->n - 1) & (m->cap - 1)] = NULL;
       tb_retire(m, m->cur);
@@ -293,9 +293,7 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
   if (!d)
     return NULL;
   task_t *t = &b->rec[b->n++];
-  t->seq = seq; /* the rest is zero */
-  t->blk = b;
-  t->own_data = dlen > TB_INLINE;
+  *t = (task_t){.seq = seq, .blk = b, .own_data = dlen > TB_INLINE};
   b->live++;
   m->live++;
   *data = d;
@@ -338,7 +336,8 @@ static void task_free(tmap_t *m, task_t *t) {
   if (!t || !t->blk)
     return;
   tblock_t *b = t->blk;
-  free(t->stash);
+  if (t->stash)
+    free(t->stash);
   if (t->own_data)
     free(t->key); /* key and input live in one allocation */
   t->blk = NULL;
@@ -511,7 +510,12 @@ struct mpc__farm {
   /* master side */
   rstate_t *r;
   tmap_t map;
-  tq_t fresh, retry;
+  /* Fresh tasks are generated in seq order and handed out in that order, so
+   * they are the live, not yet done records from fresh_lo on: no queue links
+   * to chase through records that have left the cache. */
+  uint64_t fresh_lo;
+  size_t fresh_n;
+  tq_t retry;
   uint64_t next_seq, next_gather, static_rr;
   int gen_done;
   int fatal;      /* an error stops the run (exit 1) */
@@ -520,8 +524,8 @@ struct mpc__farm {
   double soon_deadline;
   double deadline;   /* --walltime or the allocation's end (monotonic), 0: none */
   int wall_hold;     /* a rank was refused work: it would not finish in time */
-  uint64_t dur_n;    /* durations of successful attempts (Welford) */
-  double dur_mean, dur_m2;
+  uint64_t dur_n;    /* durations of successful attempts: count, and sums */
+  double dur_shift, dur_s1, dur_s2; /* of (d - dur_shift) and its square */
   double tnow;       /* the master loop's clock, read once per turn */
   double last_spec;
   uint64_t spec_launched, spec_won;
@@ -534,6 +538,7 @@ struct mpc__farm {
   mpc__journal_t jr;
   int have_journal;
   FILE *timeline;
+  int observe;         /* --trace or --timeline: keep every attempt */
   int tl_png;          /* --timeline FILE.png: drawn at the end from att[] */
   mpc__attempt_t *att; /* attempts that ran, for --trace and the PNG timeline */
   size_t natt, catt;
@@ -1139,9 +1144,10 @@ static void record_run(mpc__farm_t *f, const task_t *t, const mpc__wres_t *w,
 }
 
 /* One line per attempt: `att` is its number, `note` (may be NULL) replaces
- * the message. */
-static void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
-                            int rank, int att, const char *note) {
+ * the message.  (The test of the wrapper below is all a run without a
+ * journal, trace or timeline pays per task.) */
+static void journal_attempt_do(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
+                               int rank, int att, const char *note) {
   if (f->have_journal) {
     int keep_out = (f->job->flags & MPC_JOB_JOURNAL_OUTPUT) &&
                    w->status == MPC_TASK_OK;
@@ -1176,6 +1182,12 @@ static void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
   record_run(f, t, w, rank, att);
 }
 
+static inline void journal_attempt(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
+                                   int rank, int att, const char *note) {
+  if (f->have_journal || f->observe)
+    journal_attempt_do(f, t, w, rank, att, note);
+}
+
 /* Kill the attempt of task `seq` still running on `rank`: a copy won. */
 static void cancel_on(mpc__farm_t *f, int rank, uint64_t seq) {
   if (rank == 0) {
@@ -1200,16 +1212,22 @@ static void cancel_on(mpc__farm_t *f, int rank, uint64_t seq) {
 
 /* Learn how long tasks take (successful attempts): --walltime, speculation. */
 static void learn_duration(mpc__farm_t *f, double d) {
-  f->dur_n++;
-  double delta = d - f->dur_mean;
-  f->dur_mean += delta / (double)f->dur_n;
-  f->dur_m2 += delta * (d - f->dur_mean);
+  /* Sums shifted by the first duration (no division per task; the shift
+   * keeps the variance from cancelling when durations are alike). */
+  if (f->dur_n++ == 0)
+    f->dur_shift = d;
+  double x = d - f->dur_shift;
+  f->dur_s1 += x;
+  f->dur_s2 += x * x;
 }
 
 /* A pessimistic guess of one task's duration: mean plus one deviation. */
 static double dur_estimate(const mpc__farm_t *f) {
-  double sd = f->dur_n > 1 ? sqrt(f->dur_m2 / (double)(f->dur_n - 1)) : 0;
-  return f->dur_mean + sd;
+  if (!f->dur_n)
+    return 0;
+  double n = (double)f->dur_n, m = f->dur_s1 / n;
+  double var = f->dur_n > 1 ? (f->dur_s2 - f->dur_s1 * m) / (n - 1) : 0;
+  return f->dur_shift + m + (var > 0 ? sqrt(var) : 0);
 }
 
 /* One attempt's outcome from `rank`. */
@@ -1355,12 +1373,24 @@ static int gen_one(mpc__farm_t *f) {
   if (f->cfg.sched == MPC__SCHED_STATIC)
     tq_push(&f->r[f->static_rr++ % (uint64_t)f->nranks].staticq, t);
   else
-    tq_push(&f->fresh, t);
+    f->fresh_n++;
   return 1;
 }
 
+/* The oldest fresh task (resumed ones were completed when generated). */
+static task_t *fresh_pop(mpc__farm_t *f) {
+  while (f->fresh_n) {
+    task_t *t = tm_get(&f->map, f->fresh_lo++);
+    if (t && !t->done) {
+      f->fresh_n--;
+      return t;
+    }
+  }
+  return NULL;
+}
+
 static size_t queued_total(mpc__farm_t *f) {
-  size_t n = f->fresh.n + f->retry.n;
+  size_t n = f->fresh_n + f->retry.n;
   if (f->cfg.sched == MPC__SCHED_STATIC)
     for (int i = 0; i < f->nranks; i++)
       n += f->r[i].staticq.n;
@@ -1379,9 +1409,10 @@ static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
   }
   if (f->stop_kind)
     return k; /* stopping: nothing new */
-  tq_t *q = f->cfg.sched == MPC__SCHED_STATIC ? &f->r[rank].staticq : &f->fresh;
+  int stat = f->cfg.sched == MPC__SCHED_STATIC;
+  tq_t *q = &f->r[rank].staticq;
   while (k < n) {
-    if (!q->n && !f->gen_done && !f->fatal) {
+    if (!(stat ? q->n : f->fresh_n) && !f->gen_done && !f->fatal) {
       int rc = gen_one(f);
       if (rc < 0) {
         set_why(f, "%s", mpc_strerror(rc));
@@ -1391,7 +1422,7 @@ static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
       }
       continue;
     }
-    task_t *t = tq_pop(q);
+    task_t *t = stat ? tq_pop(q) : fresh_pop(f);
     if (!t)
       break;
     out[k++] = t;
@@ -1402,7 +1433,7 @@ static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
 static uint64_t remaining(mpc__farm_t *f) {
   if (!f->gen_done) {
     /* Look ahead so that the end is seen before it comes. */
-    while (!f->gen_done && !f->fatal && f->fresh.n < LOOKAHEAD)
+    while (!f->gen_done && !f->fatal && f->fresh_n < LOOKAHEAD)
       if (gen_one(f) < 0)
         break;
   }
@@ -1444,8 +1475,13 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
   for (size_t i = 0; i < k && !rc; i += per) {
     size_t m = k - i < per ? k - i : per;
     mpc_buf_t b = MPC_BUF_INIT;
-    rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS,
-                       i + m == k && !partial ? MPC__DOWN_LAST : 0);
+    size_t bytes = MPC__HDR_BYTES;
+    for (size_t j = 0; j < m; j++)
+      bytes += 12 + scratch[i + j]->in_len;
+    rc = mpc_buf_reserve(&b, bytes); /* once, not as it grows */
+    if (!rc)
+      rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS,
+                         i + m == k && !partial ? MPC__DOWN_LAST : 0);
     for (size_t j = 0; j < m && !rc; j++) {
       task_t *t = scratch[i + j];
       rc = mpc__wire_task(&b, t->seq, t->in, (uint32_t)t->in_len);
@@ -1846,7 +1882,7 @@ out:
     task_t *t;
     while ((t = tq_pop(&f->retry)))
       cancel_task(f, t);
-    while ((t = tq_pop(&f->fresh)))
+    while ((t = fresh_pop(f)))
       cancel_task(f, t);
     for (int i = 0; i < f->nranks; i++)
       while ((t = tq_pop(&f->r[i].staticq)))
@@ -1949,6 +1985,7 @@ static int setup_master(mpc__farm_t *f, mpc_buf_t *err) {
     fprintf(f->timeline, "seq\tkey\trank\tworker\tpid\tstart\tend\tstatus\n");
   }
   f->progress = f->cfg.progress == 1 || (f->cfg.progress < 0 && isatty(2));
+  f->observe = f->cfg.trace || f->tl_png || f->timeline;
   return 0;
 }
 

@@ -12,23 +12,29 @@
 uint64_t mpc__fnv1a64(const void *p, size_t n) {
   const unsigned char *s = p;
   uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= 0x100000001b3ULL;
-  }
+  const uint64_t k = 0x100000001b3ULL;
+  for (; n >= 8; s += 8, n -= 8) /* unrolled: the chain is serial anyway */
+    h = ((((((((h ^ s[0]) * k ^ s[1]) * k ^ s[2]) * k ^ s[3]) * k ^ s[4]) * k ^ s[5]) * k ^
+          s[6]) * k ^ s[7]) * k;
+  for (; n; s++, n--)
+    h = (h ^ *s) * k;
   return h;
 }
 
-/* "00".."ff": two hex digits per byte, one load each. */
-static const char hex2[513] =
-    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+/* 8 hex digits of v, most significant first, in one 64-bit word: one nibble
+ * per byte, then '0'..'9' / 'a'..'f' for all eight bytes at once. */
+static uint64_t hex8(uint32_t v) {
+  uint64_t x = v;
+  x = ((x & 0xffff0000ULL) << 16) | (x & 0xffffULL);
+  x = ((x & 0x0000ff000000ff00ULL) << 8) | (x & 0x000000ff000000ffULL);
+  x = ((x & 0x00f000f000f000f0ULL) << 4) | (x & 0x000f000f000f000fULL);
+  uint64_t letter = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+  x += 0x3030303030303030ULL + letter * ('a' - '0' - 10);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  x = __builtin_bswap64(x); /* byte 0 holds the lowest nibble: put it last */
+#endif
+  return x;
+}
 
 int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
   uint64_t h = mpc__fnv1a64(in, n);
@@ -38,8 +44,9 @@ int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
       return rc;
   }
   char *o = (char *)key->data + key->len;
-  for (int i = 7; i >= 0; i--, h >>= 8)
-    memcpy(o + 2 * i, hex2 + 2 * (h & 0xff), 2);
+  uint64_t hi = hex8((uint32_t)(h >> 32)), lo = hex8((uint32_t)h);
+  memcpy(o, &hi, 8);
+  memcpy(o + 8, &lo, 8);
   o[16] = 0;
   key->len += 16;
   return 0;

@@ -24,8 +24,10 @@
 #define MPC_MPI_WIRE_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "mpc/buf.h"
+#include "mpc/error.h"
 
 enum { MPC__TAG_DOWN = 11, MPC__TAG_UP = 12 };
 enum { MPC__DOWN_TASKS = 1, MPC__DOWN_STOP = 2, MPC__DOWN_STOP_NOW = 3, MPC__DOWN_DRAIN = 4,
@@ -51,9 +53,6 @@ void mpc__wire_set_n(mpc_buf_t *b, uint32_t n);
 void mpc__wire_set_kind(mpc_buf_t *b, uint32_t kind);
 void mpc__wire_set_x(mpc_buf_t *b, uint32_t x);
 uint32_t mpc__wire_get_n(const mpc_buf_t *b);
-MPC_MUST_CHECK int mpc__wire_task(mpc_buf_t *b, uint64_t tid, const void *p,
-                                  uint32_t len);
-MPC_MUST_CHECK int mpc__wire_result(mpc_buf_t *b, const mpc__wres_t *r);
 
 /* Reader with bounds checks: any overrun gives MPC_EPROTO. */
 typedef struct mpc__wrd {
@@ -62,8 +61,112 @@ typedef struct mpc__wrd {
 
 MPC_MUST_CHECK int mpc__wire_read_hdr(mpc__wrd_t *r, uint32_t *kind,
                                       uint32_t *x, uint32_t *n);
-MPC_MUST_CHECK int mpc__wire_read_task(mpc__wrd_t *r, uint64_t *tid,
-                                       const void **p, uint32_t *len);
-MPC_MUST_CHECK int mpc__wire_read_result(mpc__wrd_t *r, mpc__wres_t *res);
+/* Per task: inline, these run several times per task on the master. */
+/* Little-endian on the wire: a plain copy on little-endian hosts (one load or
+ * store instead of a byte loop: this runs several times per task). */
+static inline uint32_t mpc__le32(uint32_t v) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return __builtin_bswap32(v);
+#else
+  return v;
+#endif
+}
+static inline uint64_t mpc__le64(uint64_t v) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return __builtin_bswap64(v);
+#else
+  return v;
+#endif
+}
+static inline void mpc__put32(unsigned char *p, uint32_t v) {
+  v = mpc__le32(v);
+  memcpy(p, &v, 4);
+}
+static inline void mpc__put64(unsigned char *p, uint64_t v) {
+  v = mpc__le64(v);
+  memcpy(p, &v, 8);
+}
+static inline uint32_t mpc__get32(const unsigned char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return mpc__le32(v);
+}
+static inline uint64_t mpc__get64(const unsigned char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return mpc__le64(v);
+}
+
+static inline int mpc__wire_task(mpc_buf_t *b, uint64_t tid, const void *p, uint32_t len) {
+  int rc = mpc_buf_reserve(b, 12 + (size_t)len);
+  if (rc)
+    return rc;
+  unsigned char *o = b->data + b->len;
+  mpc__put64(o, tid);
+  mpc__put32(o + 8, len);
+  if (len)
+    memcpy(o + 12, p, len);
+  b->len += 12 + (size_t)len;
+  return 0;
+}
+
+#define MPC__RES_FIXED (8 + 4 * 4 + 8 * 3 + 4)
+
+static inline int mpc__wire_result(mpc_buf_t *b, const mpc__wres_t *r) {
+  int rc = mpc_buf_reserve(b, MPC__RES_FIXED + (size_t)r->len);
+  if (rc)
+    return rc;
+  unsigned char *o = b->data + b->len;
+  uint64_t s, e;
+  memcpy(&s, &r->start, 8);
+  memcpy(&e, &r->end, 8);
+  mpc__put64(o, r->tid);
+  mpc__put32(o + 8, r->status);
+  mpc__put32(o + 12, (uint32_t)r->code);
+  mpc__put32(o + 16, (uint32_t)r->worker);
+  mpc__put32(o + 20, (uint32_t)r->pid);
+  mpc__put64(o + 24, s);
+  mpc__put64(o + 32, e);
+  mpc__put64(o + 40, (uint64_t)r->maxrss_kb);
+  mpc__put32(o + 48, r->len);
+  if (r->len)
+    memcpy(o + MPC__RES_FIXED, r->data, r->len);
+  b->len += MPC__RES_FIXED + (size_t)r->len;
+  return 0;
+}
+
+static inline int mpc__wire_read_task(mpc__wrd_t *r, uint64_t *tid, const void **p,
+                        uint32_t *len) {
+  if (r->end - r->p < 12)
+    return MPC_EPROTO;
+  *tid = mpc__get64(r->p);
+  *len = mpc__get32(r->p + 8);
+  if ((uint64_t)(r->end - r->p - 12) < *len)
+    return MPC_EPROTO;
+  *p = r->p + 12;
+  r->p += 12 + (size_t)*len;
+  return 0;
+}
+
+static inline int mpc__wire_read_result(mpc__wrd_t *r, mpc__wres_t *res) {
+  if (r->end - r->p < MPC__RES_FIXED)
+    return MPC_EPROTO;
+  const unsigned char *o = r->p;
+  uint64_t s = mpc__get64(o + 24), e = mpc__get64(o + 32);
+  res->tid = mpc__get64(o);
+  res->status = mpc__get32(o + 8);
+  res->code = (int32_t)mpc__get32(o + 12);
+  res->worker = (int32_t)mpc__get32(o + 16);
+  res->pid = (int32_t)mpc__get32(o + 20);
+  memcpy(&res->start, &s, 8);
+  memcpy(&res->end, &e, 8);
+  res->maxrss_kb = (int64_t)mpc__get64(o + 40);
+  res->len = mpc__get32(o + 48);
+  if ((uint64_t)(r->end - r->p - MPC__RES_FIXED) < res->len)
+    return MPC_EPROTO;
+  res->data = o + MPC__RES_FIXED;
+  r->p += MPC__RES_FIXED + (size_t)res->len;
+  return 0;
+}
 
 #endif

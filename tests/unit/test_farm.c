@@ -51,7 +51,7 @@ static void test_wire(void) {
   CU_ASSERT_EQUAL(kind, MPC__UP_BYE);
   CU_ASSERT_EQUAL(x, 8);
   CU_ASSERT_EQUAL_FATAL(n, 2);
-  mpc__wres_t g;
+  mpc__wres_t g = {0};
   CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g), 0);
   CU_ASSERT_EQUAL(g.tid, 1ull << 40);
   CU_ASSERT_EQUAL(g.status, 2);
@@ -74,7 +74,7 @@ static void test_wire(void) {
   CU_ASSERT_EQUAL(mpc__wire_task(&t, 42, "input", 5), 0);
   mpc__wrd_t tr = {t.data, t.data + t.len - 1};
   CU_ASSERT_EQUAL(mpc__wire_read_hdr(&tr, &kind, &x, &n), 0);
-  const void *p;
+  const void *p = NULL;
   uint32_t len;
   uint64_t tid;
   CU_ASSERT_EQUAL(mpc__wire_read_task(&tr, &tid, &p, &len), MPC_EPROTO);

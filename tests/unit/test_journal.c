@@ -2,6 +2,7 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +16,22 @@ static void test_fnv_key(void) {
   mpc_buf_t k = MPC_BUF_INIT;
   CU_ASSERT_EQUAL(mpc__key_default(&k, "a", 1), 0);
   CU_ASSERT_STRING_EQUAL(mpc_buf_str(&k), "af63dc4c8601ec8c");
+  /* Inputs of every length up to 40 (the unrolled and the byte loop), keys
+   * against a byte-at-a-time FNV-1a printed with printf. */
+  unsigned char in[40];
+  for (size_t i = 0; i < sizeof in; i++)
+    in[i] = (unsigned char)(i * 37 + 11);
+  for (size_t n = 0; n <= sizeof in; n++) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+      h = (h ^ in[i]) * 0x100000001b3ULL;
+    CU_ASSERT_EQUAL(mpc__fnv1a64(in, n), h);
+    char want[17];
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)h);
+    mpc_buf_clear(&k);
+    CU_ASSERT_EQUAL(mpc__key_default(&k, in, n), 0);
+    CU_ASSERT_STRING_EQUAL(mpc_buf_str(&k), want);
+  }
   mpc_buf_free(&k);
 }
 
