@@ -700,7 +700,10 @@ static int up_begin(mpc__farm_t *f) {
   if (f->up.len)
     return 0;
   f->up_n = 0;
-  return mpc__wire_hdr(&f->up, MPC__UP_RESULTS, 0);
+  /* The last buffer went with its send: size the next for a full message of
+   * small results at once rather than growing it result by result. */
+  int rc = mpc_buf_reserve(&f->up, UP_MAX_RESULTS * (MPC__RES_FIXED + 16));
+  return rc ? rc : mpc__wire_hdr(&f->up, MPC__UP_RESULTS, 0);
 }
 
 /* A worker killed by the signal that stops the run (mpirun sends it to the
@@ -1707,7 +1710,7 @@ static int master_loop(mpc__farm_t *f) {
   size_t *per_dest = calloc((size_t)f->nranks, sizeof *per_dest);
   int rc = 0, stop_sent = 0, now_sent = 0, drain_sent = 0;
   unsigned seen_signals = 0;
-  double poll_to = 0;
+  double poll_to = 0, last_turn = now_s(), turn_avg = 0;
   size_t credit0 = 2 * (size_t)f->workers;
   if (!scratch || !per_dest) {
     free(scratch);
@@ -1796,10 +1799,24 @@ static int master_loop(mpc__farm_t *f) {
         goto out;
       activity = 1;
     }
-    /* Our own pool asks like any rank. */
+    /* Our own pool asks like any rank: enough tasks to keep its workers
+     * busy for about two turns of this loop (a rank covers two round trips
+     * the same way), asked for when half of that is left.  Two per worker
+     * starved it: short tasks were done long before the next turn. */
     if (!now_sent) {
+      double turn = t - last_turn;
+      last_turn = t;
+      turn_avg = turn_avg > 0 ? 0.9 * turn_avg + 0.1 * turn : turn;
+      if (f->dur_n) {
+        double est = f->dur_shift + f->dur_s1 / (double)f->dur_n;
+        double c = (double)f->workers * (2.0 + 2.0 * turn_avg / (est > 1e-7 ? est : 1e-7));
+        /* --schedule dynamic: no more in flight than a rank may have. */
+        size_t cap = f->cfg.sched == MPC__SCHED_DYNAMIC ? SEND_WINDOW : MAX_BATCH;
+        credit0 = c > (double)cap ? cap : (size_t)c;
+      }
       size_t pend = mpc_pool_pending(f->pool);
-      if (pend <= (size_t)f->workers && !f->r[0].want)
+      size_t low = credit0 / 2 > (size_t)f->workers ? credit0 / 2 : (size_t)f->workers;
+      if (pend <= low && !f->r[0].want)
         f->r[0].want = credit0 > pend ? credit0 - pend : 1;
     }
     f->wall_hold = 0;

@@ -237,13 +237,18 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
         bt->t0 = t;
       }
       batch_ent_t e = {.code = code, .len = (uint32_t)out->len, .end_ns = end};
-      static const unsigned char zeros[8];
+      size_t need = sizeof e + PAD8(out->len);
       if (!end)
         untimed[nuntimed++] = bt->b.len;
-      if (mpc_buf_append(&bt->b, &e, sizeof e) ||
-          mpc_buf_append(&bt->b, out->data, out->len) ||
-          mpc_buf_append(&bt->b, zeros, PAD8(out->len) - out->len))
+      if (bt->b.cap - bt->b.len < need && mpc_buf_reserve(&bt->b, need))
         _exit(WORKER_EXIT_INIT + 2);
+      /* One reserve, then plain copies (this runs once per tiny task). */
+      unsigned char *o = bt->b.data + bt->b.len;
+      memcpy(o, &e, sizeof e);
+      if (out->len)
+        memcpy(o + sizeof e, out->data, out->len);
+      memset(o + sizeof e + out->len, 0, PAD8(out->len) - out->len);
+      bt->b.len += need;
       bt->n++;
       if (end && (i + 1 == count || end - bt->t0 >= BATCH_MAX_NS ||
                   bt->b.len >= BATCH_MAX_BYTES))
