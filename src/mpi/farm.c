@@ -924,8 +924,13 @@ static int worker_loop(mpc__farm_t *f) {
       struct timespec ts = {0, (long)(POLL_MAX * 1e9)};
       nanosleep(&ts, NULL);
     }
-    if (activity || got > 0)
+    /* While our workers are busy, wait on the pool (its doorbell wakes us
+     * as results come) instead of spinning on a core they could use; a
+     * message from the master then waits a little, less when we asked. */
+    if (activity)
       poll_to = 0;
+    else if (got > 0)
+      poll_to = asked ? 0.00005 : 0.0002;
     else
       poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, POLL_MAX);
   }

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 uint64_t mpc__fnv1a64(const void *p, size_t n) {
   const unsigned char *s = p;
@@ -23,6 +26,7 @@ uint64_t mpc__fnv1a64(const void *p, size_t n) {
 
 /* 8 hex digits of v, most significant first, in one 64-bit word: one nibble
  * per byte, then '0'..'9' / 'a'..'f' for all eight bytes at once. */
+#if !(defined(__SSE2__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
 static uint64_t hex8(uint32_t v) {
   uint64_t x = v;
   x = ((x & 0xffff0000ULL) << 16) | (x & 0xffffULL);
@@ -35,6 +39,7 @@ static uint64_t hex8(uint32_t v) {
 #endif
   return x;
 }
+#endif
 
 int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
   uint64_t h = mpc__fnv1a64(in, n);
@@ -44,9 +49,19 @@ int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
       return rc;
   }
   char *o = (char *)key->data + key->len;
+#if defined(__SSE2__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* All 16 digits at once: high and low nibbles interleaved, then '0'-'9'
+   * or 'a'-'f' by a compare. */
+  __m128i v = _mm_cvtsi64_si128((long long)__builtin_bswap64(h));
+  __m128i m = _mm_set1_epi8(0x0f);
+  __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+  __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(nib, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+  _mm_storeu_si128((__m128i *)(void *)o, _mm_add_epi8(nib, _mm_add_epi8(letter, _mm_set1_epi8('0'))));
+#else
   uint64_t hi = hex8((uint32_t)(h >> 32)), lo = hex8((uint32_t)h);
   memcpy(o, &hi, 8);
   memcpy(o + 8, &lo, 8);
+#endif
   o[16] = 0;
   key->len += 16;
   return 0;
