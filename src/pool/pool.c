@@ -50,6 +50,8 @@ typedef struct unit {
   unsigned char *cbits; /* entries canceled one by one (bit i: entry i), or NULL */
   unsigned char *blob; /* U_OWNED: wire payload (UNIT_HDR + entries) */
   size_t blob_len;
+  size_t blob_skip; /* bytes cut off the front of the allocation (it starts
+                       at blob - blob_skip) */
   size_t blob_off; /* U_OWNED: offset of the next entry to run */
   mpc_future_t *fut;
 } unit_t;
@@ -164,7 +166,8 @@ static unit_t *unit_new(int kind, int sink) {
 static void unit_free(unit_t *u) {
   if (!u)
     return;
-  free(u->blob);
+  if (u->blob)
+    free(u->blob - u->blob_skip);
   free(u->cbits);
   free(u);
 }
@@ -934,13 +937,17 @@ static uint32_t send_some(mpc_pool_t *p, worker_t *w, uint32_t want) {
         size_t len;
         entry_get(p, u, i, &off, &id, &in, &len);
       }
-      size_t restlen = u->blob_len - off;
-      memmove(u->blob + UNIT_HDR, u->blob + off, restlen);
-      u->blob_len = UNIT_HDR + restlen;
-      uint32_t c = u->count - n;
-      memcpy(u->blob, &c, 4);
+      /* The rest starts with a new header over the bytes just dispatched:
+       * moving the rest down instead cost O(tasks^2) for a big batch handed
+       * out in small chunks. */
+      size_t cut = off - UNIT_HDR;
+      u->blob += cut;
+      u->blob_skip += cut;
+      u->blob_len -= cut;
+      uint32_t hdr[2] = {u->count - n, 0};
+      memcpy(u->blob, hdr, UNIT_HDR);
       if (u->cbits) {
-        unsigned char *nb = cbits_slice(u, n, c);
+        unsigned char *nb = cbits_slice(u, n, hdr[0]);
         free(u->cbits);
         u->cbits = nb;
       }
