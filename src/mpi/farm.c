@@ -82,26 +82,31 @@ int mpc__env_size(void) {
 /* ---- master's task records -------------------------------------------------- */
 typedef struct task {
   uint64_t seq;
-  char *key;
-  size_t key_len;
-  unsigned char *in;
-  size_t in_len;
-  int attempts; /* started */
-  int rank;     /* rank of the last attempt, -1 never ran */
-  int retried;
-  int excused;  /* attempts not counted against --retries: lost rank, signal,
-                   speculative copies */
-  int run_rank[2]; /* ranks running an attempt now, -1: none ([1]: a copy) */
-  int run_att[2];  /* their attempt numbers */
-  double run_at[2]; /* when they were dispatched */
-  int zombie;      /* gathered and freed but for an attempt still running */
-  int copied;      /* a speculative copy was started (once per task) */
-  struct task *qnext;
-  int done;              /* outcome known, waiting for its turn (--ordered) */
-  struct stash *stash;   /* that outcome */
-  struct tblock *blk;    /* the block holding this record; NULL once freed */
-  int own_data;          /* key and input in an allocation of their own */
+  char *key;        /* NUL-terminated; the input follows it (TASK_IN) */
+  union {
+    struct task *qnext;   /* while queued */
+    struct stash *stash;  /* once done, with --ordered (has_stash) */
+  };
+  uint32_t key_len, in_len;
+  float run_at[2];  /* when the running attempts were dispatched (s after t0) */
+  int32_t run_rank[2]; /* ranks running an attempt now, -1: none ([1]: a copy) */
+  int32_t rank;     /* rank of the last attempt, -1 never ran */
+  uint16_t attempts; /* started */
+  uint16_t excused;  /* attempts not counted against --retries: lost rank,
+                        signal, speculative copies */
+  uint16_t run_att[2]; /* attempt numbers of the running ones */
+  unsigned live : 1;   /* a record in use (not freed) */
+  unsigned retried : 1;
+  unsigned zombie : 1; /* gathered and freed but for an attempt still running */
+  unsigned copied : 1; /* a speculative copy was started (once per task) */
+  unsigned done : 1;   /* outcome known, waiting for its turn (--ordered) */
+  unsigned has_stash : 1;
+  unsigned own_data : 1; /* key and input in an allocation of their own */
 } task_t;
+/* Small on purpose: the master writes and reads one per task, thousands of
+ * tasks apart, so a record that fits a cache line is one miss, not three. */
+_Static_assert(sizeof(task_t) <= 64, "task records fit a cache line");
+#define TASK_IN(t) ((unsigned char *)(t)->key + (t)->key_len + 1)
 
 /* An outcome kept for --ordered until it is its turn (allocated only then,
  * so that task records stay small on the hot path). */
@@ -233,7 +238,7 @@ static void tm_trim(tmap_t *m) {
 }
 
 /* A new record for task `seq` (the next seq, always) with `dlen` bytes for its
- * key and input at *data.  The record is zeroed but for seq, blk, own_data
+ * key and input at *data.  The record is new but for seq, live, own_data
  * (one store per field as it is written: no separate pass over the block). */
 static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data) {
   if (!m->cur || m->cur->n == TB_TASKS) {
@@ -293,7 +298,8 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
   if (!d)
     return NULL;
   task_t *t = &b->rec[b->n++];
-  *t = (task_t){.seq = seq, .blk = b, .own_data = dlen > TB_INLINE};
+  *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1, .live = 1,
+                .own_data = dlen > TB_INLINE};
   b->live++;
   m->live++;
   *data = d;
@@ -310,7 +316,7 @@ static task_t *tm_get(const tmap_t *m, uint64_t seq) {
   if (!b || seq - b->first >= b->n)
     return NULL;
   task_t *t = &b->rec[seq - b->first];
-  return t->blk ? t : NULL;
+  return t->live ? t : NULL;
 }
 
 /* The live task with the lowest seq >= *from, or NULL; *from moves past it.
@@ -322,7 +328,7 @@ static task_t *tm_next(const tmap_t *m, uint64_t *from) {
     if (!b)
       continue;
     for (uint64_t k = s > b->first ? s - b->first : 0; k < b->n; k++)
-      if (b->rec[k].blk) {
+      if (b->rec[k].live) {
         *from = b->first + k + 1;
         return &b->rec[k];
       }
@@ -333,14 +339,15 @@ static task_t *tm_next(const tmap_t *m, uint64_t *from) {
 
 /* Release a task's record (and its block with its last record). */
 static void task_free(tmap_t *m, task_t *t) {
-  if (!t || !t->blk)
+  if (!t || !t->live)
     return;
-  tblock_t *b = t->blk;
-  if (t->stash)
+  /* A live record's block is in the ring, where its seq says. */
+  tblock_t *b = m->blk[(m->head + (t->seq - m->base) / TB_TASKS) & (m->cap - 1)];
+  if (t->has_stash)
     free(t->stash);
   if (t->own_data)
     free(t->key); /* key and input live in one allocation */
-  t->blk = NULL;
+  t->live = 0;
   m->live--;
   if (--b->live == 0 && b != m->cur) {
     m->blk[(m->head + (b->first - m->base) / TB_TASKS) & (m->cap - 1)] = NULL;
@@ -355,8 +362,9 @@ static void tm_free(tmap_t *m) {
     if (!b)
       continue;
     for (uint32_t k = 0; k < b->n; k++)
-      if (b->rec[k].blk) {
-        free(b->rec[k].stash);
+      if (b->rec[k].live) {
+        if (b->rec[k].has_stash)
+          free(b->rec[k].stash);
         if (b->rec[k].own_data)
           free(b->rec[k].key);
       }
@@ -974,7 +982,7 @@ static int gather_ready(mpc__farm_t *f) {
     f->next_gather++;
     stash_t *st = t->stash;
     st->res.key = t->key;
-    st->res.input = t->in;
+    st->res.input = TASK_IN(t);
     st->res.output = st->out;
     st->res.host = st->host;
     int rc = f->job->gather(f->state, &st->res);
@@ -1046,7 +1054,7 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
   mpc_job_result_t r = {
       .seq = t->seq,
       .key = t->key,
-      .input = t->in,
+      .input = TASK_IN(t),
       .input_len = t->in_len,
       .status = status,
       .code = code,
@@ -1097,6 +1105,7 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
       memcpy(st->out, out, out_len);
     snprintf(st->host, sizeof st->host, "%s", r.host);
     t->stash = st;
+    t->has_stash = 1;
     t->done = 1;
     rc = gather_ready(f);
   }
@@ -1356,22 +1365,26 @@ static int gen_one(mpc__farm_t *f) {
   }
   if (f->key.len == 0 && (rc = mpc__key_default(&f->key, f->in.data, f->in.len)))
     return rc;
+  if (f->in.len > UINT32_MAX - 64 || f->key.len > UINT32_MAX - 64) {
+    set_why(f, "task %llu: input or key over 4 GiB", (unsigned long long)f->next_seq);
+    f->fatal = 1;
+    f->gen_done = 1;
+    stop_run(f, MPC__HALT_NOW);
+    return 0;
+  }
   /* The record, then its key and input, from the current block. */
   unsigned char *d;
   task_t *t = tm_new(&f->map, f->next_seq, f->key.len + 1 + f->in.len, &d);
   if (!t)
     return MPC_ENOMEM;
   f->next_seq++;
-  t->rank = -1;
-  t->run_rank[0] = t->run_rank[1] = -1;
   t->key = (char *)d;
-  t->in = d + f->key.len + 1;
   memcpy(t->key, f->key.data, f->key.len);
   t->key[f->key.len] = 0;
-  t->key_len = f->key.len;
+  t->key_len = (uint32_t)f->key.len;
   if (f->in.len)
-    memcpy(t->in, f->in.data, f->in.len);
-  t->in_len = f->in.len;
+    memcpy(TASK_IN(t), f->in.data, f->in.len);
+  t->in_len = (uint32_t)f->in.len;
   const void *jout = NULL;
   size_t jlen = 0;
   if (f->jdone && mpc__jdone_lookup(f->jdone, t->key, t->key_len, &jout, &jlen)) {
@@ -1456,7 +1469,7 @@ static void mark_dispatched(mpc__farm_t *f, task_t *t, int rank) {
   t->rank = rank;
   t->run_rank[k] = rank;
   t->run_att[k] = t->attempts;
-  t->run_at[k] = f->tnow;
+  t->run_at[k] = (float)(f->tnow - f->t0);
   f->r[rank].inflight++;
   f->inflight++;
 }
@@ -1472,7 +1485,7 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
       return rc;
     for (size_t i = 0; i < k; i++) {
       mark_dispatched(f, scratch[i], 0);
-      f->sub_in[i] = (mpc_slice_t){scratch[i]->in, scratch[i]->in_len};
+      f->sub_in[i] = (mpc_slice_t){TASK_IN(scratch[i]), scratch[i]->in_len};
       f->sub_tag[i] = scratch[i]->seq;
     }
     f->r[0].want = 0;
@@ -1492,7 +1505,7 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
                          i + m == k && !partial ? MPC__DOWN_LAST : 0);
     for (size_t j = 0; j < m && !rc; j++) {
       task_t *t = scratch[i + j];
-      rc = mpc__wire_task(&b, t->seq, t->in, (uint32_t)t->in_len);
+      rc = mpc__wire_task(&b, t->seq, TASK_IN(t), t->in_len);
       mark_dispatched(f, t, rank);
     }
     if (!rc) {
@@ -1619,7 +1632,7 @@ static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
       while ((t = tm_next(&f->map, &cur))) {
         /* (copied is set as a task is picked, so no task is picked twice) */
         if (t->done || t->copied || t->run_rank[0] < 0 || t->run_rank[1] >= 0 ||
-            t->run_rank[0] == r || f->tnow - t->run_at[0] < min_age)
+            t->run_rank[0] == r || f->tnow - f->t0 - t->run_at[0] < min_age)
           continue;
         if (!best || t->run_at[0] < best->run_at[0])
           best = t;
@@ -1630,7 +1643,7 @@ static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
       f->spec_launched++;
       if (f->cfg.verbose)
         MPC_LOG(MPC_LOG_ERROR, "task %s: running for %.1f s on rank %d; a copy "
-                "starts on rank %d", best->key, f->tnow - best->run_at[0],
+                "starts on rank %d", best->key, f->tnow - f->t0 - best->run_at[0],
                 best->run_rank[0], r);
       scratch[k++] = best;
     }
