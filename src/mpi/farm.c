@@ -1838,9 +1838,12 @@ static int master_loop(mpc__farm_t *f) {
         f->r[0].want = credit0 > pend ? credit0 - pend : 1;
     }
     f->wall_hold = 0;
-    for (int i = 0; i < f->nranks; i++)
+    /* Remote ranks first: their tasks travel while ours are handed over. */
+    for (int j = 1; j <= f->nranks; j++) {
+      int i = j % f->nranks;
       if (f->r[i].want && (rc = serve(f, i, &sq, scratch)))
         goto out;
+    }
     /* --walltime: every rank is idle and was refused work that would not
      * finish in time. */
     if (f->wall_hold && !f->stop_kind && f->inflight == 0) {
