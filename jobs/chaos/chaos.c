@@ -25,13 +25,15 @@ typedef struct chaos {
   size_t size;
   char *mark; /* --mark DIR for --flaky */
   int list;   /* --list-fates: print each task's fate and stop */
-  /* master: per task, a digest of its outcome */
-  uint64_t *digest;
-  unsigned char *seen;
+  /* master: which tasks were gathered (a bit each), and the checksum: a sum
+   * over tasks of a hash of (index, outcome), so it does not depend on the
+   * order results come in and needs no per-task memory but the bit */
+  uint64_t *seen;
+  uint64_t sum;
   uint64_t n_ok, n_bad, n_dup, n_resumed, by_status[8];
   int ordered;          /* --ordered: check that results come in task order */
   uint64_t next_seq, n_disorder;
-  uint64_t h_ok; /* hash of status OK, the start of every OK digest (0: not yet) */
+  uint64_t h_ok; /* hash of status OK, where every OK task's hash starts (0: not yet) */
 } chaos_t;
 
 static uint64_t splitmix(uint64_t x) {
@@ -131,7 +133,6 @@ static void chaos_fini(void *state) {
   if (!c)
     return;
   free(c->mark);
-  free(c->digest);
   free(c->seen);
   free(c);
 }
@@ -209,9 +210,8 @@ static int chaos_init(int argc, char **argv, const mpc_job_env_t *env,
     c->tasks = 0; /* nothing to run */
   }
   if (!rc && env->rank == 0 && c->tasks) {
-    c->digest = calloc(c->tasks, sizeof *c->digest);
-    c->seen = calloc(c->tasks, 1);
-    if (!c->digest || !c->seen)
+    c->seen = calloc((c->tasks + 63) / 64, sizeof *c->seen);
+    if (!c->seen)
       rc = MPC_ENOMEM;
   }
   if (rc) {
@@ -370,16 +370,17 @@ static int chaos_gather(void *state, const mpc_job_result_t *r) {
     return MPC_EPROTO;
   if (c->ordered && r->seq != c->next_seq++)
     c->n_disorder++;
-  if (c->seen[i]) {
+  uint64_t bit = 1ull << (i & 63);
+  if (c->seen[i >> 6] & bit) {
     c->n_dup++;
     return 0;
   }
-  c->seen[i] = 1;
+  c->seen[i >> 6] |= bit;
   if (r->status <= MPC_TASK_CANCELED)
     c->by_status[r->status]++;
   if (r->resumed)
     c->n_resumed++;
-  /* The digest starts with a hash of the status; OK's is computed once. */
+  /* The task's hash starts with a hash of its status; OK's is computed once. */
   if (!c->h_ok) {
     const mpc_task_status_t ok = MPC_TASK_OK;
     c->h_ok = fnv(0xcbf29ce484222325ULL, &ok, sizeof ok);
@@ -390,13 +391,13 @@ static int chaos_gather(void *state, const mpc_job_result_t *r) {
   if (r->status == MPC_TASK_OK) {
     c->n_ok++;
     /* Check the bytes against what task i must produce.  Bytes that are
-     * right are known by i, so only wrong ones go into the digest. */
+     * right are known by i, so only wrong ones go into the hash. */
     if (r->output_len != c->size || !output_ok(c->p.seed, i, r->output, c->size)) {
       c->n_bad++;
       h = fnv(h, r->output, r->output_len);
     }
   }
-  c->digest[i] = h;
+  c->sum += splitmix(h + i * 0x9e3779b97f4a7c15ULL);
   return 0;
 }
 
@@ -404,12 +405,10 @@ static int chaos_finish(void *state, const mpc_job_report_t *rep) {
   chaos_t *c = state;
   if (c->list)
     return 0;
-  uint64_t h = 0xcbf29ce484222325ULL, missing = 0;
-  for (uint64_t i = 0; i < c->tasks; i++) {
-    if (!c->seen[i])
-      missing++;
-    h = fnv(h, &c->digest[i], sizeof c->digest[i]);
-  }
+  uint64_t gathered = 0;
+  for (uint64_t w = 0; w < (c->tasks + 63) / 64; w++)
+    gathered += (uint64_t)__builtin_popcountll(c->seen[w]);
+  uint64_t missing = c->tasks - gathered, h = splitmix(c->sum ^ c->tasks);
   printf("chaos: tasks=%llu gathered=%llu ok=%llu error=%llu crashed=%llu "
          "exited=%llu timeout=%llu canceled=%llu resumed=%llu missing=%llu "
          "duplicates=%llu bad_output=%llu%s\n",

@@ -1346,6 +1346,22 @@ static int master_local_cb(void *ctx, const mpc_result_t *r) {
   return 0;
 }
 
+/* memcpy for the few bytes of a typical key or input, without a call. */
+static inline void copy_small(unsigned char *d, const unsigned char *s, size_t n) {
+  if (n > 16) {
+    memcpy(d, s, n);
+  } else if (n >= 8) { /* two overlapping words */
+    uint64_t a, b;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + n - 8, 8);
+    memcpy(d, &a, 8);
+    memcpy(d + n - 8, &b, 8);
+  } else {
+    for (size_t i = 0; i < n; i++)
+      d[i] = s[i];
+  }
+}
+
 /* Generate one task.  1 produced (queued or completed as resumed), 0 end. */
 static int gen_one(mpc__farm_t *f) {
   mpc_buf_clear(&f->in);
@@ -1379,11 +1395,10 @@ static int gen_one(mpc__farm_t *f) {
     return MPC_ENOMEM;
   f->next_seq++;
   t->key = (char *)d;
-  memcpy(t->key, f->key.data, f->key.len);
+  copy_small((unsigned char *)t->key, f->key.data, f->key.len);
   t->key[f->key.len] = 0;
   t->key_len = (uint32_t)f->key.len;
-  if (f->in.len)
-    memcpy(TASK_IN(t), f->in.data, f->in.len);
+  copy_small(TASK_IN(t), f->in.data, f->in.len);
   t->in_len = (uint32_t)f->in.len;
   const void *jout = NULL;
   size_t jlen = 0;
