@@ -2017,9 +2017,9 @@ static int setup_master(mpc__farm_t *f, mpc_buf_t *err) {
    * rename); find out now whether they can be. */
   size_t tl_len = f->cfg.timeline ? strlen(f->cfg.timeline) : 0;
   f->tl_png = tl_len >= 4 && !strcasecmp(f->cfg.timeline + tl_len - 4, ".png");
-  const char *late[2] = {f->cfg.trace, f->tl_png ? f->cfg.timeline : NULL};
-  const char *late_opt[2] = {"--trace", "--timeline"};
-  for (int i = 0; i < 2; i++) {
+  const char *late[3] = {f->cfg.trace, f->tl_png ? f->cfg.timeline : NULL, f->cfg.json};
+  const char *late_opt[3] = {"--trace", "--timeline", "--json"};
+  for (int i = 0; i < 3; i++) {
     if (!late[i])
       continue;
     if ((rc = mpc__probe_writable(late[i]))) {

@@ -97,6 +97,11 @@ check "--timeline FILE (not .png): text, header and one line per attempt" \
 run c3 60 mpirun --oversubscribe -n 2 "$RUN" chaos --tasks 5 -w 1 --trace /nonexistent-dir/t.json
 check "unwritable --trace: exit 2, named" [ "$(rc_of c3)" = 2 ] 
 check "unwritable --trace: message" grep -q -- "--trace /nonexistent-dir/t.json" "$TMP/c3.err"
+# --json too is checked before any task runs, not found out at the end.
+run c5 60 "$RUN" chaos --tasks 5 -w 1 --json /nonexistent-dir/s.json
+check "unwritable --json: exit 2, named before running" \
+  [ "$(rc_of c5)" = 2 -a ! -s "$TMP/c5.out" ]
+check "unwritable --json: message" grep -q -- "--json /nonexistent-dir/s.json" "$TMP/c5.err"
 run c4 60 "$RUN" chaos --tasks 20 -w 2 --debug-protocol
 check "--debug-protocol logs the protocol" grep -q "all done: STOP" "$TMP/c4.err"
 check "no process left" wait_gone 20
