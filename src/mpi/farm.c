@@ -395,6 +395,8 @@ static void task_retire(tmap_t *m, task_t *t) {
 }
 
 /* ---- sends in flight ------------------------------------------------------- */
+#define SENDQ_SPARES 16
+#define SENDQ_SPARE_MAX (1u << 20)
 typedef struct sendq {
   MPI_Request *req;
   mpc_buf_t *buf;
@@ -402,7 +404,31 @@ typedef struct sendq {
   int *idx; /* for MPI_Testsome */
   size_t n, cap;
   size_t *per_dest; /* optional: sends in flight to each rank */
+  /* Buffers of finished sends, kept for the next messages: freeing and
+   * allocating tens of kilobytes per message made the kernel fault and clear
+   * fresh pages for every one. */
+  mpc_buf_t spare[SENDQ_SPARES];
+  size_t nspare;
 } sendq_t;
+
+/* An empty buffer for a new message, warm if one is spare. */
+static mpc_buf_t sendq_buf(sendq_t *s) {
+  if (s && s->nspare) {
+    mpc_buf_t b = s->spare[--s->nspare];
+    b.len = 0;
+    return b;
+  }
+  return (mpc_buf_t)MPC_BUF_INIT;
+}
+
+static void sendq_done(sendq_t *s, mpc_buf_t *b) {
+  if (s->nspare < SENDQ_SPARES && b->cap <= SENDQ_SPARE_MAX) {
+    s->spare[s->nspare++] = *b;
+    *b = (mpc_buf_t)MPC_BUF_INIT;
+  } else {
+    mpc_buf_free(b);
+  }
+}
 
 static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b) {
   if (s->n == s->cap) {
@@ -452,7 +478,7 @@ static void sendq_test(sendq_t *s) {
                    MPI_SUCCESS || outc <= 0)
     return;
   for (int k = 0; k < outc; k++) {
-    mpc_buf_free(&s->buf[s->idx[k]]);
+    sendq_done(s, &s->buf[s->idx[k]]);
     if (s->per_dest)
       s->per_dest[s->dest[s->idx[k]]]--;
   }
@@ -471,6 +497,8 @@ static void sendq_wait_free(sendq_t *s) {
     MPI_Waitall((int)s->n, s->req, MPI_STATUSES_IGNORE);
   for (size_t i = 0; i < s->n; i++)
     mpc_buf_free(&s->buf[i]);
+  for (size_t i = 0; i < s->nspare; i++)
+    mpc_buf_free(&s->spare[i]);
   free(s->req);
   free(s->buf);
   free(s->dest);
@@ -540,7 +568,7 @@ struct mpc__farm {
   uint64_t by_status[8]; /* final outcomes (resumed ones count as ok) */
   int nlost;
   mpc__faults_t faults;
-  sendq_t *msq;      /* the master loop's sends in flight */
+  sendq_t *msq;      /* this rank's sends in flight (master or worker loop) */
   char why[256];
   mpc__jdone_t *jdone;
   mpc__journal_t jr;
@@ -708,8 +736,10 @@ static int up_begin(mpc__farm_t *f) {
   if (f->up.len)
     return 0;
   f->up_n = 0;
-  /* The last buffer went with its send: size the next for a full message of
-   * small results at once rather than growing it result by result. */
+  /* The last buffer went with its send: take a spare one, sized for a full
+   * message of small results rather than grown result by result. */
+  if (!f->up.cap)
+    f->up = sendq_buf(f->msq);
   int rc = mpc_buf_reserve(&f->up, UP_MAX_RESULTS * (MPC__RES_FIXED + 16));
   return rc ? rc : mpc__wire_hdr(&f->up, MPC__UP_RESULTS, 0);
 }
@@ -792,6 +822,7 @@ static int poll_pool(mpc__farm_t *f, double timeout, mpc_result_cb cb) {
 static int worker_loop(mpc__farm_t *f) {
   sendq_t sq = {0};
   mpc_buf_t msg = MPC_BUF_INIT;
+  f->msq = &sq;
   int rc = 0, asked = 0, stop = 0, canceled_self = 0, draining = 0;
   double poll_to = 0, last_send = now_s(), sig_time = 0;
   size_t credit = 2 * (size_t)f->workers;
@@ -945,6 +976,7 @@ static int worker_loop(mpc__farm_t *f) {
   /* Our last word: whatever results are left, then BYE. */
   rc = up_send(f, &sq, MPC__UP_BYE, 0);
 out:
+  f->msq = NULL;
   sendq_wait_free(&sq);
   mpc_buf_free(&msg);
   return rc;
@@ -1510,7 +1542,7 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
   size_t per = f->cfg.sched == MPC__SCHED_DYNAMIC ? 1 : k;
   for (size_t i = 0; i < k && !rc; i += per) {
     size_t m = k - i < per ? k - i : per;
-    mpc_buf_t b = MPC_BUF_INIT;
+    mpc_buf_t b = sendq_buf(sq);
     size_t bytes = MPC__HDR_BYTES;
     for (size_t j = 0; j < m; j++)
       bytes += 12 + scratch[i + j]->in_len;
@@ -1960,6 +1992,8 @@ out:
     /* A lost rank may never take what was sent to it: do not wait (the job
      * ends with MPI_Abort; see mpc__farm_run). */
     sendq_test(&sq);
+    for (size_t i = 0; i < sq.nspare; i++)
+      mpc_buf_free(&sq.spare[i]);
     free(sq.req);
     free(sq.buf);
     free(sq.dest);
