@@ -575,6 +575,8 @@ struct mpc__farm {
   int have_journal;
   FILE *timeline;
   int observe;         /* --trace or --timeline: keep every attempt */
+  int plain;           /* none of those, no journal, no --ordered (fixed at
+                          the start: a journal closed on error stays slow) */
   int tl_png;          /* --timeline FILE.png: drawn at the end from att[] */
   mpc__attempt_t *att; /* attempts that ran, for --trace and the PNG timeline */
   size_t natt, catt;
@@ -1279,6 +1281,55 @@ static double dur_estimate(const mpc__farm_t *f) {
   return f->dur_shift + m + (var > 0 ? sqrt(var) : 0);
 }
 
+/* on_result() for most results: the task's only attempt succeeded and there
+ * is no journal, trace or --ordered to serve.  Does what the general path
+ * does in that case (attempt stats, then complete()), with less to decide. */
+static int on_plain_ok(mpc__farm_t *f, rstate_t *rs, task_t *t, const mpc__wres_t *w,
+                       int rank) {
+  t->run_rank[0] = -1;
+  rs->inflight--;
+  f->inflight--;
+  double d = w->end > w->start ? w->end - w->start : 0;
+  rs->st.tasks++;
+  rs->st.ok++;
+  rs->st.busy += d;
+  if ((unsigned)w->worker < (unsigned)rs->workers && rs->st.wtasks) {
+    rs->st.wtasks[w->worker]++;
+    rs->st.wbusy[w->worker] += d;
+  }
+  if (d > 0)
+    learn_duration(f, d);
+  f->rep.tasks++;
+  f->rep.ok++;
+  f->finished++;
+  f->by_status[MPC_TASK_OK]++;
+  if (t->retried)
+    f->rep.retried++;
+  mpc_job_result_t r = {
+      .seq = t->seq,
+      .key = t->key,
+      .input = TASK_IN(t),
+      .input_len = t->in_len,
+      .status = MPC_TASK_OK,
+      .output = w->data,
+      .output_len = w->len,
+      .attempts = t->attempts,
+      .rank = rank,
+      .worker = w->worker,
+      .host = rs->host,
+      .pid = w->pid,
+      .seconds = d,
+  };
+  int rc = f->job->gather(f->state, &r);
+  task_free(&f->map, t);
+  if (rc) {
+    set_why(f, "the job's gather() returned %d", rc);
+    f->fatal = 1;
+    stop_run(f, MPC__HALT_NOW);
+  }
+  return rc;
+}
+
 /* One attempt's outcome from `rank`. */
 static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
   task_t *t = tm_get(&f->map, w->tid);
@@ -1291,6 +1342,9 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
               (unsigned long long)w->tid);
     return 0;
   }
+  if (k == 0 && w->status == MPC_TASK_OK && w->pid && f->plain && t->run_rank[1] < 0 &&
+      !t->done)
+    return on_plain_ok(f, rs, t, w, rank);
   int att = t->run_att[k];
   t->run_rank[k] = -1;
   int other = t->run_rank[!k] >= 0; /* a copy of it still runs */
@@ -2073,6 +2127,8 @@ static int setup_master(mpc__farm_t *f, mpc_buf_t *err) {
   }
   f->progress = f->cfg.progress == 1 || (f->cfg.progress < 0 && isatty(2));
   f->observe = f->cfg.trace || f->tl_png || f->timeline;
+  f->plain = !f->observe && !f->have_journal && !f->cfg.ordered &&
+             !(f->job->flags & MPC_JOB_ORDERED);
   return 0;
 }
 
