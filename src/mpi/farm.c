@@ -1004,6 +1004,17 @@ static void stop_run(mpc__farm_t *f, int kind) {
     f->stop_kind = kind;
 }
 
+/* The job's gather(); its failure stops the run. */
+static int gather_one(mpc__farm_t *f, const mpc_job_result_t *r) {
+  int rc = f->job->gather(f->state, r);
+  if (rc) {
+    set_why(f, "the job's gather() returned %d", rc);
+    f->fatal = 1;
+    stop_run(f, MPC__HALT_NOW);
+  }
+  return rc;
+}
+
 /* Hand a finished task to gather() (now, or in task order with --ordered). */
 static int gather_ready(mpc__farm_t *f) {
   int ordered = f->cfg.ordered || (f->job->flags & MPC_JOB_ORDERED);
@@ -1019,14 +1030,10 @@ static int gather_ready(mpc__farm_t *f) {
     st->res.input = TASK_IN(t);
     st->res.output = st->out;
     st->res.host = st->host;
-    int rc = f->job->gather(f->state, &st->res);
+    int rc = gather_one(f, &st->res);
     task_retire(&f->map, t);
-    if (rc) {
-      set_why(f, "the job's gather() returned %d", rc);
-      f->fatal = 1;
-      stop_run(f, MPC__HALT_NOW);
+    if (rc)
       return rc;
-    }
   }
 }
 
@@ -1122,13 +1129,8 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
   int ordered = f->cfg.ordered || (f->job->flags & MPC_JOB_ORDERED);
   int rc = 0;
   if (!ordered) {
-    rc = f->job->gather(f->state, &r);
+    rc = gather_one(f, &r);
     task_retire(&f->map, t);
-    if (rc) {
-      set_why(f, "the job's gather() returned %d", rc);
-      f->fatal = 1;
-      stop_run(f, MPC__HALT_NOW);
-    }
   } else {
     stash_t *st = malloc(sizeof *st + out_len);
     if (!st)
@@ -1320,13 +1322,8 @@ static int on_plain_ok(mpc__farm_t *f, rstate_t *rs, task_t *t, const mpc__wres_
       .pid = w->pid,
       .seconds = d,
   };
-  int rc = f->job->gather(f->state, &r);
+  int rc = gather_one(f, &r);
   task_free(&f->map, t);
-  if (rc) {
-    set_why(f, "the job's gather() returned %d", rc);
-    f->fatal = 1;
-    stop_run(f, MPC__HALT_NOW);
-  }
   return rc;
 }
 
