@@ -30,6 +30,7 @@
 #define HOSTLEN 64
 #define MAX_BATCH 4096     /* tasks per message at most (guided) */
 #define SEND_WINDOW 256    /* one-task messages in flight to a rank at most */
+#define KPEND 32          /* default keys made together (keys_flush) */
 #define LOOKAHEAD 2048     /* tasks generated ahead, to know what is left */
 #define FAILS_KEPT 20      /* failures listed in the summary */
 #define UP_MAX_RESULTS 512 /* a rank sends its results at least this often */
@@ -587,6 +588,8 @@ struct mpc__farm {
   mpc__fail_item_t fails[FAILS_KEPT];
   size_t nfails;
   mpc_buf_t in, key, tmp;
+  task_t *kpend[KPEND]; /* generated tasks whose default key is still to make */
+  size_t nkpend;
   int progress;
   double last_progress;
 };
@@ -1445,6 +1448,21 @@ static inline void copy_small(unsigned char *d, const unsigned char *s, size_t n
   }
 }
 
+/* The default keys of the tasks generated since the last call. */
+static void keys_flush(mpc__farm_t *f) {
+  const unsigned char *in[KPEND];
+  size_t len[KPEND];
+  uint64_t h[KPEND];
+  for (size_t i = 0; i < f->nkpend; i++) {
+    in[i] = TASK_IN(f->kpend[i]);
+    len[i] = f->kpend[i]->in_len;
+  }
+  mpc__fnv1a64_many(in, len, f->nkpend, h);
+  for (size_t i = 0; i < f->nkpend; i++)
+    mpc__hex16(f->kpend[i]->key, h[i]);
+  f->nkpend = 0;
+}
+
 /* Generate one task.  1 produced (queued or completed as resumed), 0 end. */
 static int gen_one(mpc__farm_t *f) {
   mpc_buf_clear(&f->in);
@@ -1462,9 +1480,14 @@ static int gen_one(mpc__farm_t *f) {
     f->gen_done = 1;
     return 0;
   }
-  if (f->key.len == 0 && (rc = mpc__key_default(&f->key, f->in.data, f->in.len)))
+  /* A default key is a hash of the input.  With --resume it is needed now
+   * (to look the task up); otherwise it is made with the keys of the next
+   * few tasks, four hashes at a time, before any of them is handed out. */
+  int defer = f->key.len == 0 && !f->jdone;
+  if (f->key.len == 0 && !defer && (rc = mpc__key_default(&f->key, f->in.data, f->in.len)))
     return rc;
-  if (f->in.len > UINT32_MAX - 64 || f->key.len > UINT32_MAX - 64) {
+  size_t key_len = defer ? 16 : f->key.len;
+  if (f->in.len > UINT32_MAX - 64 || key_len > UINT32_MAX - 64) {
     set_why(f, "task %llu: input or key over 4 GiB", (unsigned long long)f->next_seq);
     f->fatal = 1;
     f->gen_done = 1;
@@ -1473,16 +1496,22 @@ static int gen_one(mpc__farm_t *f) {
   }
   /* The record, then its key and input, from the current block. */
   unsigned char *d;
-  task_t *t = tm_new(&f->map, f->next_seq, f->key.len + 1 + f->in.len, &d);
+  task_t *t = tm_new(&f->map, f->next_seq, key_len + 1 + f->in.len, &d);
   if (!t)
     return MPC_ENOMEM;
   f->next_seq++;
   t->key = (char *)d;
-  copy_small((unsigned char *)t->key, f->key.data, f->key.len);
-  t->key[f->key.len] = 0;
-  t->key_len = (uint32_t)f->key.len;
+  t->key_len = (uint32_t)key_len;
+  t->key[key_len] = 0;
+  if (!defer)
+    copy_small((unsigned char *)t->key, f->key.data, key_len);
   copy_small(TASK_IN(t), f->in.data, f->in.len);
   t->in_len = (uint32_t)f->in.len;
+  if (defer) {
+    f->kpend[f->nkpend++] = t;
+    if (f->nkpend == KPEND)
+      keys_flush(f);
+  }
   const void *jout = NULL;
   size_t jlen = 0;
   if (f->jdone && mpc__jdone_lookup(f->jdone, t->key, t->key_len, &jout, &jlen)) {
@@ -1516,8 +1545,8 @@ static size_t queued_total(mpc__farm_t *f) {
   return n;
 }
 
-/* Take up to n tasks for `rank` into out[]; returns how many. */
-static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
+/* take() without making the deferred keys. */
+static size_t take_gen(mpc__farm_t *f, int rank, size_t n, task_t **out) {
   size_t k = 0;
   int avoid = f->nranks > 1 ? rank : -2;
   while (k < n) {
@@ -1549,12 +1578,20 @@ static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
   return k;
 }
 
+/* Take up to n tasks for `rank` into out[]; returns how many. */
+static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
+  size_t k = take_gen(f, rank, n, out);
+  keys_flush(f);
+  return k;
+}
+
 static uint64_t remaining(mpc__farm_t *f) {
   if (!f->gen_done) {
     /* Look ahead so that the end is seen before it comes. */
     while (!f->gen_done && !f->fatal && f->fresh_n < LOOKAHEAD)
       if (gen_one(f) < 0)
         break;
+    keys_flush(f);
   }
   /* While the generator is not done, what is known is a lower bound: batches
    * sized from it are smaller than guided self-scheduling would make them. */

@@ -41,14 +41,7 @@ static uint64_t hex8(uint32_t v) {
 }
 #endif
 
-int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
-  uint64_t h = mpc__fnv1a64(in, n);
-  if (key->cap - key->len < 17) {
-    int rc = mpc_buf_reserve(key, 17);
-    if (rc)
-      return rc;
-  }
-  char *o = (char *)key->data + key->len;
+void mpc__hex16(char *o, uint64_t h) {
 #if defined(__SSE2__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   /* All 16 digits at once: high and low nibbles interleaved, then '0'-'9'
    * or 'a'-'f' by a compare. */
@@ -63,8 +56,45 @@ int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
   memcpy(o + 8, &lo, 8);
 #endif
   o[16] = 0;
+}
+
+int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
+  uint64_t h = mpc__fnv1a64(in, n);
+  if (key->cap - key->len < 17) {
+    int rc = mpc_buf_reserve(key, 17);
+    if (rc)
+      return rc;
+  }
+  mpc__hex16((char *)key->data + key->len, h);
   key->len += 16;
   return 0;
+}
+
+void mpc__fnv1a64_many(const unsigned char *const *p, const size_t *n, size_t count,
+                       uint64_t *out) {
+  const uint64_t k = 0x100000001b3ULL, off = 0xcbf29ce484222325ULL;
+  size_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    uint64_t h[4] = {off, off, off, off};
+    size_t m = n[i];
+    for (int l = 1; l < 4; l++)
+      if (n[i + l] < m)
+        m = n[i + l];
+    const unsigned char *a = p[i], *b = p[i + 1], *c = p[i + 2], *d = p[i + 3];
+    for (size_t j = 0; j < m; j++) { /* four chains side by side */
+      h[0] = (h[0] ^ a[j]) * k;
+      h[1] = (h[1] ^ b[j]) * k;
+      h[2] = (h[2] ^ c[j]) * k;
+      h[3] = (h[3] ^ d[j]) * k;
+    }
+    for (int l = 0; l < 4; l++) {
+      for (size_t j = m; j < n[i + l]; j++)
+        h[l] = (h[l] ^ p[i + l][j]) * k;
+      out[i + l] = h[l];
+    }
+  }
+  for (; i < count; i++)
+    out[i] = mpc__fnv1a64(p[i], n[i]);
 }
 
 int mpc__esc_append(mpc_buf_t *b, const void *p, size_t n) {

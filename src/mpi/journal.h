@@ -28,8 +28,14 @@
 
 /* 64-bit FNV-1a. */
 uint64_t mpc__fnv1a64(const void *p, size_t n);
+/* FNV-1a-64 of count inputs p[i] of n[i] bytes into out[i]: four at a time,
+ * so that their multiply chains overlap (each one is serial). */
+void mpc__fnv1a64_many(const unsigned char *const *p, const size_t *n, size_t count,
+                       uint64_t *out);
 /* Default task key: 16 lowercase hex digits of FNV-1a-64 of the input. */
 MPC_MUST_CHECK int mpc__key_default(mpc_buf_t *key, const void *in, size_t n);
+/* The 16 hex digits of h and a NUL into o[0..17). */
+void mpc__hex16(char *o, uint64_t h);
 
 /* Append `n` bytes of s escaped (\\ \t \n \r, other bytes < 0x20 as \xHH). */
 MPC_MUST_CHECK int mpc__esc_append(mpc_buf_t *b, const void *s, size_t n);

@@ -37,5 +37,23 @@ check "--ordered: gather saw task order" grep -q "in_order=yes" "$TMP/r7.out"
 for r in 0 1 2 3; do
   check "-n 4: rank $r ran tasks" grep -Eq "rank $r \(.*\): [1-9][0-9]* tasks" "$TMP/r3.err"
 done
+# Default keys are FNV-1a-64 of each task's input (chaos: its index as 8
+# little-endian bytes), made in groups on the master: every one must be right.
+for launch in singleton mpirun; do
+  pre=()
+  [ "$launch" = mpirun ] && pre=(mpirun --oversubscribe -n 2)
+  run "k$launch" 120 "${pre[@]}" "$RUN" chaos --tasks 1000 -w 1 --journal "$TMP/k$launch.j"
+  check "$launch: every default key is the hash of its task's input" /usr/bin/python3 -c '
+import struct, sys
+def fnv(b):
+    h = 0xcbf29ce484222325
+    for c in b:
+        h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
+    return "%016x" % h
+want = {fnv(struct.pack("<Q", i)) for i in range(1000)}
+got = [l.split("\t")[0] for l in open(sys.argv[1]) if not l.startswith("#")]
+assert len(got) == 1000 and set(got) == want, (len(got), len(set(got) - want))
+' "$TMP/k$launch.j"
+done
 check "no process left" wait_gone 20
 exit 0

@@ -32,6 +32,20 @@ static void test_fnv_key(void) {
     CU_ASSERT_EQUAL(mpc__key_default(&k, in, n), 0);
     CU_ASSERT_STRING_EQUAL(mpc_buf_str(&k), want);
   }
+  /* The four-at-a-time form, on groups of equal and of unequal lengths and a
+   * count that leaves a remainder. */
+  const unsigned char *ps[11];
+  size_t ns[11];
+  uint64_t hs[11];
+  for (size_t c = 0; c <= 11; c++) {
+    for (size_t i = 0; i < c; i++) {
+      ps[i] = in + i;
+      ns[i] = c % 2 ? 8 : (i * 7) % 30;
+    }
+    mpc__fnv1a64_many(ps, ns, c, hs);
+    for (size_t i = 0; i < c; i++)
+      CU_ASSERT_EQUAL(hs[i], mpc__fnv1a64(ps[i], ns[i]));
+  }
   mpc_buf_free(&k);
 }
 
