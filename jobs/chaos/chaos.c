@@ -64,19 +64,22 @@ int chaos_flaky(const chaos_params_t *p, uint64_t i) {
   return unit(p->seed, i, 0x666c616b79000000ULL) < p->p_flaky;
 }
 
+/* Word k of task i's output: SplitMix64's k-th output from a state made of
+ * the seed and i (each word on its own: one mix, no chain). */
+static uint64_t out_word(uint64_t seed, uint64_t i, size_t k) {
+  return splitmix((seed * 0x100000001b3ULL ^ i) + (uint64_t)k * 0x9e3779b97f4a7c15ULL);
+}
+
 void chaos_output(uint64_t seed, uint64_t i, unsigned char *out, size_t size) {
-  uint64_t s = splitmix(seed * 0x100000001b3ULL ^ i);
   size_t k = 0;
   for (; k + 8 <= size; k += 8) { /* little-endian words, a store each */
-    s = splitmix(s);
-    uint64_t w = s;
+    uint64_t w = out_word(seed, i, k / 8);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     w = __builtin_bswap64(w);
 #endif
     memcpy(out + k, &w, 8);
   }
-  if (k < size)
-    s = splitmix(s);
+  uint64_t s = k < size ? out_word(seed, i, k / 8) : 0;
   for (; k < size; k++)
     out[k] = (unsigned char)(s >> (8 * (k % 8)));
 }
@@ -342,7 +345,6 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 /* Whether out[0..n) is what chaos_output(seed, i, ., n) makes: word by word,
  * without building the expected bytes. */
 static int output_ok(uint64_t seed, uint64_t i, const unsigned char *out, size_t n) {
-  uint64_t s = splitmix(seed * 0x100000001b3ULL ^ i);
   size_t k = 0;
   for (; k + 8 <= n; k += 8) {
     uint64_t w;
@@ -350,12 +352,11 @@ static int output_ok(uint64_t seed, uint64_t i, const unsigned char *out, size_t
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     w = __builtin_bswap64(w);
 #endif
-    s = splitmix(s);
-    if (w != s)
+    if (w != out_word(seed, i, k / 8))
       return 0;
   }
   if (k < n) {
-    s = splitmix(s);
+    uint64_t s = out_word(seed, i, k / 8);
     for (; k < n; k++, s >>= 8)
       if (out[k] != (unsigned char)s)
         return 0;
