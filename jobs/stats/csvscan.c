@@ -445,8 +445,38 @@ static inline int clinger(uint64_t m, int ex, int neg, double *out) {
   if (m > (1ULL << 53) || ex < -22 || ex > 22)
     return 0;
   double x = ex < 0 ? (double)m / p10[-ex] : (double)m * p10[ex];
-  *out = neg ? -x : x;
+  uint64_t b; /* the sign without a branch: signs are often random */
+  memcpy(&b, &x, sizeof b);
+  b |= (uint64_t)(neg != 0) << 63;
+  memcpy(out, &b, sizeof b);
   return 1;
+}
+
+/* m / 10^n correctly rounded, for m <= 2^53 and 1 <= n <= 15, without a
+ * division: q = m * RN(10^-n) is within 2 ulps of the quotient; with
+ * q = Q 2^E, D = m 2^-E - Q 10^n is (quotient - q) / ulp * 10^n, small, so
+ * its low 64 bits (wrapping arithmetic) are exact; D decides between q and
+ * its neighbours like a correctly rounded division would (ties to even).
+ * Returns 0 (undecided: q not within 1.5 ulps, or q a power of two with the
+ * quotient below it; never seen for these m and n) for the caller's
+ * fallback; *bits: the result's bits. */
+static const double ip10[16] = {1e0,   1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
+                                1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15};
+static inline int div_p10(uint64_t m, int n, uint64_t *bits) {
+  double q = (double)(int64_t)m * ip10[n];
+  uint64_t b;
+  memcpy(&b, &q, sizeof b);
+  const uint64_t one = 1ULL << 52;
+  uint64_t Q = (b & (one - 1)) | one;
+  int sh = 1075 - (int)(b >> 52); /* -E; > 0 for quotients < 2^52 */
+  uint64_t a = sh < 64 ? m << (sh & 63) : 0;
+  int64_t P = (int64_t)p10[n];
+  int64_t D2 = 2 * (int64_t)(a - Q * (uint64_t)P);
+  uint64_t odd = Q & 1;
+  int ok = (D2 < 3 * P) & (D2 > -3 * P) & (sh > 0) & !(Q == one && D2 < 0);
+  b += (uint64_t)((D2 > P) | ((D2 == P) & odd)) - (uint64_t)((D2 < -P) | ((D2 == -P) & odd));
+  *bits = m ? b : 0;
+  return ok | (m == 0);
 }
 
 static inline int swar_number(const unsigned char *s, const unsigned char *e, double *out) {
@@ -512,6 +542,8 @@ typedef struct sse_tabs {
   unsigned char squeeze[17][16]; /* [dot]: drop lane `dot` (16: none) */
   unsigned char tail[17][16];    /* [n]: 0xFF in lanes >= n */
   uint64_t inv5[17];             /* 5^-k mod 2^64 */
+  unsigned char sqzr[16][16];    /* [n]: drop lane 15 - n, shifting lanes below it up */
+  uint32_t fm[17];               /* [n]: bits of lanes >= 16 - n */
 } sse_tabs_t;
 
 static sse_tabs_t sse_tabs;
@@ -532,9 +564,14 @@ static void sse_tabs_init(void) {
       x *= 2 - f * x;
     sse_tabs.inv5[k] = x;
   }
+  for (int n = 0; n < 16; n++)
+    for (int i = 0; i < 16; i++)
+      sse_tabs.sqzr[n][i] = (unsigned char)(i > 15 - n ? i : i >= 1 ? i - 1 : 0x80);
+  for (int n = 0; n <= 16; n++)
+    sse_tabs.fm[n] = (0xFFFFu << (16 - n)) & 0xFFFFu;
 }
 
-__attribute__((target("sse4.1"))) static inline int sse_number(const unsigned char *s,
+__attribute__((target("sse4.1,popcnt"))) static inline int sse_number(const unsigned char *s,
                                                                 size_t len, double *out) {
   const __m128i v = _mm_loadu_si128((const __m128i *)s);
   const __m128i zero = _mm_set1_epi8('0');
@@ -765,12 +802,20 @@ static int grow(double **v, size_t *cap, size_t want) {
 }
 
 /* Values are collected per column and handed on in batches of up to
- * STATS_BATCH: moments (two-pass over the batch), --exact's copy, and the
- * sketch, which summarises a batch much faster than value by value. */
+ * STATS_BATCH: moments (two-pass over each stretch of values, done as soon as
+ * the block path has converted one, while it is in cache), --exact's copy,
+ * and the sketch, which summarises a batch much faster than value by value. */
+static void col_moments(stats_col_t *col) {
+  if (col->nvals > col->nmom) {
+    stats_moments_add_block(&col->mom, col->vals + col->nmom, col->nvals - col->nmom);
+    col->nmom = col->nvals;
+  }
+}
+
 static int col_batch(stats_col_t *col, const stats_cfg_t *c) {
   if (col->nvals == 0)
     return 0;
-  stats_moments_add_block(&col->mom, col->vals, col->nvals);
+  col_moments(col);
   if (c->exact) {
     if (grow(&col->exact, &col->capexact, col->nexact + col->nvals))
       return MPC_ENOMEM;
@@ -780,7 +825,7 @@ static int col_batch(stats_col_t *col, const stats_cfg_t *c) {
   if (grow(&col->scratch, &col->capscratch, col->nvals))
     return MPC_ENOMEM;
   int rc = stats_sketch_add_batch(&col->sk, col->vals, col->nvals, col->scratch);
-  col->nvals = 0;
+  col->nvals = col->nmom = 0;
   return rc;
 }
 
@@ -837,6 +882,350 @@ static inline int take_field(stats_part_t *part, const stats_cfg_t *c, size_t f,
   return 0;
 }
 
+/* ---- the block path -----------------------------------------------------------
+ *
+ * Most records of a typical file have no quotes, no CR, only ASCII and
+ * exactly ncols fields.  Runs of such records are parsed a block at a time:
+ * 64-byte masks of the delimiters and LFs are flattened into an array of
+ * field terminators (and one of LFs), the records are checked against the
+ * header's field count, and then each column of the block is converted in
+ * one loop, so the branches of the number parser see one column's format at a
+ * time.  The first record that is not of that kind (or the last bytes of the
+ * data) goes to the record loop below, which reports errors. */
+
+#define FB_ROWS 256u            /* records per block */
+#define FB_MAXOFF (1u << 30)    /* block bytes (offsets are 32-bit) */
+
+typedef struct fblk {
+  uint32_t *ixa, *nl; /* ixa[0] = UINT32_MAX, then the terminators */
+  uint32_t redo[FB_ROWS]; /* fields for the general parser */
+} fblk_t;
+
+static int fblk_init(fblk_t *b, size_t ncols) {
+  b->ixa = malloc((FB_ROWS * ncols + 64 + 16 + 1) * sizeof *b->ixa);
+  b->nl = malloc((FB_ROWS + 64 + 16) * sizeof *b->nl);
+  if (!b->ixa || !b->nl) {
+    free(b->ixa);
+    free(b->nl);
+    b->ixa = b->nl = NULL;
+    return MPC_ENOMEM;
+  }
+  b->ixa[0] = UINT32_MAX;
+  return 0;
+}
+
+static void fblk_free(fblk_t *b) {
+  free(b->ixa);
+  free(b->nl);
+}
+
+/* Masks of the 64 bytes at p: terminators (delimiter or LF), LFs, and bytes
+ * the block path does not handle (quote, CR, NUL, >= 0x80). */
+static inline void fb_masks(const unsigned char *p, unsigned char delim, uint64_t *st,
+                            uint64_t *lf, uint64_t *sp) {
+#if defined(__x86_64__)
+  const __m128i vd = _mm_set1_epi8((char)delim), vn = _mm_set1_epi8('\n'),
+                vr = _mm_set1_epi8('\r'), vq = _mm_set1_epi8('"'), v0 = _mm_setzero_si128();
+  uint64_t a = 0, b = 0, c = 0;
+  for (int i = 0; i < 4; i++) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * i));
+    __m128i n = _mm_cmpeq_epi8(v, vn);
+    __m128i t = _mm_or_si128(n, _mm_cmpeq_epi8(v, vd));
+    __m128i x = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vr), _mm_cmpeq_epi8(v, vq)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, v0), v));
+    a |= (uint64_t)(uint32_t)_mm_movemask_epi8(t) << (16 * i);
+    b |= (uint64_t)(uint32_t)_mm_movemask_epi8(n) << (16 * i);
+    c |= (uint64_t)(uint32_t)_mm_movemask_epi8(x) << (16 * i);
+  }
+  *st = a;
+  *lf = b;
+  *sp = c;
+#else
+  uint64_t a = 0, b = 0, c = 0;
+  for (int i = 0; i < 64; i++) {
+    unsigned char ch = p[i];
+    a |= (uint64_t)(ch == delim || ch == '\n') << i;
+    b |= (uint64_t)(ch == '\n') << i;
+    c |= (uint64_t)(ch == '"' || ch == '\r' || ch == 0 || ch >= 0x80) << i;
+  }
+  *st = a;
+  *lf = b;
+  *sp = c;
+#endif
+}
+
+/* Append off + (position of each set bit of m) to out[n..]; returns the new
+ * count.  Writes up to 15 entries past it (the caller leaves room). */
+static inline size_t fb_flatten(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
+  size_t cnt = (size_t)__builtin_popcountll(m);
+  uint32_t *o = out + n;
+  const uint64_t hi = 1ULL << 63; /* keeps ctz defined once m runs out */
+  for (int i = 0; i < 8; i++) {
+    o[i] = off + (uint32_t)__builtin_ctzll(m | hi);
+    m &= m - 1;
+  }
+  if (cnt > 8) {
+    for (int i = 8; i < 16; i++) {
+      o[i] = off + (uint32_t)__builtin_ctzll(m | hi);
+      m &= m - 1;
+    }
+    for (size_t i = 16; i < cnt; i++) {
+      o[i] = off + (uint32_t)__builtin_ctzll(m);
+      m &= m - 1;
+    }
+  }
+  return n + cnt;
+}
+
+/* The same for sparse masks (LFs): two entries written unconditionally. */
+static inline size_t fb_flatten2(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
+  size_t cnt = (size_t)__builtin_popcountll(m);
+  uint32_t *o = out + n;
+  const uint64_t hi = 1ULL << 63;
+  o[0] = off + (uint32_t)__builtin_ctzll(m | hi);
+  m &= m - 1;
+  o[1] = off + (uint32_t)__builtin_ctzll(m | hi);
+  m &= m - 1;
+  for (size_t i = 2; i < cnt; i++) {
+    o[i] = off + (uint32_t)__builtin_ctzll(m);
+    m &= m - 1;
+  }
+  return n + cnt;
+}
+
+/* A field the column loops do not take: the general parser, or missing, or
+ * text (returns -1). */
+static int fb_slow(const unsigned char *p, size_t len, double *v) {
+  if (stats_parse_number((const char *)p, (const char *)p + len, v))
+    return 1;
+  return stats_is_missing((const char *)p, len) ? 0 : -1;
+}
+
+enum { FB_GENERIC = -2, FB_INT = -1 }; /* column shapes; >= 0: digits after '.' */
+
+/* The shape of a column in a block, from its first non-empty field: an
+ * integer, a decimal with n digits after the point (n <= 15), or anything
+ * else. */
+static int fb_shape(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
+                    size_t f) {
+  for (size_t r = 0; r < nrec && r < 4; r++) {
+    uint32_t s = ix[r * nc + f - 1] + 1, e = ix[r * nc + f];
+    if (e == s)
+      continue;
+    if (e - s > 16)
+      return FB_GENERIC;
+    int dot = -1;
+    for (uint32_t i = s; i < e; i++) {
+      unsigned char ch = bb[i];
+      if (ch == '.')
+        dot = (int)(e - i - 1);
+      else if ((unsigned)(ch - '0') >= 10 && !(i == s && (ch == '-' || ch == '+')))
+        return FB_GENERIC;
+    }
+    return dot < 0 ? FB_INT : dot <= 15 ? dot : FB_GENERIC;
+  }
+  return FB_GENERIC;
+}
+
+#ifdef STATS_SSE41
+/* One column of a block whose fields mostly have one shape (integer, or n
+ * digits after the point).  Each field is loaded as the 16 bytes that end at
+ * its terminator, so its digits are right-aligned and the point (if any) is
+ * in a lane fixed for the whole loop: compares against the expected masks
+ * check the field, a constant shuffle squeezes the point out, and
+ * multiply-adds give the integer M (< 10^16).  Integers <= 2^53 are exact;
+ * decimals are M / 10^n (M < 10^15), correctly rounded by div_p10().
+ * Fields of another shape, over 16 bytes or missing are marked in the loop
+ * (which has no calls, so nothing is spilled) and redone afterwards with
+ * sse_number() and the general parser.  Needs 16 readable bytes before every
+ * terminator.  out[] gets nrec slots; returns the values kept (compacted),
+ * or -1 when the column is text. */
+__attribute__((target("sse4.1,popcnt"))) static inline long
+fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,
+           double *out, uint32_t *redo, const int shape) {
+  const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), cdot = _mm_set1_epi8('.');
+  const __m128i m1 = _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1);
+  const __m128i m2 = _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1);
+  const __m128i m4 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
+  const int n = shape >= 1 ? shape : 1;
+  const __m128i sqz = _mm_loadu_si128((const __m128i *)sse_tabs.sqzr[shape >= 0 ? shape : 0]);
+  const uint32_t dotbit = shape >= 0 ? 1u << (15 - shape) : 0;
+  const uint32_t *te = ix + f, *ts = ix + f - 1;
+  size_t nredo = 0;
+  if (shape == FB_GENERIC) {
+    for (size_t r = 0; r < nrec; r++) {
+      uint32_t s = ts[r * nc] + 1, e = te[r * nc];
+      size_t len = e - s;
+      int ok = len - 1 < 16 && sse_number(bb + s, len, &out[r]);
+      redo[nredo] = (uint32_t)r;
+      nredo += (size_t)!ok;
+    }
+  } else {
+    for (size_t r = 0; r < nrec; r++) {
+      uint32_t s = ts[r * nc] + 1, e = te[r * nc];
+      size_t len = e - s;
+      __m128i x = _mm_loadu_si128((const __m128i *)(bb + e - 16));
+      __m128i t = _mm_sub_epi8(x, c0);
+      uint32_t dig = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(t, c9), t));
+      uint32_t dotm = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, cdot));
+      unsigned char ch = bb[s];
+      uint32_t neg = ch == '-', sg = neg | (ch == '+');
+      size_t li = len <= 16 ? len : 0;
+      uint32_t fm = sse_tabs.fm[li];
+      uint32_t bad = (((dig | dotbit | (sg << (16 - li))) & fm) ^ fm) | ((dotm & fm) ^ dotbit) |
+                     (uint32_t)(li == 0);
+      if (shape == FB_INT)
+        bad |= (dig & fm) == 0;
+      t = _mm_and_si128(t, _mm_loadu_si128((const __m128i *)sse_tabs.tail[16 - li + sg]));
+      if (shape >= 0)
+        t = _mm_shuffle_epi8(t, sqz);
+      __m128i p1 = _mm_maddubs_epi16(t, m1);
+      __m128i p2 = _mm_madd_epi16(p1, m2);
+      __m128i p4 = _mm_madd_epi16(_mm_packus_epi32(p2, p2), m4);
+      uint64_t hl = (uint64_t)_mm_cvtsi128_si64(p4);
+      uint64_t m = (hl & 0xFFFFFFFFu) * 100000000u + (hl >> 32);
+      uint64_t b;
+      if (shape == FB_INT) {
+        bad |= m > (1ULL << 53);
+        double d = (double)(int64_t)m;
+        memcpy(&b, &d, sizeof b);
+      } else {
+        bad |= !div_p10(m, n, &b);
+      }
+      b |= (uint64_t)neg << 63;
+      memcpy(&out[r], &b, sizeof b);
+      redo[nredo] = (uint32_t)r;
+      nredo += bad != 0;
+    }
+  }
+  if (nredo == 0)
+    return (long)nrec;
+  /* the odd fields, then squeeze out the missing ones */
+  size_t k = redo[0];
+  for (size_t i = 0, r = redo[0]; r < nrec; r++) {
+    if (i < nredo && redo[i] == r) {
+      i++;
+      uint32_t s = ts[r * nc] + 1, e = te[r * nc];
+      int ok = 0;
+      if (shape != FB_GENERIC && e - s - 1 < 16)
+        ok = sse_number(bb + s, e - s, &out[r]);
+      if (!ok)
+        ok = fb_slow(bb + s, e - s, &out[r]);
+      if (ok < 0)
+        return -1;
+      if (!ok)
+        continue;
+    }
+    out[k++] = out[r];
+  }
+  return (long)k;
+}
+#endif
+
+/* Convert one column of a block: fields f of records 0..nrec-1. */
+static inline __attribute__((always_inline)) int
+fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, size_t nrec,
+          size_t f, stats_col_t *col, uint32_t *redo, const int simd, const int fast) {
+  const size_t nc = c->ncols;
+  if (col->capvals < col->nvals + nrec &&
+      grow(&col->vals, &col->capvals, col->nvals + nrec))
+    return MPC_ENOMEM;
+  double *out = col->vals + col->nvals;
+  long k = 0;
+#ifdef STATS_SSE41
+  if (simd) {
+    int shape = fb_shape(bb, ix, nrec, nc, f);
+    if (shape == FB_INT)
+      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, FB_INT);
+    else if (shape >= 0)
+      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, shape);
+    else
+      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, FB_GENERIC);
+  } else
+#endif
+  {
+    (void)simd;
+    const uint32_t *te = ix + f, *ts = ix + f - 1;
+    for (size_t r = 0; r < nrec && k >= 0; r++) {
+      uint32_t s = ts[r * nc] + 1, e = te[r * nc];
+      const unsigned char *p = bb + s;
+      double v;
+      int ok = fast && swar_number(p, bb + e, &v);
+      if (!ok)
+        ok = fb_slow(p, e - s, &v);
+      out[k] = v;
+      k = ok < 0 ? -1 : k + ok;
+    }
+  }
+  if (k < 0) {
+    col->nonnum = 1;
+    return 0;
+  }
+  col->nvals += (size_t)k;
+  col_moments(col);
+  return col->nvals >= STATS_BATCH ? col_batch(col, c) : 0;
+}
+
+/* Parse a block of plain records at *posp (a record start before stop).
+ * Returns the number of records parsed (0: the record at *posp is not plain,
+ * or too close to the end of the data) and advances *posp. */
+static inline __attribute__((always_inline)) size_t
+fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_t stop,
+         uint64_t fend, stats_part_t *part, unsigned char *act, fblk_t *fb, int *rcp,
+         const int simd, const int fast) {
+  const uint64_t base = *posp;
+  const size_t nc = c->ncols;
+  if (base < 16)
+    return 0; /* fields are loaded as the 16 bytes before their end */
+  const unsigned char delim = (unsigned char)c->delim;
+  uint32_t *ix = fb->ixa + 1, *nl = fb->nl;
+  size_t nix = 0, nnl = 0, r = 0;
+  uint32_t off = 0;
+  int done = 0;
+  /* 128: the 64 bytes loaded plus room for 16-byte loads at any field */
+  while (!done && base + off + 128 <= fend && off < FB_MAXOFF) {
+    uint64_t st, lf, sp;
+    fb_masks(buf + base + off, delim, &st, &lf, &sp);
+    if (sp) {
+      uint64_t keep = (sp & (0 - sp)) - 1;
+      st &= keep;
+      lf &= keep;
+      done = 1;
+    }
+    nix = fb_flatten(ix, nix, st, off);
+    nnl = fb_flatten2(nl, nnl, lf, off);
+    off += 64;
+    /* check the records completed so far */
+    while ((r + 1) * nc <= nix) {
+      if (r >= nnl || ix[r * nc + nc - 1] != nl[r]) {
+        done = 1;
+        break;
+      }
+      r++;
+      if (r == FB_ROWS || base + nl[r - 1] + 1 >= stop) {
+        done = 1;
+        break;
+      }
+    }
+  }
+  if (r == 0)
+    return 0;
+  const unsigned char *bb = buf + base;
+  for (size_t f = 0; f < nc; f++) {
+    if (!act[f])
+      continue;
+    int rc = fb_column(c, bb, ix, r, f, &part->cols[f], fb->redo, simd, fast);
+    if (rc) {
+      *rcp = rc;
+      return 0;
+    }
+    act[f] = !part->cols[f].nonnum;
+  }
+  part->records += r;
+  *posp = base + nl[r - 1] + 1;
+  return r;
+}
+
 /* The record loop; compiled twice (with and without SSE4.1) so that the SSE
  * number parser inlines into it. */
 static inline __attribute__((always_inline)) int
@@ -855,11 +1244,16 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
                      delim == '.' || delim == '+' || delim == '-');
 #ifdef STATS_SSE41
   const int simd = fast && simd_ok;
-#else
-  (void)simd_ok;
 #endif
   scan_t z;
   scan_init(&z, buf, fend, from, c->delim);
+  /* the block path needs a delimiter it can tell from the bytes it leaves
+   * to this loop, and a delimiter in every record (no blank lines); its
+   * SSE number parser gets each field's length, so any delimiter does */
+  fblk_t fb = {NULL, NULL, {0}};
+  const int fbok = ncols >= 2 && delim != '"' && delim != '\r' && delim != '\n' &&
+                   delim != 0 && delim < 0x80 && fblk_init(&fb, ncols) == 0;
+  uint64_t slow_left = 0, backoff = 1; /* records left for this loop after a miss */
   unsigned char *act = malloc(ncols + 1); /* column wanted and still numeric */
   if (!act) {
     rc = MPC_ENOMEM;
@@ -868,6 +1262,20 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
   for (size_t i = 0; i < ncols; i++)
     act[i] = c->want[i] && !part->cols[i].nonnum;
   while (pos < stop) {
+    if (fbok && slow_left == 0) {
+      if (fb_parse(c, buf, &pos, stop, fend, part, act, &fb, &rc, simd_ok, fast)) {
+        if (z.vto < pos)
+          z.vto = pos; /* the block path checked these bytes */
+        backoff = 1;
+        continue;
+      }
+      if (rc)
+        goto out;
+      slow_left = backoff;
+      backoff = backoff < 64 ? backoff * 2 : 64;
+    }
+    if (slow_left)
+      slow_left--;
     unsigned char c0 = buf[pos];
     if (c0 == '\n' || c0 == '\r' || c0 == ' ' || c0 == '\t') {
       uint64_t q = skip_blank(buf, pos, fend, c->delim);
@@ -949,6 +1357,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
     part->records++;
   }
 out:
+  fblk_free(&fb);
   free(act);
   mpc_buf_free(&sc);
   *endp = pos;
@@ -958,7 +1367,7 @@ out:
 }
 
 #ifdef STATS_SSE41
-__attribute__((target("sse4.1"))) static int
+__attribute__((target("sse4.1,popcnt"), flatten)) static int
 parse_sse41(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
             uint64_t fend, stats_part_t *part, uint64_t *endp) {
   return parse_records(c, buf, from, stop, fend, part, endp, 1);
@@ -973,7 +1382,7 @@ int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
   if (have_sse41 < 0) {
     __builtin_cpu_init();
     sse_tabs_init();
-    have_sse41 = __builtin_cpu_supports("sse4.1") ? 1 : 0;
+    have_sse41 = __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("popcnt");
   }
   if (have_sse41)
     return parse_sse41(c, buf, from, stop, fend, part, endp);

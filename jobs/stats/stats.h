@@ -132,8 +132,9 @@ typedef struct stats_col {
   stats_sketch_t sk;
   double *exact;        /* --exact: every value */
   size_t nexact, capexact;
-  double *vals;         /* values not yet in mom/sk (one batch) */
+  double *vals;         /* values not yet in the sketch (one batch); */
   size_t nvals, capvals;
+  size_t nmom;          /* vals[0..nmom) are already in mom */
   double *scratch;      /* for stats_sketch_add_batch */
   size_t capscratch;
 } stats_col_t;
