@@ -9,6 +9,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -453,13 +454,16 @@ static inline int clinger(uint64_t m, int ex, int neg, double *out) {
 }
 
 /* m / 10^n correctly rounded, for m <= 2^53 and 1 <= n <= 15, without a
- * division: q = m * RN(10^-n) is within 2 ulps of the quotient; with
- * q = Q 2^E, D = m 2^-E - Q 10^n is (quotient - q) / ulp * 10^n, small, so
- * its low 64 bits (wrapping arithmetic) are exact; D decides between q and
- * its neighbours like a correctly rounded division would (ties to even).
- * Returns 0 (undecided: q not within 1.5 ulps, or q a power of two with the
- * quotient below it; never seen for these m and n) for the caller's
- * fallback; *bits: the result's bits. */
+ * division: q = m * RN(10^-n) is within 2 ulps of the quotient x = m / 10^n.
+ * With q = Q 2^E, D = m 2^-E - Q 10^n = (x - q) 10^n / 2^E is small, so the
+ * low 64 bits of the wrapping computation are exact.  |2D| < 10^n: q is
+ * correctly rounded; 10^n < 2D < 3 10^n: the next double up is; likewise
+ * down.  2D = +-10^n (a tie) cannot happen: x would need 54 significant
+ * bits, but when x has a finite binary expansion 5^n divides m and x is
+ * m / 5^n (< 2^53) times a power of two.  Returns 0 when undecided (|2D| >=
+ * 3 10^n, or q a power of two with x below it, where the spacing halves;
+ * never seen for these m and n) for the caller's fallback; *bits gets the
+ * result's bits.  m = 0 gives +0. */
 static const double ip10[16] = {1e0,   1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
                                 1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15};
 static inline int div_p10(uint64_t m, int n, uint64_t *bits) {
@@ -468,15 +472,15 @@ static inline int div_p10(uint64_t m, int n, uint64_t *bits) {
   memcpy(&b, &q, sizeof b);
   const uint64_t one = 1ULL << 52;
   uint64_t Q = (b & (one - 1)) | one;
-  int sh = 1075 - (int)(b >> 52); /* -E; > 0 for quotients < 2^52 */
+  unsigned sh = 1075 - (unsigned)(b >> 52); /* -E, in 5..~110 here; 1075 for m = 0 */
   uint64_t a = sh < 64 ? m << (sh & 63) : 0;
   int64_t P = (int64_t)p10[n];
   int64_t D2 = 2 * (int64_t)(a - Q * (uint64_t)P);
-  uint64_t odd = Q & 1;
-  int ok = (D2 < 3 * P) & (D2 > -3 * P) & (sh > 0) & !(Q == one && D2 < 0);
-  b += (uint64_t)((D2 > P) | ((D2 == P) & odd)) - (uint64_t)((D2 < -P) | ((D2 == -P) & odd));
-  *bits = m ? b : 0;
-  return ok | (m == 0);
+  int up = D2 > P, down = D2 < -P;
+  *bits = m ? b + (uint64_t)up - (uint64_t)down : 0;
+  /* |D2| < 3P, and not (Q = 2^52 and D2 < 0); for m = 0, b = 0 and D2 < -3P */
+  return ((uint64_t)(D2 + 3 * P - 1) < (uint64_t)(6 * P - 1) && (b << 12 != 0 || D2 >= 0)) |
+         (m == 0);
 }
 
 static inline int swar_number(const unsigned char *s, const unsigned char *e, double *out) {
@@ -806,8 +810,13 @@ static int grow(double **v, size_t *cap, size_t want) {
  * the block path has converted one, while it is in cache), --exact's copy,
  * and the sketch, which summarises a batch much faster than value by value. */
 static void col_moments(stats_col_t *col) {
+  if (col->nmom == 0) {
+    col->bmm[0] = INFINITY;
+    col->bmm[1] = -INFINITY;
+  }
   if (col->nvals > col->nmom) {
-    stats_moments_add_block(&col->mom, col->vals + col->nmom, col->nvals - col->nmom);
+    stats_moments_add_block_mm(&col->mom, col->vals + col->nmom, col->nvals - col->nmom,
+                               &col->bmm[0], &col->bmm[1]);
     col->nmom = col->nvals;
   }
 }
@@ -824,7 +833,7 @@ static int col_batch(stats_col_t *col, const stats_cfg_t *c) {
   }
   if (grow(&col->scratch, &col->capscratch, col->nvals))
     return MPC_ENOMEM;
-  int rc = stats_sketch_add_batch(&col->sk, col->vals, col->nvals, col->scratch);
+  int rc = stats_sketch_add_batch_mm(&col->sk, col->vals, col->nvals, col->scratch, col->bmm);
   col->nvals = col->nmom = 0;
   return rc;
 }
@@ -977,6 +986,54 @@ static inline size_t fb_flatten(uint32_t *out, size_t n, uint64_t m, uint32_t of
   return n + cnt;
 }
 
+#ifdef STATS_SSE41
+/* fb_masks() with AVX2 (two 32-byte halves) */
+__attribute__((target("avx2,bmi,popcnt"))) static inline void
+fb_masks_avx2(const unsigned char *p, unsigned char delim, uint64_t *st, uint64_t *lf,
+              uint64_t *sp) {
+  const __m256i vd = _mm256_set1_epi8((char)delim), vn = _mm256_set1_epi8('\n'),
+                vr = _mm256_set1_epi8('\r'), vq = _mm256_set1_epi8('"'),
+                v0 = _mm256_setzero_si256();
+  __m256i a = _mm256_loadu_si256((const __m256i *)p),
+          b = _mm256_loadu_si256((const __m256i *)(p + 32));
+  __m256i na = _mm256_cmpeq_epi8(a, vn), nb = _mm256_cmpeq_epi8(b, vn);
+  __m256i ta = _mm256_or_si256(na, _mm256_cmpeq_epi8(a, vd)),
+          tb = _mm256_or_si256(nb, _mm256_cmpeq_epi8(b, vd));
+  __m256i xa = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(a, vr), _mm256_cmpeq_epi8(a, vq)),
+                               _mm256_or_si256(_mm256_cmpeq_epi8(a, v0), a));
+  __m256i xb = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(b, vr), _mm256_cmpeq_epi8(b, vq)),
+                               _mm256_or_si256(_mm256_cmpeq_epi8(b, v0), b));
+  *st = (uint64_t)(uint32_t)_mm256_movemask_epi8(ta) |
+        (uint64_t)(uint32_t)_mm256_movemask_epi8(tb) << 32;
+  *lf = (uint64_t)(uint32_t)_mm256_movemask_epi8(na) |
+        (uint64_t)(uint32_t)_mm256_movemask_epi8(nb) << 32;
+  *sp = (uint64_t)(uint32_t)_mm256_movemask_epi8(xa) |
+        (uint64_t)(uint32_t)_mm256_movemask_epi8(xb) << 32;
+}
+
+/* fb_flatten() with BMI's tzcnt (defined for 0) */
+__attribute__((target("bmi,popcnt"))) static inline size_t
+fb_flatten_bmi(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
+  size_t cnt = (size_t)__builtin_popcountll(m);
+  uint32_t *o = out + n;
+  for (int i = 0; i < 8; i++) {
+    o[i] = off + (uint32_t)_tzcnt_u64(m);
+    m = _blsr_u64(m);
+  }
+  if (cnt > 8) {
+    for (int i = 8; i < 16; i++) {
+      o[i] = off + (uint32_t)_tzcnt_u64(m);
+      m = _blsr_u64(m);
+    }
+    for (size_t i = 16; i < cnt; i++) {
+      o[i] = off + (uint32_t)_tzcnt_u64(m);
+      m = _blsr_u64(m);
+    }
+  }
+  return n + cnt;
+}
+#endif
+
 /* The same for sparse masks (LFs): two entries written unconditionally. */
 static inline size_t fb_flatten2(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
   size_t cnt = (size_t)__builtin_popcountll(m);
@@ -1004,8 +1061,8 @@ static int fb_slow(const unsigned char *p, size_t len, double *v) {
 enum { FB_GENERIC = -2, FB_INT = -1 }; /* column shapes; >= 0: digits after '.' */
 
 /* The shape of a column in a block, from its first non-empty field: an
- * integer, a decimal with n digits after the point (n <= 15), or anything
- * else. */
+ * integer, a decimal with n digits after the point (1 <= n <= 15), or
+ * anything else. */
 static int fb_shape(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
                     size_t f) {
   for (size_t r = 0; r < nrec && r < 4; r++) {
@@ -1022,7 +1079,7 @@ static int fb_shape(const unsigned char *bb, const uint32_t *ix, size_t nrec, si
       else if ((unsigned)(ch - '0') >= 10 && !(i == s && (ch == '-' || ch == '+')))
         return FB_GENERIC;
     }
-    return dot < 0 ? FB_INT : dot <= 15 ? dot : FB_GENERIC;
+    return dot < 0 ? FB_INT : dot >= 1 && dot <= 15 ? dot : FB_GENERIC;
   }
   return FB_GENERIC;
 }
@@ -1048,7 +1105,7 @@ fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, 
   const __m128i m2 = _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1);
   const __m128i m4 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
   const int n = shape >= 1 ? shape : 1;
-  const __m128i sqz = _mm_loadu_si128((const __m128i *)sse_tabs.sqzr[shape >= 0 ? shape : 0]);
+  const __m128i sqz = _mm_loadu_si128((const __m128i *)sse_tabs.sqzr[n]);
   const uint32_t dotbit = shape >= 0 ? 1u << (15 - shape) : 0;
   const uint32_t *te = ix + f, *ts = ix + f - 1;
   size_t nredo = 0;
@@ -1068,15 +1125,17 @@ fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, 
       __m128i t = _mm_sub_epi8(x, c0);
       uint32_t dig = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(t, c9), t));
       uint32_t dotm = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, cdot));
-      unsigned char ch = bb[s];
-      uint32_t neg = ch == '-', sg = neg | (ch == '+');
-      size_t li = len <= 16 ? len : 0;
-      uint32_t fm = sse_tabs.fm[li];
-      uint32_t bad = (((dig | dotbit | (sg << (16 - li))) & fm) ^ fm) | ((dotm & fm) ^ dotbit) |
-                     (uint32_t)(li == 0);
+      /* field lanes: digits, plus the point's lane and a leading '-' */
+      uint32_t neg = bb[s] == '-';
+      uint32_t li = len <= 16 ? (uint32_t)len : 0;
+      uint32_t fm = sse_tabs.fm[li], nd = ~dig & fm, sgb = neg << (16 - li);
+      uint32_t bad;
       if (shape == FB_INT)
-        bad |= (dig & fm) == 0;
-      t = _mm_and_si128(t, _mm_loadu_si128((const __m128i *)sse_tabs.tail[16 - li + sg]));
+        bad = (nd ^ sgb) | (li <= neg);
+      else
+        bad = (nd ^ (dotbit | sgb)) | (dotbit & ~dotm);
+      /* index 16 or 17 only for fields that are bad anyway */
+      t = _mm_and_si128(t, _mm_loadu_si128((const __m128i *)sse_tabs.tail[(16 - li + neg) & 15]));
       if (shape >= 0)
         t = _mm_shuffle_epi8(t, sqz);
       __m128i p1 = _mm_maddubs_epi16(t, m1);
@@ -1185,14 +1244,24 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
   /* 128: the 64 bytes loaded plus room for 16-byte loads at any field */
   while (!done && base + off + 128 <= fend && off < FB_MAXOFF) {
     uint64_t st, lf, sp;
-    fb_masks(buf + base + off, delim, &st, &lf, &sp);
+#ifdef STATS_SSE41
+    if (simd >= 2)
+      fb_masks_avx2(buf + base + off, delim, &st, &lf, &sp);
+    else
+#endif
+      fb_masks(buf + base + off, delim, &st, &lf, &sp);
     if (sp) {
       uint64_t keep = (sp & (0 - sp)) - 1;
       st &= keep;
       lf &= keep;
       done = 1;
     }
-    nix = fb_flatten(ix, nix, st, off);
+#ifdef STATS_SSE41
+    if (simd >= 2)
+      nix = fb_flatten_bmi(ix, nix, st, off);
+    else
+#endif
+      nix = fb_flatten(ix, nix, st, off);
     nnl = fb_flatten2(nl, nnl, lf, off);
     off += 64;
     /* check the records completed so far */
@@ -1230,7 +1299,7 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
  * number parser inlines into it. */
 static inline __attribute__((always_inline)) int
 parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
-              uint64_t fend, stats_part_t *part, uint64_t *endp, const int simd_ok) {
+              uint64_t fend, stats_part_t *part, uint64_t *endp, const int isa) {
   unsigned char cls[256];
   make_cls(cls, c->delim);
   mpc_buf_t sc = MPC_BUF_INIT;
@@ -1243,7 +1312,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
   const int fast = !((delim >= '0' && delim <= '9') || (delim | 0x20) == 'e' ||
                      delim == '.' || delim == '+' || delim == '-');
 #ifdef STATS_SSE41
-  const int simd = fast && simd_ok;
+  const int simd = fast && isa >= 1;
 #endif
   scan_t z;
   scan_init(&z, buf, fend, from, c->delim);
@@ -1263,7 +1332,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
     act[i] = c->want[i] && !part->cols[i].nonnum;
   while (pos < stop) {
     if (fbok && slow_left == 0) {
-      if (fb_parse(c, buf, &pos, stop, fend, part, act, &fb, &rc, simd_ok, fast)) {
+      if (fb_parse(c, buf, &pos, stop, fend, part, act, &fb, &rc, isa, fast)) {
         if (z.vto < pos)
           z.vto = pos; /* the block path checked these bytes */
         backoff = 1;
@@ -1372,19 +1441,31 @@ parse_sse41(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint6
             uint64_t fend, stats_part_t *part, uint64_t *endp) {
   return parse_records(c, buf, from, stop, fend, part, endp, 1);
 }
+
+__attribute__((target("avx2,bmi,popcnt"), flatten)) static int
+parse_avx2(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
+           uint64_t fend, stats_part_t *part, uint64_t *endp) {
+  return parse_records(c, buf, from, stop, fend, part, endp, 2);
+}
 #endif
 
 int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
                 uint64_t stop, uint64_t fend, stats_part_t *part,
                 uint64_t *endp) {
 #ifdef STATS_SSE41
-  static int have_sse41 = -1;
-  if (have_sse41 < 0) {
+  static int isa = -1; /* 0: plain C, 1: SSE4.1 + POPCNT, 2: also AVX2 + BMI */
+  if (isa < 0) {
     __builtin_cpu_init();
     sse_tabs_init();
-    have_sse41 = __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("popcnt");
+    int sse = __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("popcnt");
+    isa = !sse ? 0 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") ? 2 : 1;
+    const char *force = getenv("MPC_STATS_ISA"); /* tests: run the other variants */
+    if (force && *force >= '0' && *force < '0' + isa)
+      isa = *force - '0';
   }
-  if (have_sse41)
+  if (isa == 2)
+    return parse_avx2(c, buf, from, stop, fend, part, endp);
+  if (isa == 1)
     return parse_sse41(c, buf, from, stop, fend, part, endp);
 #endif
   return parse_records(c, buf, from, stop, fend, part, endp, 0);

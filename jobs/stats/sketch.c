@@ -309,12 +309,7 @@ static void summ_leaf(summ_t *z, uint64_t cnt, double rep, int single) {
 }
 
 
-static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_ok,
-                       int depth) {
-  if (n <= emax_ok) {
-    summ_leaf(z, n, a[0], n == 1);
-    return;
-  }
+static void min_max(const double *a, size_t n, double *mnp, double *mxp) {
   double mn4[4] = {a[0], a[0], a[0], a[0]}, mx4[4] = {a[0], a[0], a[0], a[0]};
   size_t i4 = 0;
   for (; i4 + 4 <= n; i4 += 4) /* four independent chains */
@@ -330,6 +325,23 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   for (int u = 1; u < 4; u++) {
     mn = mn4[u] < mn ? mn4[u] : mn;
     mx = mx4[u] > mx ? mx4[u] : mx;
+  }
+  *mnp = mn;
+  *mxp = mx;
+}
+
+static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_ok,
+                       int depth, const double *mm) {
+  if (n <= emax_ok) {
+    summ_leaf(z, n, a[0], n == 1);
+    return;
+  }
+  double mn, mx;
+  if (mm) { /* known from the caller */
+    mn = mm[0];
+    mx = mm[1];
+  } else {
+    min_max(a, n, &mn, &mx);
   }
   if (mn == mx) {
     summ_leaf(z, n, mn, 1);
@@ -451,7 +463,7 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   for (uint32_t b = 0; b < nb; b++) {
     uint32_t c = cnt[0][b];
     if (mixed[b] == 3) {
-      summ_split(z, t + off, a + off, c, emax_ok, depth + 1);
+      summ_split(z, t + off, a + off, c, emax_ok, depth + 1, NULL);
       off += c;
     } else if (c) {
       summ_leaf(z, c, rep[b], !mixed[b]);
@@ -470,6 +482,11 @@ static int lev_push(stats_sketch_t *s, uint32_t h, const double *v, size_t n) {
 }
 
 int stats_sketch_add_batch(stats_sketch_t *s, double *a, size_t n, double *t) {
+  return stats_sketch_add_batch_mm(s, a, n, t, NULL);
+}
+
+int stats_sketch_add_batch_mm(stats_sketch_t *s, double *a, size_t n, double *t,
+                              const double *mm) {
   uint32_t j = 0;
   while (((uint64_t)n >> (j + 1)) >= STATS_SKETCH_Q && j + 2 < STATS_SKETCH_MAXLEV)
     j++;
@@ -496,7 +513,7 @@ int stats_sketch_add_batch(stats_sketch_t *s, double *a, size_t n, double *t) {
   z.mid = mid;
   z.nmid = m;
   z.out = out;
-  summ_split(&z, a, t, n, 2 * w, 0);
+  summ_split(&z, a, t, n, 2 * w, 0, mm);
   for (int d = 0; d < SUMM_DEPTH; d++) {
     free(z.scr[d].cnt);
     free(z.scr[d].rep);

@@ -50,6 +50,9 @@ typedef struct stats_moments {
 void stats_moments_init(stats_moments_t *m);
 /* Add a block of values (any order; the block is summed two-pass). */
 void stats_moments_add_block(stats_moments_t *m, const double *v, size_t n);
+/* The same, also folding the block's min/max into *bmin / *bmax. */
+void stats_moments_add_block_mm(stats_moments_t *m, const double *v, size_t n,
+                                double *bmin, double *bmax);
 /* a = a (+) b, Chan et al.; a's data come first (order matters only for
  * rounding, and the job always merges in file order). */
 void stats_moments_merge(stats_moments_t *a, const stats_moments_t *b);
@@ -91,6 +94,9 @@ void stats_sketch_free(stats_sketch_t *s);
 int stats_sketch_add(stats_sketch_t *s, const double *v, size_t n);
 /* The same without copies: v[0..n) is clobbered, t is scratch for n values. */
 int stats_sketch_add_batch(stats_sketch_t *s, double *v, size_t n, double *t);
+/* The same with the batch's min and max known (mm[0], mm[1]; NULL: unknown). */
+int stats_sketch_add_batch_mm(stats_sketch_t *s, double *v, size_t n, double *t,
+                              const double *mm);
 int stats_sketch_merge(stats_sketch_t *a, const stats_sketch_t *b);
 /* Quantiles qs[0..nq) in [0,1] with numpy's "linear" interpolation over the
  * weighted items; exact when no compaction happened (err == 0).  NaN when
@@ -135,6 +141,7 @@ typedef struct stats_col {
   double *vals;         /* values not yet in the sketch (one batch); */
   size_t nvals, capvals;
   size_t nmom;          /* vals[0..nmom) are already in mom */
+  double bmm[2];        /* min and max of vals[0..nmom) */
   double *scratch;      /* for stats_sketch_add_batch */
   size_t capscratch;
 } stats_col_t;
