@@ -1090,8 +1090,9 @@ static int fb_shape(const unsigned char *bb, const uint32_t *ix, size_t nrec, si
  * its terminator, so its digits are right-aligned and the point (if any) is
  * in a lane fixed for the whole loop: compares against the expected masks
  * check the field, a constant shuffle squeezes the point out, and
- * multiply-adds give the integer M (< 10^16).  Integers <= 2^53 are exact;
- * decimals are M / 10^n (M < 10^15), correctly rounded by div_p10().
+ * multiply-adds give the integer M (< 10^16).  Integers are converted by
+ * the (correctly rounding) int64 -> double conversion; decimals are
+ * M / 10^n (M < 10^15), correctly rounded by div_p10().
  * Fields of another shape, over 16 bytes or missing are marked in the loop
  * (which has no calls, so nothing is spilled) and redone afterwards with
  * sse_number() and the general parser.  Needs 16 readable bytes before every
@@ -1144,8 +1145,7 @@ fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, 
       uint64_t hl = (uint64_t)_mm_cvtsi128_si64(p4);
       uint64_t m = (hl & 0xFFFFFFFFu) * 100000000u + (hl >> 32);
       uint64_t b;
-      if (shape == FB_INT) {
-        bad |= m > (1ULL << 53);
+      if (shape == FB_INT) { /* m < 10^16: the conversion rounds correctly */
         double d = (double)(int64_t)m;
         memcpy(&b, &d, sizeof b);
       } else {
@@ -1449,20 +1449,37 @@ parse_avx2(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64
 }
 #endif
 
+/* 0: plain C, 1: SSE4.1 + POPCNT, 2: also AVX2 + BMI; -1: not chosen yet */
+static int parse_isa = -1, parse_isa_max;
+
+static void pick_isa(void) {
+#ifdef STATS_SSE41
+  __builtin_cpu_init();
+  sse_tabs_init();
+  int sse = __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("popcnt");
+  parse_isa_max =
+      !sse ? 0 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") ? 2 : 1;
+#else
+  parse_isa_max = 0;
+#endif
+  parse_isa = parse_isa_max;
+}
+
+int stats_parse_isa(int want) {
+  if (parse_isa < 0)
+    pick_isa();
+  if (want >= 0)
+    parse_isa = want < parse_isa_max ? want : parse_isa_max;
+  return parse_isa;
+}
+
 int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
                 uint64_t stop, uint64_t fend, stats_part_t *part,
                 uint64_t *endp) {
+  if (parse_isa < 0)
+    pick_isa();
 #ifdef STATS_SSE41
-  static int isa = -1; /* 0: plain C, 1: SSE4.1 + POPCNT, 2: also AVX2 + BMI */
-  if (isa < 0) {
-    __builtin_cpu_init();
-    sse_tabs_init();
-    int sse = __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("popcnt");
-    isa = !sse ? 0 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") ? 2 : 1;
-    const char *force = getenv("MPC_STATS_ISA"); /* tests: run the other variants */
-    if (force && *force >= '0' && *force < '0' + isa)
-      isa = *force - '0';
-  }
+  const int isa = parse_isa;
   if (isa == 2)
     return parse_avx2(c, buf, from, stop, fend, part, endp);
   if (isa == 1)

@@ -180,6 +180,11 @@ int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
                 uint64_t stop, uint64_t fend, stats_part_t *part,
                 uint64_t *endp);
 
+/* Which code variant stats_parse() uses: 0 plain C, 1 SSE4.1, 2 AVX2 (the
+ * best the CPU has by default).  want >= 0 selects min(want, best) (tests);
+ * returns the variant in use. */
+int stats_parse_isa(int want);
+
 /* Structural walk: from `pos`, in a quoted field (inq=1) or at a record start
  * (inq=0), return the start of the next record (fend at the end of data). */
 uint64_t stats_skip_record(const unsigned char *buf, uint64_t pos,
