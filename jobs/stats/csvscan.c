@@ -462,8 +462,8 @@ static inline int clinger(uint64_t m, int ex, int neg, double *out) {
  * bits, but when x has a finite binary expansion 5^n divides m and x is
  * m / 5^n (< 2^53) times a power of two.  Returns 0 when undecided (|2D| >=
  * 3 10^n, or q a power of two with x below it, where the spacing halves;
- * never seen for these m and n) for the caller's fallback; *bits gets the
- * result's bits.  m = 0 gives +0. */
+ * never seen for these m and n; also m = 0) for the caller's fallback;
+ * *bits gets the result's bits. */
 static const double ip10[16] = {1e0,   1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
                                 1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15};
 static inline int div_p10(uint64_t m, int n, uint64_t *bits) {
@@ -477,10 +477,9 @@ static inline int div_p10(uint64_t m, int n, uint64_t *bits) {
   int64_t P = (int64_t)p10[n];
   int64_t D2 = 2 * (int64_t)(a - Q * (uint64_t)P);
   int up = D2 > P, down = D2 < -P;
-  *bits = m ? b + (uint64_t)up - (uint64_t)down : 0;
+  *bits = b + (uint64_t)up - (uint64_t)down;
   /* |D2| < 3P, and not (Q = 2^52 and D2 < 0); for m = 0, b = 0 and D2 < -3P */
-  return ((uint64_t)(D2 + 3 * P - 1) < (uint64_t)(6 * P - 1) && (b << 12 != 0 || D2 >= 0)) |
-         (m == 0);
+  return ((uint64_t)(D2 + 3 * P - 1) < (uint64_t)(6 * P - 1)) & ((b << 12 != 0) | (D2 >= 0));
 }
 
 static inline int swar_number(const unsigned char *s, const unsigned char *e, double *out) {
@@ -936,6 +935,7 @@ static inline void fb_masks(const unsigned char *p, unsigned char delim, uint64_
   const __m128i vd = _mm_set1_epi8((char)delim), vn = _mm_set1_epi8('\n'),
                 vr = _mm_set1_epi8('\r'), vq = _mm_set1_epi8('"'), v0 = _mm_setzero_si128();
   uint64_t a = 0, b = 0, c = 0;
+#pragma GCC unroll 4
   for (int i = 0; i < 4; i++) {
     __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * i));
     __m128i n = _mm_cmpeq_epi8(v, vn);
@@ -969,11 +969,13 @@ static inline size_t fb_flatten(uint32_t *out, size_t n, uint64_t m, uint32_t of
   size_t cnt = (size_t)__builtin_popcountll(m);
   uint32_t *o = out + n;
   const uint64_t hi = 1ULL << 63; /* keeps ctz defined once m runs out */
+#pragma GCC unroll 8
   for (int i = 0; i < 8; i++) {
     o[i] = off + (uint32_t)__builtin_ctzll(m | hi);
     m &= m - 1;
   }
   if (cnt > 8) {
+#pragma GCC unroll 8
     for (int i = 8; i < 16; i++) {
       o[i] = off + (uint32_t)__builtin_ctzll(m | hi);
       m &= m - 1;
@@ -1016,11 +1018,13 @@ __attribute__((target("bmi,popcnt"))) static inline size_t
 fb_flatten_bmi(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
   size_t cnt = (size_t)__builtin_popcountll(m);
   uint32_t *o = out + n;
+#pragma GCC unroll 8
   for (int i = 0; i < 8; i++) {
     o[i] = off + (uint32_t)_tzcnt_u64(m);
     m = _blsr_u64(m);
   }
   if (cnt > 8) {
+#pragma GCC unroll 8
     for (int i = 8; i < 16; i++) {
       o[i] = off + (uint32_t)_tzcnt_u64(m);
       m = _blsr_u64(m);

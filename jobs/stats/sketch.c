@@ -288,8 +288,8 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
 typedef struct summ {
   struct {
     uint32_t *cnt; /* 2 * SUMM_NB: counts, then write positions */
-    double *rep;   /* SUMM_NB */
-    unsigned char *mixed; /* SUMM_NB */
+    uint64_t *rep; /* SUMM_NB */
+    uint32_t *chg;        /* SUMM_NB */
   } scr[SUMM_DEPTH];
   int nomem;
   uint64_t pos;        /* sorted position where the next bucket starts */
@@ -299,7 +299,15 @@ typedef struct summ {
   uint64_t emax;       /* largest bucket that is not a single value */
 } summ_t;
 
-static void summ_leaf(summ_t *z, uint64_t cnt, double rep, int single) {
+static inline uint64_t bits_of(double d) {
+  uint64_t u;
+  memcpy(&u, &d, sizeof u);
+  return u;
+}
+
+static void summ_leaf(summ_t *z, uint64_t cnt, uint64_t repbits, int single) {
+  double rep;
+  memcpy(&rep, &repbits, sizeof rep);
   uint64_t end = z->pos + cnt;
   while (z->next < z->nmid && z->mid[z->next] < end)
     z->out[z->next++] = rep;
@@ -333,7 +341,7 @@ static void min_max(const double *a, size_t n, double *mnp, double *mxp) {
 static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_ok,
                        int depth, const double *mm) {
   if (n <= emax_ok) {
-    summ_leaf(z, n, a[0], n == 1);
+    summ_leaf(z, n, bits_of(a[0]), n == 1);
     return;
   }
   double mn, mx;
@@ -344,7 +352,7 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     min_max(a, n, &mn, &mx);
   }
   if (mn == mx) {
-    summ_leaf(z, n, mn, 1);
+    summ_leaf(z, n, bits_of(mn), 1);
     return;
   }
   /* about 8 buckets per allowed bucket size, at most SUMM_NB */
@@ -357,22 +365,27 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   }
   if (!z->scr[depth].cnt) {
     z->scr[depth].cnt = malloc(2 * SUMM_NB * sizeof(uint32_t));
-    z->scr[depth].rep = malloc(SUMM_NB * sizeof(double));
-    z->scr[depth].mixed = malloc(SUMM_NB);
-    if (!z->scr[depth].cnt || !z->scr[depth].rep || !z->scr[depth].mixed) {
+    z->scr[depth].rep = malloc(SUMM_NB * sizeof(uint64_t));
+    z->scr[depth].chg = malloc(SUMM_NB * sizeof(uint32_t));
+    if (!z->scr[depth].cnt || !z->scr[depth].rep || !z->scr[depth].chg) {
       z->nomem = 1;
       return;
     }
   }
   uint32_t(*cnt)[SUMM_NB] = (uint32_t(*)[SUMM_NB])z->scr[depth].cnt;
-  /* rep[b]: the last value seen in bucket b (NaN: none yet, values are never
-   * NaN); mixed[b]: some value differed from the one before it in b */
-  double *rep = z->scr[depth].rep;
-  unsigned char *mixed = z->scr[depth].mixed;
+  /* rep[b]: the bits of the last value seen in bucket b (a NaN: none yet,
+   * values are never NaN); chg[b]: how often a value differed from the one
+   * before it in b, so 1 when all of b's values are the same (SPLIT: b is to
+   * be split further).  Comparing bits is one integer compare; it tells -0
+   * from +0, which only makes such a bucket count as mixed. */
+  uint64_t *rep = z->scr[depth].rep;
+  uint32_t *chg = z->scr[depth].chg;
+  const uint64_t none = 0x7FF8000000000000ULL;
+  const uint32_t SPLIT = UINT32_MAX;
   memset(cnt[0], 0, nb * sizeof(uint32_t));
-  memset(mixed, 0, nb);
+  memset(chg, 0, nb * sizeof(uint32_t));
   for (uint32_t b = 0; b < nb; b++)
-    rep[b] = NAN;
+    rep[b] = none;
   double range = mx - mn, scale = (double)nb / range;
   int linear = depth < 2 && isfinite(range) && scale < 1e300;
   if (linear) {
@@ -395,10 +408,11 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     for (size_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)((a[i] - mn) * scale);
       b = b < nb ? b : nb - 1;
-      double r = rep[b];
+      uint64_t v;
+      memcpy(&v, &a[i], sizeof v);
       cnt[0][b]++;
-      mixed[b] |= (r != a[i]) & (r == r);
-      rep[b] = a[i];
+      chg[b] += rep[b] != v;
+      rep[b] = v;
     }
     uint32_t big = 0;
     for (uint32_t b = 0; b < nb; b++)
@@ -406,9 +420,9 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     if (big > n / 2) { /* the sample missed the skew: use bit digits */
       linear = 0;
       memset(cnt[0], 0, nb * sizeof(uint32_t));
-      memset(mixed, 0, nb);
+      memset(chg, 0, nb * sizeof(uint32_t));
       for (uint32_t b = 0; b < nb; b++)
-        rep[b] = NAN;
+        rep[b] = none;
     }
   }
   if (!linear) {
@@ -418,23 +432,24 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
       shift++;
     for (size_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
-      double r = rep[b];
+      uint64_t v;
+      memcpy(&v, &a[i], sizeof v);
       cnt[0][b]++;
-      mixed[b] |= (r != a[i]) & (r == r);
-      rep[b] = a[i];
+      chg[b] += rep[b] != v;
+      rep[b] = v;
     }
   }
   uint32_t heavy = 0;
   for (uint32_t b = 0; b < nb; b++) {
-    if (cnt[0][b] > emax_ok && mixed[b]) {
-      mixed[b] = 3; /* to split further */
+    if (cnt[0][b] > emax_ok && chg[b] > 1) {
+      chg[b] = SPLIT;
       heavy++;
     }
   }
   if (heavy == 0) {
     for (uint32_t b = 0; b < nb; b++)
       if (cnt[0][b])
-        summ_leaf(z, cnt[0][b], rep[b], !mixed[b]);
+        summ_leaf(z, cnt[0][b], rep[b], chg[b] == 1);
     return;
   }
   /* gather the values of the big buckets, packed in bucket order, into t */
@@ -442,31 +457,31 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   uint32_t off = 0;
   for (uint32_t b = 0; b < nb; b++) {
     wp[b] = off;
-    if (mixed[b] == 3)
+    if (chg[b] == SPLIT)
       off += cnt[0][b];
   }
   if (linear) {
     for (size_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)((a[i] - mn) * scale);
       b = b < nb ? b : nb - 1;
-      if (mixed[b] == 3)
+      if (chg[b] == SPLIT)
         t[wp[b]++] = a[i];
     }
   } else {
     for (size_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
-      if (mixed[b] == 3)
+      if (chg[b] == SPLIT)
         t[wp[b]++] = a[i];
     }
   }
   off = 0;
   for (uint32_t b = 0; b < nb; b++) {
     uint32_t c = cnt[0][b];
-    if (mixed[b] == 3) {
+    if (chg[b] == SPLIT) {
       summ_split(z, t + off, a + off, c, emax_ok, depth + 1, NULL);
       off += c;
     } else if (c) {
-      summ_leaf(z, c, rep[b], !mixed[b]);
+      summ_leaf(z, c, rep[b], chg[b] == 1);
     }
   }
 }
@@ -517,7 +532,7 @@ int stats_sketch_add_batch_mm(stats_sketch_t *s, double *a, size_t n, double *t,
   for (int d = 0; d < SUMM_DEPTH; d++) {
     free(z.scr[d].cnt);
     free(z.scr[d].rep);
-    free(z.scr[d].mixed);
+    free(z.scr[d].chg);
   }
   if (z.nomem)
     goto done;
