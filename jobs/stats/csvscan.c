@@ -774,6 +774,34 @@ out:
 
 /* ---- the record parser ------------------------------------------------------ */
 
+/* Value buffers of finished parts are kept for the next part in this
+ * process: a task's batches are megabytes, and fresh memory for every task
+ * cost page faults, zeroing and the copies of growing arrays. */
+#define KEEP_BUFS 64
+static struct kept {
+  double *p;
+  size_t cap;
+} kept[KEEP_BUFS];
+static size_t nkept;
+
+static void buf_put(double **p, size_t *cap) {
+  if (*p && nkept < KEEP_BUFS) {
+    kept[nkept].p = *p;
+    kept[nkept++].cap = *cap;
+  } else {
+    free(*p);
+  }
+  *p = NULL;
+  *cap = 0;
+}
+
+static void buf_get(double **p, size_t *cap) {
+  if (!*p && nkept) {
+    *p = kept[--nkept].p;
+    *cap = kept[nkept].cap;
+  }
+}
+
 int stats_part_init(stats_part_t *p, const stats_cfg_t *c) {
   memset(p, 0, sizeof *p);
   p->cols = calloc(c->ncols ? c->ncols : 1, sizeof *p->cols);
@@ -781,8 +809,10 @@ int stats_part_init(stats_part_t *p, const stats_cfg_t *c) {
     return MPC_ENOMEM;
   for (size_t i = 0; i < c->ncols; i++) {
     stats_moments_init(&p->cols[i].mom);
-    if (c->want[i])
+    if (c->want[i]) {
       stats_sketch_init(&p->cols[i].sk, c->sketch_k);
+      buf_get(&p->cols[i].vals, &p->cols[i].capvals);
+    }
   }
   return 0;
 }
@@ -793,8 +823,8 @@ void stats_part_free(stats_part_t *p, const stats_cfg_t *c) {
   for (size_t i = 0; i < c->ncols; i++) {
     stats_sketch_free(&p->cols[i].sk);
     free(p->cols[i].exact);
-    free(p->cols[i].vals);
-    free(p->cols[i].scratch);
+    buf_put(&p->cols[i].vals, &p->cols[i].capvals);
+    buf_put(&p->cols[i].scratch, &p->cols[i].capscratch);
   }
   free(p->cols);
   p->cols = NULL;
@@ -830,6 +860,7 @@ static int col_batch(stats_col_t *col, const stats_cfg_t *c) {
     memcpy(col->exact + col->nexact, col->vals, col->nvals * sizeof(double));
     col->nexact += col->nvals;
   }
+  buf_get(&col->scratch, &col->capscratch);
   if (grow(&col->scratch, &col->capscratch, col->nvals))
     return MPC_ENOMEM;
   int rc = stats_sketch_add_batch_mm(&col->sk, col->vals, col->nvals, col->scratch, col->bmm);
@@ -1191,7 +1222,7 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
           size_t f, stats_col_t *col, uint32_t *redo, const int simd, const int fast) {
   const size_t nc = c->ncols;
   if (col->capvals < col->nvals + nrec &&
-      grow(&col->vals, &col->capvals, col->nvals + nrec))
+      grow(&col->vals, &col->capvals, STATS_BATCH + FB_ROWS))
     return MPC_ENOMEM;
   double *out = col->vals + col->nvals;
   long k = 0;

@@ -352,6 +352,12 @@ static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out)
   if (p > q)
     p = q;
   madvise(buf + (p & ~(uint64_t)4095), q - (p & ~(uint64_t)4095), MADV_SEQUENTIAL);
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+  /* map the range's pages in one call instead of a fault per 16 pages
+   * (Linux >= 5.14; older kernels say EINVAL and fault as before) */
+  madvise(buf + (p & ~(uint64_t)4095), q - (p & ~(uint64_t)4095), MADV_POPULATE_READ);
   int rc = 0;
   /* Slots: R-prefix, Q-prefix, common; then the end state under R and Q. */
   uint64_t endR = q, endQ = q;
