@@ -453,35 +453,6 @@ static inline int clinger(uint64_t m, int ex, int neg, double *out) {
   return 1;
 }
 
-/* m / 10^n correctly rounded, for m <= 2^53 and 1 <= n <= 15, without a
- * division: q = m * RN(10^-n) is within 2 ulps of the quotient x = m / 10^n.
- * With q = Q 2^E, D = m 2^-E - Q 10^n = (x - q) 10^n / 2^E is small, so the
- * low 64 bits of the wrapping computation are exact.  |2D| < 10^n: q is
- * correctly rounded; 10^n < 2D < 3 10^n: the next double up is; likewise
- * down.  2D = +-10^n (a tie) cannot happen: x would need 54 significant
- * bits, but when x has a finite binary expansion 5^n divides m and x is
- * m / 5^n (< 2^53) times a power of two.  Returns 0 when undecided (|2D| >=
- * 3 10^n, or q a power of two with x below it, where the spacing halves;
- * never seen for these m and n; also m = 0) for the caller's fallback;
- * *bits gets the result's bits. */
-static const double ip10[16] = {1e0,   1e-1,  1e-2,  1e-3,  1e-4,  1e-5,  1e-6,  1e-7,
-                                1e-8,  1e-9,  1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15};
-static inline int div_p10(uint64_t m, int n, uint64_t *bits) {
-  double q = (double)(int64_t)m * ip10[n];
-  uint64_t b;
-  memcpy(&b, &q, sizeof b);
-  const uint64_t one = 1ULL << 52;
-  uint64_t Q = (b & (one - 1)) | one;
-  unsigned sh = 1075 - (unsigned)(b >> 52); /* -E, in 5..~110 here; 1075 for m = 0 */
-  uint64_t a = sh < 64 ? m << (sh & 63) : 0;
-  int64_t P = (int64_t)p10[n];
-  int64_t D2 = 2 * (int64_t)(a - Q * (uint64_t)P);
-  int up = D2 > P, down = D2 < -P;
-  *bits = b + (uint64_t)up - (uint64_t)down;
-  /* |D2| < 3P, and not (Q = 2^52 and D2 < 0); for m = 0, b = 0 and D2 < -3P */
-  return ((uint64_t)(D2 + 3 * P - 1) < (uint64_t)(6 * P - 1)) & ((b << 12 != 0) | (D2 >= 0));
-}
-
 static inline int swar_number(const unsigned char *s, const unsigned char *e, double *out) {
   static const uint64_t u10[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
                                   100000000};
@@ -1127,7 +1098,7 @@ static int fb_shape(const unsigned char *bb, const uint32_t *ix, size_t nrec, si
  * check the field, a constant shuffle squeezes the point out, and
  * multiply-adds give the integer M (< 10^16).  Integers are converted by
  * the (correctly rounding) int64 -> double conversion; decimals are
- * M / 10^n (M < 10^15), correctly rounded by div_p10().
+ * M / 10^n (M < 10^15), one correctly rounded division (Clinger).
  * Fields of another shape, over 16 bytes or missing are marked in the loop
  * (which has no calls, so nothing is spilled) and redone afterwards with
  * sse_number() and the general parser.  Needs 16 readable bytes before every
@@ -1142,6 +1113,7 @@ fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, 
   const __m128i m4 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
   const int n = shape >= 1 ? shape : 1;
   const __m128i sqz = _mm_loadu_si128((const __m128i *)sse_tabs.sqzr[n]);
+  const double div = p10[n];
   const uint32_t dotbit = shape >= 0 ? 1u << (15 - shape) : 0;
   const uint32_t *te = ix + f, *ts = ix + f - 1;
   size_t nredo = 0;
@@ -1154,8 +1126,12 @@ fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, 
       nredo += (size_t)!ok;
     }
   } else {
-    for (size_t r = 0; r < nrec; r++) {
-      uint32_t s = ts[r * nc] + 1, e = te[r * nc];
+    /* two passes, so that each loop body is short and the out-of-order
+     * window holds several fields: digits to (sign | M) in out[], then
+     * those to doubles in place */
+    const uint32_t *tp = ix + f;
+    for (size_t r = 0; r < nrec; r++, tp += nc) {
+      uint32_t s = tp[-1] + 1, e = tp[0];
       size_t len = e - s;
       __m128i x = _mm_loadu_si128((const __m128i *)(bb + e - 16));
       __m128i t = _mm_sub_epi8(x, c0);
@@ -1178,18 +1154,24 @@ fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, 
       __m128i p2 = _mm_madd_epi16(p1, m2);
       __m128i p4 = _mm_madd_epi16(_mm_packus_epi32(p2, p2), m4);
       uint64_t hl = (uint64_t)_mm_cvtsi128_si64(p4);
-      uint64_t m = (hl & 0xFFFFFFFFu) * 100000000u + (hl >> 32);
-      uint64_t b;
-      if (shape == FB_INT) { /* m < 10^16: the conversion rounds correctly */
-        double d = (double)(int64_t)m;
-        memcpy(&b, &d, sizeof b);
-      } else {
-        bad |= !div_p10(m, n, &b);
-      }
-      b |= (uint64_t)neg << 63;
-      memcpy(&out[r], &b, sizeof b);
+      uint64_t m = (hl & 0xFFFFFFFFu) * 100000000u + (hl >> 32); /* < 10^16 */
+      m |= (uint64_t)neg << 63;
+      memcpy(&out[r], &m, sizeof m);
       redo[nredo] = (uint32_t)r;
       nredo += bad != 0;
+    }
+    const uint64_t sign = 1ULL << 63;
+    for (size_t r = 0; r < nrec; r++) {
+      uint64_t u, b;
+      memcpy(&u, &out[r], sizeof u);
+      uint64_t m = u & ~sign;
+      /* m < 10^16: the conversion rounds correctly; with a point m < 10^15,
+       * so m and 10^n are exact and one division rounds correctly (Clinger);
+       * in a loop of its own the divisions overlap */
+      double d = shape == FB_INT ? (double)(int64_t)m : (double)(int64_t)m / div;
+      memcpy(&b, &d, sizeof b);
+      b |= u & sign;
+      memcpy(&out[r], &b, sizeof b);
     }
   }
   if (nredo == 0)
