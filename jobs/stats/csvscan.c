@@ -516,7 +516,6 @@ typedef struct sse_tabs {
   unsigned char squeeze[17][16]; /* [dot]: drop lane `dot` (16: none) */
   unsigned char tail[17][16];    /* [n]: 0xFF in lanes >= n */
   uint64_t inv5[17];             /* 5^-k mod 2^64 */
-  unsigned char sqzr[16][16];    /* [n]: drop lane 15 - n, shifting lanes below it up */
   uint32_t fm[17];               /* [n]: bits of lanes >= 16 - n */
 } sse_tabs_t;
 
@@ -538,9 +537,6 @@ static void sse_tabs_init(void) {
       x *= 2 - f * x;
     sse_tabs.inv5[k] = x;
   }
-  for (int n = 0; n < 16; n++)
-    for (int i = 0; i < 16; i++)
-      sse_tabs.sqzr[n][i] = (unsigned char)(i > 15 - n ? i : i >= 1 ? i - 1 : 0x80);
   for (int n = 0; n <= 16; n++)
     sse_tabs.fm[n] = (0xFFFFu << (16 - n)) & 0xFFFFu;
 }
@@ -908,7 +904,7 @@ static inline int take_field(stats_part_t *part, const stats_cfg_t *c, size_t f,
 
 typedef struct fblk {
   uint32_t *ixa, *nl; /* ixa[0] = UINT32_MAX, then the terminators */
-  uint32_t redo[FB_ROWS]; /* fields for the general parser */
+  uint32_t redo[FB_ROWS + FB_ROWS / 4]; /* fields for the general parser; exponents */
 } fblk_t;
 
 static int fblk_init(fblk_t *b, size_t ncols) {
@@ -1064,60 +1060,105 @@ static int fb_slow(const unsigned char *p, size_t len, double *v) {
   return stats_is_missing((const char *)p, len) ? 0 : -1;
 }
 
-enum { FB_GENERIC = -2, FB_INT = -1 }; /* column shapes; >= 0: digits after '.' */
+/* The shape of a column in a block: kind, digits after the point (n),
+ * length of the exponent part (x: 'e' or 'E', an optional sign (es), 1 to 3
+ * digits; 0 when there is none). */
+enum { FB_GENERIC, FB_INT, FB_DEC, FB_EXP };
+typedef struct fb_shape {
+  int kind, n, x, es;
+} fb_shape_t;
 
-/* The shape of a column in a block, from its first non-empty field: an
- * integer, a decimal with n digits after the point (1 <= n <= 15), or
- * anything else. */
-static int fb_shape(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
-                    size_t f) {
+/* The shape of column f in a block, from its first non-empty field:
+ * [-]digits (FB_INT), [-]digits.n digits with 1 <= n <= 15 (FB_DEC), either
+ * of those (n >= 0) with an exponent part (FB_EXP), or anything else. */
+static fb_shape_t fb_shape(const unsigned char *bb, const uint32_t *ix, size_t nrec,
+                           size_t nc, size_t f) {
+  fb_shape_t sh = {FB_GENERIC, 0, 0, 0};
   for (size_t r = 0; r < nrec && r < 4; r++) {
     uint32_t s = ix[r * nc + f - 1] + 1, e = ix[r * nc + f];
     if (e == s)
       continue;
     if (e - s > 16)
-      return FB_GENERIC;
-    int dot = -1;
-    for (uint32_t i = s; i < e; i++) {
-      unsigned char ch = bb[i];
-      if (ch == '.')
-        dot = (int)(e - i - 1);
-      else if ((unsigned)(ch - '0') >= 10 && !(i == s && (ch == '-' || ch == '+')))
-        return FB_GENERIC;
+      return sh;
+    uint32_t i = s + (bb[s] == '-'), me = e; /* mantissa [i, me) */
+    for (uint32_t j = i; j < e; j++)
+      if ((bb[j] | 0x20) == 'e') {
+        me = j;
+        break;
+      }
+    int dot = -1, nd = 0;
+    for (uint32_t j = i; j < me; j++) {
+      if (bb[j] == '.' && dot < 0)
+        dot = (int)(me - j - 1);
+      else if ((unsigned)(bb[j] - '0') < 10)
+        nd++;
+      else
+        return sh;
     }
-    return dot < 0 ? FB_INT : dot >= 1 && dot <= 15 ? dot : FB_GENERIC;
+    if (nd == 0)
+      return sh;
+    if (me == e) {
+      if (dot < 0)
+        sh.kind = FB_INT;
+      else if (dot >= 1 && dot <= 15) {
+        sh.kind = FB_DEC;
+        sh.n = dot;
+      }
+      return sh;
+    }
+    int es = bb[me + 1] == '+' || bb[me + 1] == '-';
+    int ed = (int)(e - me) - 1 - es;
+    if (ed < 1 || ed > 3 || dot == 0 || dot > 15)
+      return sh;
+    for (uint32_t j = e - (uint32_t)ed; j < e; j++)
+      if ((unsigned)(bb[j] - '0') >= 10)
+        return sh;
+    sh.kind = FB_EXP;
+    sh.n = dot < 0 ? 0 : dot;
+    sh.x = (int)(e - me);
+    sh.es = es;
+    return sh;
   }
-  return FB_GENERIC;
+  return sh;
 }
 
 #ifdef STATS_SSE41
-/* One column of a block whose fields mostly have one shape (integer, or n
- * digits after the point).  Each field is loaded as the 16 bytes that end at
- * its terminator, so its digits are right-aligned and the point (if any) is
- * in a lane fixed for the whole loop: compares against the expected masks
- * check the field, a constant shuffle squeezes the point out, and
- * multiply-adds give the integer M (< 10^16).  Integers are converted by
- * the (correctly rounding) int64 -> double conversion; decimals are
- * M / 10^n (M < 10^15), one correctly rounded division (Clinger).
- * Fields of another shape, over 16 bytes or missing are marked in the loop
+/* One column of a block whose fields mostly have one shape.  Each field is
+ * loaded as the 16 bytes that end at its terminator, so its digits are
+ * right-aligned and the point and exponent (if any) are in lanes fixed for
+ * the whole loop: compares against the expected masks check the field, a
+ * constant shuffle moves the mantissa digits to the right end without the
+ * point, and multiply-adds give the integer M (< 10^16).  Integers are
+ * converted by the (correctly rounding) int64 -> double conversion;
+ * otherwise M < 10^15 and the value is M * 10^k (k = exponent - n, |k| <= 22)
+ * by one multiplication or division of exact operands (Clinger), done in a
+ * second loop of its own, where the divisions overlap.  Fields of another
+ * shape, over 16 bytes, missing or with |k| > 22 are marked in the loop
  * (which has no calls, so nothing is spilled) and redone afterwards with
  * sse_number() and the general parser.  Needs 16 readable bytes before every
- * terminator.  out[] gets nrec slots; returns the values kept (compacted),
- * or -1 when the column is text. */
+ * terminator.  out[] gets nrec slots, kx[] is scratch for nrec; returns the
+ * values kept (compacted), or -1 when the column is text. */
 __attribute__((target("sse4.1,popcnt"))) static inline long
 fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,
-           double *out, uint32_t *redo, const int shape) {
+           double *out, uint32_t *redo, int8_t *kx, const int kind, const fb_shape_t sh) {
   const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), cdot = _mm_set1_epi8('.');
   const __m128i m1 = _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1);
   const __m128i m2 = _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1);
   const __m128i m4 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
-  const int n = shape >= 1 ? shape : 1;
-  const __m128i sqz = _mm_loadu_si128((const __m128i *)sse_tabs.sqzr[n]);
-  const double div = p10[n];
-  const uint32_t dotbit = shape >= 0 ? 1u << (15 - shape) : 0;
+  const int n = sh.n, x = kind == FB_EXP ? sh.x : 0, ed = x - 1 - sh.es;
+  /* lane i of the squeezed digits takes lane src(i) (none if < 0) */
+  unsigned char sq[16];
+  for (int i = 0; i < 16; i++) {
+    int src = i - x - (n >= 1 && i <= 15 - n ? 1 : 0);
+    sq[i] = (unsigned char)(src >= 0 ? src : 0x80);
+  }
+  const __m128i sqz = _mm_loadu_si128((const __m128i *)sq);
+  const uint32_t dotbit = n >= 1 ? 1u << (15 - x - n) : 0;
+  const uint32_t ebit = x ? 1u << (16 - x) : 0, esbit = x && sh.es ? 1u << (17 - x) : 0;
+  const uint32_t fixed = dotbit | ebit | esbit; /* expected non-digit lanes */
   const uint32_t *te = ix + f, *ts = ix + f - 1;
   size_t nredo = 0;
-  if (shape == FB_GENERIC) {
+  if (kind == FB_GENERIC) {
     for (size_t r = 0; r < nrec; r++) {
       uint32_t s = ts[r * nc] + 1, e = te[r * nc];
       size_t len = e - s;
@@ -1133,22 +1174,38 @@ fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, 
     for (size_t r = 0; r < nrec; r++, tp += nc) {
       uint32_t s = tp[-1] + 1, e = tp[0];
       size_t len = e - s;
-      __m128i x = _mm_loadu_si128((const __m128i *)(bb + e - 16));
-      __m128i t = _mm_sub_epi8(x, c0);
+      __m128i v = _mm_loadu_si128((const __m128i *)(bb + e - 16));
+      __m128i t = _mm_sub_epi8(v, c0);
       uint32_t dig = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(t, c9), t));
-      uint32_t dotm = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, cdot));
-      /* field lanes: digits, plus the point's lane and a leading '-' */
+      /* field lanes: digits, plus the fixed lanes and a leading '-' */
       uint32_t neg = bb[s] == '-';
       uint32_t li = len <= 16 ? (uint32_t)len : 0;
       uint32_t fm = sse_tabs.fm[li], nd = ~dig & fm, sgb = neg << (16 - li);
-      uint32_t bad;
-      if (shape == FB_INT)
-        bad = (nd ^ sgb) | (li <= neg);
-      else
-        bad = (nd ^ (dotbit | sgb)) | (dotbit & ~dotm);
+      uint32_t bad = nd ^ (fixed | sgb);
+      if (kind == FB_INT) {
+        bad |= li <= neg;
+      } else {
+        uint32_t dotm = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cdot));
+        bad |= dotbit & ~dotm;
+      }
+      if (kind == FB_EXP) {
+        uint32_t em = (uint32_t)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('e')));
+        uint32_t pm = (uint32_t)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('+')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
+        bad |= (ebit & ~em) | (esbit & ~pm) | (li <= (uint32_t)x + neg);
+        const unsigned char *pe = bb + e; /* >= 16 bytes into the data */
+        int ex = 0;
+        for (int i = ed; i > 0; i--)
+          ex = ex * 10 + (pe[-i] - '0');
+        ex = sh.es && pe[-ed - 1] == '-' ? -ex : ex;
+        ex -= n;
+        bad |= (unsigned)(ex + 22) > 44;
+        kx[r] = (int8_t)(ex < -22 ? -22 : ex > 22 ? 22 : ex);
+      }
       /* index 16 or 17 only for fields that are bad anyway */
       t = _mm_and_si128(t, _mm_loadu_si128((const __m128i *)sse_tabs.tail[(16 - li + neg) & 15]));
-      if (shape >= 0)
+      if (kind != FB_INT)
         t = _mm_shuffle_epi8(t, sqz);
       __m128i p1 = _mm_maddubs_epi16(t, m1);
       __m128i p2 = _mm_madd_epi16(p1, m2);
@@ -1161,14 +1218,17 @@ fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, 
       nredo += bad != 0;
     }
     const uint64_t sign = 1ULL << 63;
+    const double div = p10[n];
     for (size_t r = 0; r < nrec; r++) {
       uint64_t u, b;
       memcpy(&u, &out[r], sizeof u);
-      uint64_t m = u & ~sign;
-      /* m < 10^16: the conversion rounds correctly; with a point m < 10^15,
-       * so m and 10^n are exact and one division rounds correctly (Clinger);
-       * in a loop of its own the divisions overlap */
-      double d = shape == FB_INT ? (double)(int64_t)m : (double)(int64_t)m / div;
+      double d = (double)(int64_t)(u & ~sign);
+      if (kind == FB_DEC) {
+        d /= div;
+      } else if (kind == FB_EXP) {
+        int k = kx[r];
+        d = d * p10[k > 0 ? k : 0] / p10[k < 0 ? -k : 0]; /* one of them is by 1 */
+      }
       memcpy(&b, &d, sizeof b);
       b |= u & sign;
       memcpy(&out[r], &b, sizeof b);
@@ -1183,7 +1243,7 @@ fb_col_sse(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, 
       i++;
       uint32_t s = ts[r * nc] + 1, e = te[r * nc];
       int ok = 0;
-      if (shape != FB_GENERIC && e - s - 1 < 16)
+      if (kind != FB_GENERIC && e - s - 1 < 16)
         ok = sse_number(bb + s, e - s, &out[r]);
       if (!ok)
         ok = fb_slow(bb + s, e - s, &out[r]);
@@ -1210,13 +1270,16 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
   long k = 0;
 #ifdef STATS_SSE41
   if (simd) {
-    int shape = fb_shape(bb, ix, nrec, nc, f);
-    if (shape == FB_INT)
-      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, FB_INT);
-    else if (shape >= 0)
-      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, shape);
+    fb_shape_t sh = fb_shape(bb, ix, nrec, nc, f);
+    int8_t *kx = (int8_t *)(redo + FB_ROWS);
+    if (sh.kind == FB_INT)
+      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, kx, FB_INT, sh);
+    else if (sh.kind == FB_DEC)
+      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, kx, FB_DEC, sh);
+    else if (sh.kind == FB_EXP)
+      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, kx, FB_EXP, sh);
     else
-      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, FB_GENERIC);
+      k = fb_col_sse(bb, ix, nrec, nc, f, out, redo, kx, FB_GENERIC, sh);
   } else
 #endif
   {

@@ -160,6 +160,7 @@ static void test_csv_numbers_exact(void) {
 
 /* The block path converts a column of a block in one loop specialised to
  * the shape of its first field (integer, or n digits after the point).
+ * (or with an exponent part).
  * Columns here keep a shape for a few hundred rows and change it, with
  * deviants mixed in (other shapes, signs, missing values, > 16 bytes, values
  * near 2^53, spaces), and some records go to the record loop (quotes, CRLF).
@@ -188,6 +189,19 @@ static void gen_shaped(char *b, int col, size_t row, int shape) {
   }
   (void)col;
   (void)row;
+  if (shape >= 100) { /* exponent shapes: 100 + 8 * digits after the point + variant */
+    int n = (shape - 100) / 8, var = (shape - 100) % 8;
+    double v = (rand() - RAND_MAX / 2) * pow(10.0, rand() % 40 - 20) / RAND_MAX;
+    if (var == 0)
+      snprintf(b, 64, "%.*e", n, v);
+    else if (var == 1)
+      snprintf(b, 64, "%.*E", n, v);
+    else if (var == 2) /* no exponent sign, one or two digits */
+      snprintf(b, 64, "%.*fe%d", n, v, rand() % 30);
+    else /* three exponent digits, sometimes far out of range */
+      snprintf(b, 64, "%.*fe%c%03d", n, v, rand() % 2 ? '-' : '+', rand() % 4 ? rand() % 25 : rand() % 400);
+    return;
+  }
   if (rand() % 3 == 0)
     b[k++] = '-';
   int nint = rand() % (shape < 0 ? 17 : 17 - shape);
@@ -218,7 +232,9 @@ static void test_csv_shaped_exact(void) {
   for (size_t r = 0; r < NROW; r++) {
     if (r % 300 == 0)
       for (int j = 0; j < NCOL; j++)
-        shape[j] = rand() % 4 == 0 ? -1 : 1 + rand() % 15;
+        shape[j] = rand() % 4 == 0   ? -1
+                   : rand() % 3 == 0 ? 100 + 8 * (rand() % 9) + rand() % 4
+                                     : 1 + rand() % 15;
     int quoted = rand() % 50 == 0;
     for (int j = 0; j < NCOL; j++) {
       char b[64];
