@@ -771,6 +771,7 @@ static void buf_get(double **p, size_t *cap) {
 
 int stats_part_init(stats_part_t *p, const stats_cfg_t *c) {
   memset(p, 0, sizeof *p);
+  p->first_quote = UINT64_MAX;
   p->cols = calloc(c->ncols ? c->ncols : 1, sizeof *p->cols);
   if (!p->cols)
     return MPC_ENOMEM;
@@ -1439,6 +1440,11 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
     for (;;) {
       unsigned char ch = e < fend ? buf[e] : '\n';
       if (ch == '"') { /* a quoted field, or a quote inside a field */
+        if (part->first_quote == UINT64_MAX) {
+          part->first_quote = e; /* the block path takes no record with a '"' */
+          if (part->stop_at_quote)
+            goto out;
+        }
         const char *fs;
         size_t fl;
         int t = next_field(buf, &pos, fend, cls, &sc, &fs, &fl);

@@ -310,20 +310,30 @@ static int put_part(mpc_buf_t *o, const stats_cfg_t *c, stats_part_t *p) {
 
 /* Parse [from, stop) into a fresh part and append it to `o` (present flag
  * first).  *endp: where the last record ended. */
-static int emit_parse(mpc_buf_t *o, const stats_cfg_t *c, const unsigned char *buf,
-                      uint64_t from, uint64_t stop, uint64_t fend,
-                      uint64_t *endp) {
+static int emit_parse_q(mpc_buf_t *o, const stats_cfg_t *c, const unsigned char *buf,
+                        uint64_t from, uint64_t stop, uint64_t fend, uint64_t *endp,
+                        uint64_t *quote, int *err) {
   stats_part_t part;
   int rc = stats_part_init(&part, c);
   if (rc)
     return rc;
+  part.stop_at_quote = quote != NULL;
   rc = stats_parse(c, buf, from, stop, fend, &part, endp);
+  if (quote)
+    *quote = part.first_quote;
+  if (err)
+    *err = part.has_err;
   if (!rc)
     rc = put_u64(o, 1);
   if (!rc)
     rc = put_part(o, c, &part);
   stats_part_free(&part, c);
   return rc;
+}
+
+static int emit_parse(mpc_buf_t *o, const stats_cfg_t *c, const unsigned char *buf,
+                      uint64_t from, uint64_t stop, uint64_t fend, uint64_t *endp) {
+  return emit_parse_q(o, c, buf, from, stop, fend, endp, NULL, NULL);
 }
 
 static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out) {
@@ -368,6 +378,23 @@ static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out)
     rc = rc ? rc : put_u64(out, 0);
     endQ = known ? endR : q + 1; /* an empty range keeps whatever state */
   } else {
+    /* Usual case first: parse the range as starting at a record, stopping
+     * at the first '"'.  If there is none in [p, q], the walk below would
+     * find no quote either (the range ends inside the quoted field), and
+     * that parse is the result but for the two empty slots: no second pass
+     * over the range.  Otherwise the trial is dropped. */
+    size_t mark = out->len;
+    uint64_t fq = 0;
+    int perr = 1;
+    rc = emit_parse_q(out, c, buf, p, q, fend, &endR, &fq, &perr);
+    if (!rc && !perr && fq == UINT64_MAX && endR >= q && (q == fend || endR > q || buf[q] != '"')) {
+      rc = put_u64(out, 0);
+      rc = rc ? rc : put_u64(out, 0);
+      endQ = q < fend ? q + 1 : fend;
+      goto states;
+    }
+    out->len = mark;
+    rc = 0;
     /* Under the quoted hypothesis the first record boundary may lie far
      * away (no quote in the range at all: the file's end).  Anything past q
      * means the same (the range ends inside quotes), so the walk stops at
@@ -397,6 +424,7 @@ static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out)
       rc = rc ? rc : put_u64(out, 0);
     }
   }
+states:
   /* An empty range hands on the state it was entered in (flag 2). */
   uint64_t sR = (p == q && !known) ? 2 : (endR == q ? ST_REC : ST_QUOTED);
   uint64_t sQ = (p == q && !known) ? 2 : (endQ == q ? ST_REC : ST_QUOTED);

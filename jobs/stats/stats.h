@@ -151,6 +151,8 @@ typedef struct stats_part {
   int has_err;
   uint64_t err_pos;     /* byte offset where the bad record starts */
   char err_msg[200];
+  uint64_t first_quote; /* offset of the first '"' the parser met (UINT64_MAX: none) */
+  int stop_at_quote;    /* set by the caller: stop parsing there (a trial parse) */
   stats_col_t *cols;    /* ncols (unselected columns are never touched) */
 } stats_part_t;
 
