@@ -388,9 +388,11 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     rep[b] = none;
   double range = mx - mn, scale = (double)nb / range;
   int linear = depth < 2 && isfinite(range) && scale < 1e300;
-  if (linear) {
+  if (linear && depth == 0) {
     /* a sample decides whether the value-linear buckets are balanced enough
-     * (they are not for log-like data or outliers) */
+     * (they are not for log-like data or outliers); one level down, inside
+     * one bucket, they usually are, and the check after the pass catches
+     * the rest */
     uint32_t sc[64] = {0}, big = 0;
     double sscale = 64.0 / range;
     size_t step = n / 256 ? n / 256 : 1;
@@ -452,26 +454,32 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
         summ_leaf(z, cnt[0][b], rep[b], chg[b] == 1);
     return;
   }
-  /* gather the values of the big buckets, packed in bucket order, into t */
+  /* gather the values of the big buckets, packed in bucket order, into t;
+   * without a branch: the others are all written to one spare slot after
+   * the packed values (there is one when there are others) */
   uint32_t *wp = cnt[1];
   uint32_t off = 0;
-  for (uint32_t b = 0; b < nb; b++) {
-    wp[b] = off;
-    if (chg[b] == SPLIT)
+  for (uint32_t b = 0; b < nb; b++)
+    if (chg[b] == SPLIT) {
+      wp[b] = off;
       off += cnt[0][b];
-  }
+    }
+  const uint32_t spare = off;
+  for (uint32_t b = 0; b < nb; b++)
+    if (chg[b] != SPLIT)
+      wp[b] = spare;
   if (linear) {
     for (size_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)((a[i] - mn) * scale);
       b = b < nb ? b : nb - 1;
-      if (chg[b] == SPLIT)
-        t[wp[b]++] = a[i];
+      t[wp[b]] = a[i];
+      wp[b] += chg[b] == SPLIT;
     }
   } else {
     for (size_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
-      if (chg[b] == SPLIT)
-        t[wp[b]++] = a[i];
+      t[wp[b]] = a[i];
+      wp[b] += chg[b] == SPLIT;
     }
   }
   off = 0;
