@@ -202,6 +202,24 @@ static int lev_reserve(stats_sketch_t *s, uint32_t h, size_t extra) {
   return 0;
 }
 
+#define MAX_RUNS 16
+
+/* Merge sorted a[0..na) and b[0..nb) into out. */
+static void merge2(const double *a, uint32_t na, const double *b, uint32_t nb, double *out) {
+  uint32_t i = 0, j = 0, o = 0;
+  while (i < na && j < nb) { /* branch-free: the comparison is data-dependent */
+    double x = a[i], y = b[j];
+    int tb = y < x;
+    out[o++] = tb ? y : x;
+    j += (uint32_t)tb;
+    i += (uint32_t)!tb;
+  }
+  while (i < na)
+    out[o++] = a[i++];
+  while (j < nb)
+    out[o++] = b[j++];
+}
+
 static int compact_from(stats_sketch_t *s, uint32_t h) {
   for (; h + 1 < STATS_SKETCH_MAXLEV && s->lev[h].len >= s->k; h++) {
     uint32_t m = s->lev[h].len;
@@ -209,30 +227,39 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
     if (!tmp)
       return MPC_ENOMEM;
     double *v = s->lev[h].v;
-    /* Levels above 0 are usually two sorted runs (halves of sorted runs
-     * appended one after the other): merge instead of sorting. */
-    uint32_t cut = 0, desc = 0;
-    for (uint32_t i = 1; i < m && desc < 2; i++)
-      if (v[i] < v[i - 1]) {
-        desc++;
-        cut = i;
-      }
-    if (desc == 1) {
-      uint32_t i = 0, j = cut, o = 0;
-      while (i < cut && j < m) { /* branch-free: the comparison is data-dependent */
-        double a = v[i], b = v[j];
-        int tb = b < a;
-        tmp[o++] = tb ? b : a;
-        j += (uint32_t)tb;
-        i += (uint32_t)!tb;
-      }
-      while (i < cut)
-        tmp[o++] = v[i++];
-      while (j < m)
-        tmp[o++] = v[j++];
-      memcpy(v, tmp, (size_t)m * sizeof *v);
-    } else if (desc > 1) {
+    /* Levels above 0 are usually a few sorted runs (halves of sorted runs
+     * and batch summaries, appended one after the other): merge them in
+     * pairs instead of sorting when there are at most MAX_RUNS. */
+    uint32_t st[MAX_RUNS + 1], nr = 1;
+    st[0] = 0;
+    for (uint32_t i = 1; i < m && nr <= MAX_RUNS; i++)
+      if (v[i] < v[i - 1])
+        st[nr++] = i;
+    if (nr > MAX_RUNS) {
       stats_sort_doubles(v, m, tmp);
+    } else if (nr > 1) {
+      st[nr] = m;
+      double *src = v, *dst = tmp;
+      while (nr > 1) {
+        uint32_t o = 0;
+        for (uint32_t r = 0; r < nr; r += 2) {
+          if (r + 1 == nr) { /* odd one out */
+            memcpy(dst + st[r], src + st[r], (size_t)(st[r + 1] - st[r]) * sizeof *v);
+            st[o++] = st[r];
+            continue;
+          }
+          merge2(src + st[r], st[r + 1] - st[r], src + st[r + 1], st[r + 2] - st[r + 1],
+                 dst + st[r]);
+          st[o++] = st[r];
+        }
+        st[o] = m;
+        nr = o;
+        double *t = src;
+        src = dst;
+        dst = t;
+      }
+      if (src != v)
+        memcpy(v, src, (size_t)m * sizeof *v);
     }
     free(tmp);
     uint32_t even = m & ~1u;
