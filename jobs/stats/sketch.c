@@ -649,55 +649,74 @@ double stats_lerp(double a, double b, double t) {
   return t >= 0.5 ? b - d * (1 - t) : a + d * t;
 }
 
-typedef struct {
-  double v;
-  uint64_t w;
-} witem_t;
-
-static int witem_cmp(const void *x, const void *y) {
-  double a = ((const witem_t *)x)->v, b = ((const witem_t *)y)->v;
-  return (a > b) - (a < b);
-}
-
 int stats_sketch_quantiles(const stats_sketch_t *s, const double *qs, size_t nq,
                            double *out) {
-  size_t m = 0;
-  for (uint32_t h = 0; h < s->nlev; h++)
+  size_t m = 0, maxlen = 0;
+  for (uint32_t h = 0; h < s->nlev; h++) {
     m += s->lev[h].len;
+    maxlen = s->lev[h].len > maxlen ? s->lev[h].len : maxlen;
+  }
   if (m == 0 || s->n == 0) {
     for (size_t i = 0; i < nq; i++)
       out[i] = NAN;
     return 0;
   }
-  witem_t *it = malloc(m * sizeof *it);
-  if (!it)
+  /* each level sorted (radix sort), then merged by weight: the smallest head
+   * among the levels next (there are few levels) */
+  double *all = malloc((m + maxlen) * sizeof *all);
+  if (!all)
     return MPC_ENOMEM;
-  size_t j = 0;
-  for (uint32_t h = 0; h < s->nlev; h++)
-    for (uint32_t i = 0; i < s->lev[h].len; i++)
-      it[j++] = (witem_t){s->lev[h].v[i], 1ULL << h};
-  qsort(it, m, sizeof *it, witem_cmp);
-  uint64_t total = 0;
-  for (size_t i = 0; i < m; i++)
-    total += it[i].w;
-  for (size_t i = 0; i < nq; i++) {
-    double r = qs[i] * (double)(total - 1);
-    double lo = floor(r);
-    uint64_t rl = (uint64_t)lo, rh = rl + 1 < total ? rl + 1 : rl;
-    double vl = NAN, vh = NAN;
-    uint64_t c = 0;
-    for (size_t x = 0; x < m; x++) {
-      if (rl >= c && rl < c + it[x].w)
-        vl = it[x].v;
-      if (rh >= c && rh < c + it[x].w) {
-        vh = it[x].v;
-        break;
-      }
-      c += it[x].w;
-    }
-    out[i] = stats_lerp(vl, vh, r - lo);
+  size_t beg[STATS_SKETCH_MAXLEV + 1], pos[STATS_SKETCH_MAXLEV];
+  beg[0] = 0;
+  for (uint32_t h = 0; h < s->nlev; h++) {
+    memcpy(all + beg[h], s->lev[h].v, (size_t)s->lev[h].len * sizeof *all);
+    stats_sort_doubles(all + beg[h], s->lev[h].len, all + m);
+    beg[h + 1] = beg[h] + s->lev[h].len;
+    pos[h] = beg[h];
   }
-  free(it);
+  uint64_t total = 0;
+  for (uint32_t h = 0; h < s->nlev; h++)
+    total += (uint64_t)s->lev[h].len << h;
+  /* wanted ranks, in the order of qs (which need not be sorted) */
+  for (size_t i = 0; i < nq; i++)
+    out[i] = NAN;
+  double *vl = calloc(2 * nq, sizeof *vl);
+  uint64_t *rk = calloc(2 * nq, sizeof *rk);
+  if (!vl || !rk) {
+    free(vl);
+    free(rk);
+    free(all);
+    return MPC_ENOMEM;
+  }
+  double *vh = vl + nq;
+  for (size_t i = 0; i < nq; i++) { /* ranks of the two neighbours */
+    double r = qs[i] * (double)(total - 1);
+    rk[i] = (uint64_t)floor(r);
+    rk[nq + i] = rk[i] + 1 < total ? rk[i] + 1 : rk[i];
+  }
+  uint64_t c = 0;
+  for (size_t x = 0; x < m; x++) {
+    uint32_t best = 0;
+    int found = 0;
+    for (uint32_t h = 0; h < s->nlev; h++)
+      if (pos[h] < beg[h + 1] && (!found || all[pos[h]] < all[pos[best]])) {
+        best = h;
+        found = 1;
+      }
+    double v = all[pos[best]++];
+    uint64_t w = 1ULL << best;
+    for (size_t i = 0; i < 2 * nq; i++)
+      if (rk[i] - c < w) /* c <= rank < c + w */
+        vl[i] = v;
+    c += w;
+  }
+  for (size_t i = 0; i < nq; i++) {
+    double r = qs[i] * (double)(total - 1), lo = floor(r);
+    out[i] = stats_lerp(vl[i], vh[i], r - lo);
+  }
+  free(vl);
+  free(rk);
+  free(all);
   return 0;
 }
 
