@@ -698,8 +698,10 @@ int stats_sketch_quantiles(const stats_sketch_t *s, const double *qs, size_t nq,
   size_t beg[STATS_SKETCH_MAXLEV + 1], pos[STATS_SKETCH_MAXLEV];
   beg[0] = 0;
   for (uint32_t h = 0; h < s->nlev; h++) {
-    memcpy(all + beg[h], s->lev[h].v, (size_t)s->lev[h].len * sizeof *all);
-    stats_sort_doubles(all + beg[h], s->lev[h].len, all + m);
+    if (s->lev[h].len) {
+      memcpy(all + beg[h], s->lev[h].v, (size_t)s->lev[h].len * sizeof *all);
+      stats_sort_doubles(all + beg[h], s->lev[h].len, all + m);
+    }
     beg[h + 1] = beg[h] + s->lev[h].len;
     pos[h] = beg[h];
   }
