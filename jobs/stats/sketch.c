@@ -763,6 +763,27 @@ int stats_sketch_write(const stats_sketch_t *s, mpc_buf_t *out) {
   return rc;
 }
 
+size_t stats_sketch_skip(const unsigned char *p, size_t len) {
+  uint64_t hdr[5];
+  if (len < sizeof hdr)
+    return 0;
+  memcpy(hdr, p, sizeof hdr);
+  if (hdr[1] > STATS_SKETCH_MAXLEV || hdr[0] < 4 || hdr[0] > (1u << 24))
+    return 0;
+  size_t off = sizeof hdr;
+  for (uint64_t h = 0; h < hdr[1]; h++) {
+    uint64_t n;
+    if (len - off < sizeof n)
+      return 0;
+    memcpy(&n, p + off, sizeof n);
+    off += sizeof n;
+    if (n > (len - off) / sizeof(double))
+      return 0;
+    off += n * sizeof(double);
+  }
+  return off;
+}
+
 size_t stats_sketch_read(stats_sketch_t *s, const unsigned char *p, size_t len) {
   uint64_t hdr[5];
   if (len < sizeof hdr)

@@ -479,11 +479,9 @@ static int skip_part_cols(rd_t *r, const stats_cfg_t *c) {
       continue;
     get_u64(r);
     get_bytes(r, sizeof(stats_moments_t));
-    stats_sketch_t sk;
-    size_t n = stats_sketch_read(&sk, r->p + r->off, r->len - r->off);
+    size_t n = r->bad ? 0 : stats_sketch_skip(r->p + r->off, r->len - r->off);
     if (!n)
       return -1;
-    stats_sketch_free(&sk);
     r->off += n;
     if (c->exact) {
       uint64_t k = get_u64(r);

@@ -106,6 +106,9 @@ int stats_sketch_quantiles(const stats_sketch_t *s, const double *qs, size_t nq,
 int stats_sketch_write(const stats_sketch_t *s, mpc_buf_t *out);
 /* Returns bytes consumed, or 0 on malformed input. */
 size_t stats_sketch_read(stats_sketch_t *s, const unsigned char *p, size_t len);
+/* The size of a written sketch at p (what stats_sketch_read() would consume,
+ * with the same checks), without reading it; 0 when malformed. */
+size_t stats_sketch_skip(const unsigned char *p, size_t len);
 
 /* numpy's linear interpolation between a and b at t in [0,1). */
 double stats_lerp(double a, double b, double t);
