@@ -763,6 +763,42 @@ int stats_sketch_write(const stats_sketch_t *s, mpc_buf_t *out) {
   return rc;
 }
 
+int stats_sketch_merge_wire(stats_sketch_t *a, const unsigned char *p, size_t len,
+                            size_t *used) {
+  size_t n = stats_sketch_skip(p, len); /* checks the whole layout first */
+  uint64_t hdr[5];
+  if (!n)
+    return MPC_EPROTO;
+  memcpy(hdr, p, sizeof hdr);
+  if (hdr[0] != a->k)
+    return MPC_EINVAL;
+  size_t off = sizeof hdr;
+  for (uint32_t h = 0; h < (uint32_t)hdr[1]; h++) {
+    uint64_t m;
+    memcpy(&m, p + off, sizeof m);
+    off += sizeof m;
+    if (m) {
+      if (lev_reserve(a, h, m))
+        return MPC_ENOMEM;
+      memcpy(a->lev[h].v + a->lev[h].len, p + off, m * sizeof(double));
+      a->lev[h].len += (uint32_t)m;
+      off += m * sizeof(double);
+    }
+  }
+  if (a->nlev < (uint32_t)hdr[1])
+    a->nlev = (uint32_t)hdr[1];
+  a->n += hdr[2];
+  a->err += hdr[3];
+  a->flip ^= (uint32_t)hdr[4];
+  for (uint32_t h = 0; h < a->nlev; h++) {
+    int rc = compact_from(a, h);
+    if (rc)
+      return rc;
+  }
+  *used = n;
+  return 0;
+}
+
 size_t stats_sketch_skip(const unsigned char *p, size_t len) {
   uint64_t hdr[5];
   if (len < sizeof hdr)

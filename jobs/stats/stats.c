@@ -570,15 +570,12 @@ static int merge_part(stats_state_t *s, const unsigned char *data, size_t len,
       return MPC_EPROTO;
     memcpy(&m, mp, sizeof m);
     stats_moments_merge(&col->mom, &m);
-    stats_sketch_t sk;
-    size_t n = stats_sketch_read(&sk, r.p + r.off, r.len - r.off);
-    if (!n)
-      return MPC_EPROTO;
-    r.off += n;
-    int rc = stats_sketch_merge(&col->sk, &sk);
-    stats_sketch_free(&sk);
+    size_t n = 0;
+    int rc = r.bad ? MPC_EPROTO
+                   : stats_sketch_merge_wire(&col->sk, r.p + r.off, r.len - r.off, &n);
     if (rc)
       return rc;
+    r.off += n;
     if (c->exact) {
       uint64_t k = get_u64(&r);
       const unsigned char *vals = get_bytes(&r, k * sizeof(double));

@@ -109,6 +109,11 @@ size_t stats_sketch_read(stats_sketch_t *s, const unsigned char *p, size_t len);
 /* The size of a written sketch at p (what stats_sketch_read() would consume,
  * with the same checks), without reading it; 0 when malformed. */
 size_t stats_sketch_skip(const unsigned char *p, size_t len);
+/* stats_sketch_merge() of the written sketch at p, without reading it into a
+ * sketch first; *used gets its size.  0, MPC_EPROTO (malformed),
+ * MPC_EINVAL (other k) or MPC_ENOMEM. */
+int stats_sketch_merge_wire(stats_sketch_t *a, const unsigned char *p, size_t len,
+                            size_t *used);
 
 /* numpy's linear interpolation between a and b at t in [0,1). */
 double stats_lerp(double a, double b, double t);
