@@ -1169,13 +1169,13 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
 #define FB_COL(fn)                                                             \
   do {                                                                         \
     if (sh.kind == FB_INT)                                                     \
-      k = fn(bb, ix, nrec, nc, f, out, redo, kx, FB_INT, sh);                  \
+      k = fn##_int(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
     else if (sh.kind == FB_DEC)                                                \
-      k = fn(bb, ix, nrec, nc, f, out, redo, kx, FB_DEC, sh);                  \
+      k = fn##_dec(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
     else if (sh.kind == FB_EXP)                                                \
-      k = fn(bb, ix, nrec, nc, f, out, redo, kx, FB_EXP, sh);                  \
+      k = fn##_exp(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
     else                                                                       \
-      k = fn(bb, ix, nrec, nc, f, out, redo, kx, FB_GENERIC, sh);              \
+      k = fn##_gen(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
   } while (0)
     if (simd >= 2)
       FB_COL(fb_col_avx2);

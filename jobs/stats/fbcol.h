@@ -1,7 +1,10 @@
 /* The column loop of the block path (see fb_col_sse() in csvscan.c),
  * included there once per code variant: FB_COL_NAME and FB_COL_TARGET name
  * the function and its target ISA.  Not a header of its own. */
-__attribute__((target(FB_COL_TARGET))) static inline long
+#define FB_CAT2(a, b) a##b
+#define FB_CAT(a, b) FB_CAT2(a, b)
+
+__attribute__((target(FB_COL_TARGET), always_inline)) static inline long
 FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,
             double *out, uint32_t *redo, int8_t *kx, const int kind, const fb_shape_t sh) {
   const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), cdot = _mm_set1_epi8('.');
@@ -119,3 +122,18 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
   }
   return (long)k;
 }
+
+/* one copy per shape kind, so that the loops test no kind at run time */
+#define FB_COL_KIND(suffix, KIND)                                               \
+  __attribute__((target(FB_COL_TARGET), noinline)) static long FB_CAT(FB_COL_NAME, suffix)(  \
+      const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,         \
+      double *out, uint32_t *redo, int8_t *kx, const fb_shape_t sh) {                        \
+    return FB_COL_NAME(bb, ix, nrec, nc, f, out, redo, kx, KIND, sh);                        \
+  }
+FB_COL_KIND(_int, FB_INT)
+FB_COL_KIND(_dec, FB_DEC)
+FB_COL_KIND(_exp, FB_EXP)
+FB_COL_KIND(_gen, FB_GENERIC)
+#undef FB_COL_KIND
+#undef FB_CAT
+#undef FB_CAT2
