@@ -61,9 +61,8 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('+')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
         bad |= (ebit & ~em) | (esbit & ~pm) | (li <= (uint32_t)x + neg);
         const unsigned char *pe = bb + e; /* >= 16 bytes into the data */
-        int ex = 0;
-        for (int i = ed; i > 0; i--)
-          ex = ex * 10 + (pe[-i] - '0');
+        int d1 = pe[-1] - '0', d2 = pe[-2] - '0', d3 = pe[-3] - '0';
+        int ex = ed == 1 ? d1 : ed == 2 ? d2 * 10 + d1 : d3 * 100 + d2 * 10 + d1;
         ex = sh.es && pe[-ed - 1] == '-' ? -ex : ex;
         ex -= n;
         bad |= (unsigned)(ex + 22) > 44;
