@@ -57,8 +57,8 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
       if (kind == FB_EXP) {
         uint32_t em = (uint32_t)_mm_movemask_epi8(
             _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('e')));
-        uint32_t pm = (uint32_t)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('+')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
+        uint32_t pm = (uint32_t)_mm_movemask_epi8(_mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8('+')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
         bad |= (ebit & ~em) | (esbit & ~pm) | (li <= (uint32_t)x + neg);
         const unsigned char *pe = bb + e; /* >= 16 bytes into the data */
         int d1 = pe[-1] - '0', d2 = pe[-2] - '0', d3 = pe[-3] - '0';

@@ -387,7 +387,8 @@ static int stats_run(void *state, const void *in, size_t in_len, mpc_buf_t *out)
     uint64_t fq = 0;
     int perr = 1;
     rc = emit_parse_q(out, c, buf, p, q, fend, &endR, &fq, &perr);
-    if (!rc && !perr && fq == UINT64_MAX && endR >= q && (q == fend || endR > q || buf[q] != '"')) {
+    if (!rc && !perr && fq == UINT64_MAX && endR >= q &&
+        (q == fend || endR > q || buf[q] != '"')) {
       rc = put_u64(out, 0);
       rc = rc ? rc : put_u64(out, 0);
       endQ = q < fend ? q + 1 : fend;

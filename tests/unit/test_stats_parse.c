@@ -183,7 +183,9 @@ static void gen_shaped(char *b, int col, size_t row, int shape) {
     case 10: snprintf(b, 64, "0.%015d%d", rand() % 1000, rand() % 10); return;
     case 11: strcpy(b, rand() % 2 ? "-0" : "-0.000"); return;
     case 12: strcpy(b, rand() % 2 ? "." : "-"); return; /* text: replaced below */
-    case 13: snprintf(b, 64, "%de%d", rand() % 100, rand() % 20); return; /* 'e' where a point goes */
+    case 13: /* an 'e' where a point would go */
+      snprintf(b, 64, "%de%d", rand() % 100, rand() % 20);
+      return;
     default: snprintf(b, 64, "%d", rand()); return;
     }
   }
@@ -199,7 +201,8 @@ static void gen_shaped(char *b, int col, size_t row, int shape) {
     else if (var == 2) /* no exponent sign, one or two digits */
       snprintf(b, 64, "%.*fe%d", n, v, rand() % 30);
     else /* three exponent digits, sometimes far out of range */
-      snprintf(b, 64, "%.*fe%c%03d", n, v, rand() % 2 ? '-' : '+', rand() % 4 ? rand() % 25 : rand() % 400);
+      snprintf(b, 64, "%.*fe%c%03d", n, v, rand() % 2 ? '-' : '+',
+               rand() % 4 ? rand() % 25 : rand() % 400);
     return;
   }
   if (rand() % 3 == 0)
