@@ -908,9 +908,13 @@ typedef struct fblk {
   uint32_t redo[FB_ROWS + FB_ROWS / 4]; /* fields for the general parser; exponents */
 } fblk_t;
 
+/* While a block is scanned, fewer than FB_ROWS * ncols terminators are
+ * stored (the records checked so far plus an incomplete one), and a 64-byte
+ * step adds at most 64 and writes up to 15 entries past those; every LF is a
+ * terminator, so the LFs need as much room (blank lines). */
 static int fblk_init(fblk_t *b, size_t ncols) {
   b->ixa = malloc((FB_ROWS * ncols + 64 + 16 + 1) * sizeof *b->ixa);
-  b->nl = malloc((FB_ROWS + 64 + 16) * sizeof *b->nl);
+  b->nl = malloc((FB_ROWS * ncols + 64 + 16) * sizeof *b->nl);
   if (!b->ixa || !b->nl) {
     free(b->ixa);
     free(b->nl);

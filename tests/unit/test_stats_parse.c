@@ -309,6 +309,45 @@ static void test_csv_block_text(void) {
   stats_part_free(&part, &c);
 }
 
+/* Many columns and long runs of blank lines: the block path's arrays hold
+ * every line end it sees before a record is complete. */
+static void test_csv_block_blank_lines(void) {
+  enum { NC = 1000 };
+  size_t cap = 1 << 20, len = 0;
+  char *csv = malloc(cap);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+  for (int j = 0; j < NC; j++)
+    len += (size_t)snprintf(csv + len, cap - len, "c%d%s", j, j + 1 < NC ? "," : "\n");
+  size_t data = len;
+  for (int part = 0; part < 3; part++) {
+    for (int r = 0; r < 3; r++)
+      for (int j = 0; j < NC; j++)
+        len += (size_t)snprintf(csv + len, cap - len, "%d%s", j + r, j + 1 < NC ? "," : "\n");
+    for (int r = 0; r < 2000; r++)
+      csv[len++] = '\n';
+  }
+  unsigned char *w = malloc(NC);
+  memset(w, 1, NC);
+  stats_cfg_t c = {',', NC, w, 1u << 30, 0};
+  int prev = stats_parse_isa(-1);
+  for (int isa = prev; isa >= 0; isa--) {
+    stats_parse_isa(isa);
+    stats_part_t part;
+    CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
+    uint64_t end;
+    CU_ASSERT_EQUAL_FATAL(
+        stats_parse(&c, (const unsigned char *)csv, data, len, len, &part, &end), 0);
+    CU_ASSERT_FALSE(part.has_err);
+    CU_ASSERT_EQUAL(part.records, 9);
+    CU_ASSERT_EQUAL(stats_moments_count(&part.cols[NC - 1].mom), 9);
+    CU_ASSERT_DOUBLE_EQUAL(stats_moments_mean(&part.cols[NC - 1].mom), NC - 1 + 1.0, 1e-12);
+    stats_part_free(&part, &c);
+  }
+  stats_parse_isa(prev);
+  free(w);
+  free(csv);
+}
+
 static void test_missing(void) {
   static const char *miss[] = {"", "NA", "NaN", "nan", "-NaN", "-nan", "null", "NULL",
                                "None", "N/A", "n/a", "#N/A", "#N/A N/A", "#NA", "<NA>",
@@ -377,6 +416,7 @@ MPC_TESTS(stats_parse) = {
     {"CSV fast paths equal strtod on random fields", test_csv_numbers_exact},
     {"block path: shaped columns equal strtod, every code variant", test_csv_shaped_exact},
     {"block path: a column turning into text mid-block", test_csv_block_text},
+    {"block path: many columns and runs of blank lines", test_csv_block_blank_lines},
     {"pandas missing-value tokens", test_missing},
     {"record walks and range cuts", test_skip_and_cut},
     {"prescan: newlines, NUL, invalid UTF-8", test_prescan},
