@@ -905,16 +905,21 @@ static inline int take_field(stats_part_t *part, const stats_cfg_t *c, size_t f,
 
 typedef struct fblk {
   uint32_t *ixa, *nl; /* ixa[0] = UINT32_MAX, then the terminators */
+  size_t rows;        /* records per block: FB_ROWS, fewer for wide files */
   uint32_t redo[FB_ROWS + FB_ROWS / 4]; /* fields for the general parser; exponents */
 } fblk_t;
 
-/* While a block is scanned, fewer than FB_ROWS * ncols terminators are
+/* While a block is scanned, fewer than rows * ncols terminators are
  * stored (the records checked so far plus an incomplete one), and a 64-byte
  * step adds at most 64 and writes up to 15 entries past those; every LF is a
  * terminator, so the LFs need as much room (blank lines). */
 static int fblk_init(fblk_t *b, size_t ncols) {
-  b->ixa = malloc((FB_ROWS * ncols + 64 + 16 + 1) * sizeof *b->ixa);
-  b->nl = malloc((FB_ROWS * ncols + 64 + 16) * sizeof *b->nl);
+  /* at most ~1M terminators (8 MB for both arrays) however wide the file */
+  b->rows = ncols <= (1u << 20) / FB_ROWS ? FB_ROWS : (1u << 20) / ncols;
+  if (b->rows == 0)
+    b->rows = 1;
+  b->ixa = malloc((b->rows * ncols + 64 + 16 + 1) * sizeof *b->ixa);
+  b->nl = malloc((b->rows * ncols + 64 + 16) * sizeof *b->nl);
   if (!b->ixa || !b->nl) {
     free(b->ixa);
     free(b->nl);
@@ -1257,7 +1262,7 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
         break;
       }
       r++;
-      if (r == FB_ROWS || base + nl[r - 1] + 1 >= stop) {
+      if (r == fb->rows || base + nl[r - 1] + 1 >= stop) {
         done = 1;
         break;
       }
@@ -1305,7 +1310,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
   /* the block path needs a delimiter it can tell from the bytes it leaves
    * to this loop, and a delimiter in every record (no blank lines); its
    * SSE number parser gets each field's length, so any delimiter does */
-  fblk_t fb = {NULL, NULL, {0}};
+  fblk_t fb = {NULL, NULL, 0, {0}};
   const int fbok = ncols >= 2 && delim != '"' && delim != '\r' && delim != '\n' &&
                    delim != 0 && delim < 0x80 && fblk_init(&fb, ncols) == 0;
   uint64_t slow_left = 0, backoff = 1; /* records left for this loop after a miss */
