@@ -356,7 +356,7 @@ static void lin_buckets(const double *a, size_t n, double mn, double scale, uint
   }
 }
 
-static void summ_leaf(summ_t *z, uint64_t cnt, uint64_t repbits, int single) {
+static inline void summ_leaf(summ_t *z, uint64_t cnt, uint64_t repbits, int single) {
   double rep;
   memcpy(&rep, &repbits, sizeof rep);
   uint64_t end = z->pos + cnt;
