@@ -9,6 +9,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -445,7 +446,10 @@ static inline int clinger(uint64_t m, int ex, int neg, double *out) {
   if (m > (1ULL << 53) || ex < -22 || ex > 22)
     return 0;
   double x = ex < 0 ? (double)m / p10[-ex] : (double)m * p10[ex];
-  *out = neg ? -x : x;
+  uint64_t b; /* the sign without a branch: signs are often random */
+  memcpy(&b, &x, sizeof b);
+  b |= (uint64_t)(neg != 0) << 63;
+  memcpy(out, &b, sizeof b);
   return 1;
 }
 
@@ -512,6 +516,7 @@ typedef struct sse_tabs {
   unsigned char squeeze[17][16]; /* [dot]: drop lane `dot` (16: none) */
   unsigned char tail[17][16];    /* [n]: 0xFF in lanes >= n */
   uint64_t inv5[17];             /* 5^-k mod 2^64 */
+  uint32_t fm[17];               /* [n]: bits of lanes >= 16 - n */
 } sse_tabs_t;
 
 static sse_tabs_t sse_tabs;
@@ -532,9 +537,11 @@ static void sse_tabs_init(void) {
       x *= 2 - f * x;
     sse_tabs.inv5[k] = x;
   }
+  for (int n = 0; n <= 16; n++)
+    sse_tabs.fm[n] = (0xFFFFu << (16 - n)) & 0xFFFFu;
 }
 
-__attribute__((target("sse4.1"))) static inline int sse_number(const unsigned char *s,
+__attribute__((target("sse4.1,popcnt"))) static inline int sse_number(const unsigned char *s,
                                                                 size_t len, double *out) {
   const __m128i v = _mm_loadu_si128((const __m128i *)s);
   const __m128i zero = _mm_set1_epi8('0');
@@ -734,15 +741,46 @@ out:
 
 /* ---- the record parser ------------------------------------------------------ */
 
+/* Value buffers of finished parts are kept for the next part in this
+ * process: a task's batches are megabytes, and fresh memory for every task
+ * cost page faults, zeroing and the copies of growing arrays. */
+#define KEEP_BUFS 64
+static struct kept {
+  double *p;
+  size_t cap;
+} kept[KEEP_BUFS];
+static size_t nkept;
+
+static void buf_put(double **p, size_t *cap) {
+  if (*p && nkept < KEEP_BUFS) {
+    kept[nkept].p = *p;
+    kept[nkept++].cap = *cap;
+  } else {
+    free(*p);
+  }
+  *p = NULL;
+  *cap = 0;
+}
+
+static void buf_get(double **p, size_t *cap) {
+  if (!*p && nkept) {
+    *p = kept[--nkept].p;
+    *cap = kept[nkept].cap;
+  }
+}
+
 int stats_part_init(stats_part_t *p, const stats_cfg_t *c) {
   memset(p, 0, sizeof *p);
+  p->first_quote = UINT64_MAX;
   p->cols = calloc(c->ncols ? c->ncols : 1, sizeof *p->cols);
   if (!p->cols)
     return MPC_ENOMEM;
   for (size_t i = 0; i < c->ncols; i++) {
     stats_moments_init(&p->cols[i].mom);
-    if (c->want[i])
+    if (c->want[i]) {
       stats_sketch_init(&p->cols[i].sk, c->sketch_k);
+      buf_get(&p->cols[i].vals, &p->cols[i].capvals);
+    }
   }
   return 0;
 }
@@ -753,8 +791,8 @@ void stats_part_free(stats_part_t *p, const stats_cfg_t *c) {
   for (size_t i = 0; i < c->ncols; i++) {
     stats_sketch_free(&p->cols[i].sk);
     free(p->cols[i].exact);
-    free(p->cols[i].vals);
-    free(p->cols[i].scratch);
+    buf_put(&p->cols[i].vals, &p->cols[i].capvals);
+    buf_put(&p->cols[i].scratch, &p->cols[i].capscratch);
   }
   free(p->cols);
   p->cols = NULL;
@@ -765,22 +803,36 @@ static int grow(double **v, size_t *cap, size_t want) {
 }
 
 /* Values are collected per column and handed on in batches of up to
- * STATS_BATCH: moments (two-pass over the batch), --exact's copy, and the
- * sketch, which summarises a batch much faster than value by value. */
+ * STATS_BATCH: moments (two-pass over each stretch of values, done as soon as
+ * the block path has converted one, while it is in cache), --exact's copy,
+ * and the sketch, which summarises a batch much faster than value by value. */
+static void col_moments(stats_col_t *col) {
+  if (col->nmom == 0) {
+    col->bmm[0] = INFINITY;
+    col->bmm[1] = -INFINITY;
+  }
+  if (col->nvals > col->nmom) {
+    stats_moments_add_block_mm(&col->mom, col->vals + col->nmom, col->nvals - col->nmom,
+                               &col->bmm[0], &col->bmm[1]);
+    col->nmom = col->nvals;
+  }
+}
+
 static int col_batch(stats_col_t *col, const stats_cfg_t *c) {
   if (col->nvals == 0)
     return 0;
-  stats_moments_add_block(&col->mom, col->vals, col->nvals);
+  col_moments(col);
   if (c->exact) {
     if (grow(&col->exact, &col->capexact, col->nexact + col->nvals))
       return MPC_ENOMEM;
     memcpy(col->exact + col->nexact, col->vals, col->nvals * sizeof(double));
     col->nexact += col->nvals;
   }
+  buf_get(&col->scratch, &col->capscratch);
   if (grow(&col->scratch, &col->capscratch, col->nvals))
     return MPC_ENOMEM;
-  int rc = stats_sketch_add_batch(&col->sk, col->vals, col->nvals, col->scratch);
-  col->nvals = 0;
+  int rc = stats_sketch_add_batch_mm(&col->sk, col->vals, col->nvals, col->scratch, col->bmm);
+  col->nvals = col->nmom = 0;
   return rc;
 }
 
@@ -837,11 +889,408 @@ static inline int take_field(stats_part_t *part, const stats_cfg_t *c, size_t f,
   return 0;
 }
 
+/* ---- the block path -----------------------------------------------------------
+ *
+ * Most records of a typical file have no quotes, no CR, only ASCII and
+ * exactly ncols fields.  Runs of such records are parsed a block at a time:
+ * 64-byte masks of the delimiters and LFs are flattened into an array of
+ * field terminators (and one of LFs), the records are checked against the
+ * header's field count, and then each column of the block is converted in
+ * one loop, so the branches of the number parser see one column's format at a
+ * time.  The first record that is not of that kind (or the last bytes of the
+ * data) goes to the record loop below, which reports errors. */
+
+#define FB_ROWS 256u            /* records per block */
+#define FB_MAXOFF (1u << 30)    /* block bytes (offsets are 32-bit) */
+
+typedef struct fblk {
+  uint32_t *ixa, *nl; /* ixa[0] = UINT32_MAX, then the terminators */
+  size_t rows;        /* records per block: FB_ROWS, fewer for wide files */
+  uint32_t redo[FB_ROWS + FB_ROWS / 4]; /* fields for the general parser; exponents */
+} fblk_t;
+
+/* While a block is scanned, fewer than rows * ncols terminators are
+ * stored (the records checked so far plus an incomplete one), and a 64-byte
+ * step adds at most 64 and writes up to 15 entries past those; every LF is a
+ * terminator, so the LFs need as much room (blank lines). */
+static int fblk_init(fblk_t *b, size_t ncols) {
+  /* at most ~1M terminators (8 MB for both arrays) however wide the file */
+  b->rows = ncols <= (1u << 20) / FB_ROWS ? FB_ROWS : (1u << 20) / ncols;
+  if (b->rows == 0)
+    b->rows = 1;
+  b->ixa = malloc((b->rows * ncols + 64 + 16 + 1) * sizeof *b->ixa);
+  b->nl = malloc((b->rows * ncols + 64 + 16) * sizeof *b->nl);
+  if (!b->ixa || !b->nl) {
+    free(b->ixa);
+    free(b->nl);
+    b->ixa = b->nl = NULL;
+    return MPC_ENOMEM;
+  }
+  b->ixa[0] = UINT32_MAX;
+  return 0;
+}
+
+static void fblk_free(fblk_t *b) {
+  free(b->ixa);
+  free(b->nl);
+}
+
+/* Masks of the 64 bytes at p: terminators (delimiter or LF), LFs, and bytes
+ * the block path does not handle (quote, CR, NUL, >= 0x80). */
+static inline void fb_masks(const unsigned char *p, unsigned char delim, uint64_t *st,
+                            uint64_t *lf, uint64_t *sp) {
+#if defined(__x86_64__)
+  const __m128i vd = _mm_set1_epi8((char)delim), vn = _mm_set1_epi8('\n'),
+                vr = _mm_set1_epi8('\r'), vq = _mm_set1_epi8('"'), v0 = _mm_setzero_si128();
+  uint64_t a = 0, b = 0, c = 0;
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * i));
+    __m128i n = _mm_cmpeq_epi8(v, vn);
+    __m128i t = _mm_or_si128(n, _mm_cmpeq_epi8(v, vd));
+    __m128i x = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vr), _mm_cmpeq_epi8(v, vq)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, v0), v));
+    a |= (uint64_t)(uint32_t)_mm_movemask_epi8(t) << (16 * i);
+    b |= (uint64_t)(uint32_t)_mm_movemask_epi8(n) << (16 * i);
+    c |= (uint64_t)(uint32_t)_mm_movemask_epi8(x) << (16 * i);
+  }
+  *st = a;
+  *lf = b;
+  *sp = c;
+#else
+  uint64_t a = 0, b = 0, c = 0;
+  for (int i = 0; i < 64; i++) {
+    unsigned char ch = p[i];
+    a |= (uint64_t)(ch == delim || ch == '\n') << i;
+    b |= (uint64_t)(ch == '\n') << i;
+    c |= (uint64_t)(ch == '"' || ch == '\r' || ch == 0 || ch >= 0x80) << i;
+  }
+  *st = a;
+  *lf = b;
+  *sp = c;
+#endif
+}
+
+/* Append off + (position of each set bit of m) to out[n..]; returns the new
+ * count.  Writes up to 15 entries past it (the caller leaves room). */
+static inline size_t fb_flatten(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
+  size_t cnt = (size_t)__builtin_popcountll(m);
+  uint32_t *o = out + n;
+  const uint64_t hi = 1ULL << 63; /* keeps ctz defined once m runs out */
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) {
+    o[i] = off + (uint32_t)__builtin_ctzll(m | hi);
+    m &= m - 1;
+  }
+  if (cnt > 8) {
+#pragma GCC unroll 8
+    for (int i = 8; i < 16; i++) {
+      o[i] = off + (uint32_t)__builtin_ctzll(m | hi);
+      m &= m - 1;
+    }
+    for (size_t i = 16; i < cnt; i++) {
+      o[i] = off + (uint32_t)__builtin_ctzll(m);
+      m &= m - 1;
+    }
+  }
+  return n + cnt;
+}
+
+#ifdef STATS_SSE41
+/* fb_masks() with AVX2 (two 32-byte halves) */
+__attribute__((target("avx2,bmi,popcnt"))) static inline void
+fb_masks_avx2(const unsigned char *p, unsigned char delim, uint64_t *st, uint64_t *lf,
+              uint64_t *sp) {
+  const __m256i vd = _mm256_set1_epi8((char)delim), vn = _mm256_set1_epi8('\n'),
+                vr = _mm256_set1_epi8('\r'), vq = _mm256_set1_epi8('"'),
+                v0 = _mm256_setzero_si256();
+  __m256i a = _mm256_loadu_si256((const __m256i *)p),
+          b = _mm256_loadu_si256((const __m256i *)(p + 32));
+  __m256i na = _mm256_cmpeq_epi8(a, vn), nb = _mm256_cmpeq_epi8(b, vn);
+  __m256i ta = _mm256_or_si256(na, _mm256_cmpeq_epi8(a, vd)),
+          tb = _mm256_or_si256(nb, _mm256_cmpeq_epi8(b, vd));
+  __m256i xa = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(a, vr), _mm256_cmpeq_epi8(a, vq)),
+                               _mm256_or_si256(_mm256_cmpeq_epi8(a, v0), a));
+  __m256i xb = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(b, vr), _mm256_cmpeq_epi8(b, vq)),
+                               _mm256_or_si256(_mm256_cmpeq_epi8(b, v0), b));
+  *st = (uint64_t)(uint32_t)_mm256_movemask_epi8(ta) |
+        (uint64_t)(uint32_t)_mm256_movemask_epi8(tb) << 32;
+  *lf = (uint64_t)(uint32_t)_mm256_movemask_epi8(na) |
+        (uint64_t)(uint32_t)_mm256_movemask_epi8(nb) << 32;
+  *sp = (uint64_t)(uint32_t)_mm256_movemask_epi8(xa) |
+        (uint64_t)(uint32_t)_mm256_movemask_epi8(xb) << 32;
+}
+
+/* fb_flatten() with BMI's tzcnt (defined for 0) */
+__attribute__((target("bmi,popcnt"))) static inline size_t
+fb_flatten_bmi(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
+  size_t cnt = (size_t)__builtin_popcountll(m);
+  uint32_t *o = out + n;
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) {
+    o[i] = off + (uint32_t)_tzcnt_u64(m);
+    m = _blsr_u64(m);
+  }
+  if (cnt > 8) {
+#pragma GCC unroll 8
+    for (int i = 8; i < 16; i++) {
+      o[i] = off + (uint32_t)_tzcnt_u64(m);
+      m = _blsr_u64(m);
+    }
+    for (size_t i = 16; i < cnt; i++) {
+      o[i] = off + (uint32_t)_tzcnt_u64(m);
+      m = _blsr_u64(m);
+    }
+  }
+  return n + cnt;
+}
+#endif
+
+/* The same for sparse masks (LFs): two entries written unconditionally. */
+static inline size_t fb_flatten2(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
+  size_t cnt = (size_t)__builtin_popcountll(m);
+  uint32_t *o = out + n;
+  const uint64_t hi = 1ULL << 63;
+  o[0] = off + (uint32_t)__builtin_ctzll(m | hi);
+  m &= m - 1;
+  o[1] = off + (uint32_t)__builtin_ctzll(m | hi);
+  m &= m - 1;
+  for (size_t i = 2; i < cnt; i++) {
+    o[i] = off + (uint32_t)__builtin_ctzll(m);
+    m &= m - 1;
+  }
+  return n + cnt;
+}
+
+/* A field the column loops do not take: the general parser, or missing, or
+ * text (returns -1). */
+static int fb_slow(const unsigned char *p, size_t len, double *v) {
+  if (stats_parse_number((const char *)p, (const char *)p + len, v))
+    return 1;
+  return stats_is_missing((const char *)p, len) ? 0 : -1;
+}
+
+/* The shape of a column in a block: kind, digits after the point (n),
+ * length of the exponent part (x: 'e' or 'E', an optional sign (es), 1 to 3
+ * digits; 0 when there is none). */
+enum { FB_GENERIC, FB_INT, FB_DEC, FB_EXP };
+typedef struct fb_shape {
+  int kind, n, x, es;
+} fb_shape_t;
+
+/* The shape of column f in a block, from its first non-empty field:
+ * [-]digits (FB_INT), [-]digits.n digits with 1 <= n <= 15 (FB_DEC), either
+ * of those (n >= 0) with an exponent part (FB_EXP), or anything else. */
+static fb_shape_t fb_shape(const unsigned char *bb, const uint32_t *ix, size_t nrec,
+                           size_t nc, size_t f) {
+  fb_shape_t sh = {FB_GENERIC, 0, 0, 0};
+  for (size_t r = 0; r < nrec && r < 4; r++) {
+    uint32_t s = ix[r * nc + f - 1] + 1, e = ix[r * nc + f];
+    if (e == s)
+      continue;
+    if (e - s > 16)
+      return sh;
+    uint32_t i = s + (bb[s] == '-'), me = e; /* mantissa [i, me) */
+    for (uint32_t j = i; j < e; j++)
+      if ((bb[j] | 0x20) == 'e') {
+        me = j;
+        break;
+      }
+    int dot = -1, nd = 0;
+    for (uint32_t j = i; j < me; j++) {
+      if (bb[j] == '.' && dot < 0)
+        dot = (int)(me - j - 1);
+      else if ((unsigned)(bb[j] - '0') < 10)
+        nd++;
+      else
+        return sh;
+    }
+    if (nd == 0)
+      return sh;
+    if (me == e) {
+      if (dot < 0)
+        sh.kind = FB_INT;
+      else if (dot >= 1 && dot <= 15) {
+        sh.kind = FB_DEC;
+        sh.n = dot;
+      }
+      return sh;
+    }
+    int es = bb[me + 1] == '+' || bb[me + 1] == '-';
+    int ed = (int)(e - me) - 1 - es;
+    if (ed < 1 || ed > 3 || dot == 0 || dot > 15)
+      return sh;
+    for (uint32_t j = e - (uint32_t)ed; j < e; j++)
+      if ((unsigned)(bb[j] - '0') >= 10)
+        return sh;
+    sh.kind = FB_EXP;
+    sh.n = dot < 0 ? 0 : dot;
+    sh.x = (int)(e - me);
+    sh.es = es;
+    return sh;
+  }
+  return sh;
+}
+
+#ifdef STATS_SSE41
+/* One column of a block whose fields mostly have one shape.  Each field is
+ * loaded as the 16 bytes that end at its terminator, so its digits are
+ * right-aligned and the point and exponent (if any) are in lanes fixed for
+ * the whole loop: compares against the expected masks check the field, a
+ * constant shuffle moves the mantissa digits to the right end without the
+ * point, and multiply-adds give the integer M (< 10^16).  Integers are
+ * converted by the (correctly rounding) int64 -> double conversion;
+ * otherwise M < 10^15 and the value is M * 10^k (k = exponent - n, |k| <= 22)
+ * by one multiplication or division of exact operands (Clinger), done in a
+ * second loop of its own, where the divisions overlap.  Fields of another
+ * shape, over 16 bytes, missing or with |k| > 22 are marked in the loop
+ * (which has no calls, so nothing is spilled) and redone afterwards with
+ * sse_number() and the general parser.  Needs 16 readable bytes before every
+ * terminator.  out[] gets nrec slots, kx[] is scratch for nrec; returns the
+ * values kept (compacted), or -1 when the column is text. */
+#define FB_COL_NAME fb_col_sse
+#define FB_COL_TARGET "sse4.1,popcnt"
+#include "fbcol.h"
+#undef FB_COL_NAME
+#undef FB_COL_TARGET
+/* the same compiled for AVX2 + BMI (VEX encodings, andn, shlx) */
+#define FB_COL_NAME fb_col_avx2
+#define FB_COL_TARGET "avx2,bmi,bmi2,popcnt"
+#include "fbcol.h"
+#undef FB_COL_NAME
+#undef FB_COL_TARGET
+#endif
+
+/* Convert one column of a block: fields f of records 0..nrec-1. */
+static inline __attribute__((always_inline)) int
+fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, size_t nrec,
+          size_t f, stats_col_t *col, uint32_t *redo, const int simd, const int fast) {
+  const size_t nc = c->ncols;
+  if (col->capvals < col->nvals + nrec &&
+      grow(&col->vals, &col->capvals, STATS_BATCH + FB_ROWS))
+    return MPC_ENOMEM;
+  double *out = col->vals + col->nvals;
+  long k = 0;
+#ifdef STATS_SSE41
+  if (simd) {
+    fb_shape_t sh = fb_shape(bb, ix, nrec, nc, f);
+    int8_t *kx = (int8_t *)(redo + FB_ROWS);
+#define FB_COL(fn)                                                             \
+  do {                                                                         \
+    if (sh.kind == FB_INT)                                                     \
+      k = fn##_int(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+    else if (sh.kind == FB_DEC)                                                \
+      k = fn##_dec(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+    else if (sh.kind == FB_EXP)                                                \
+      k = fn##_exp(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+    else                                                                       \
+      k = fn##_gen(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+  } while (0)
+    if (simd >= 2)
+      FB_COL(fb_col_avx2);
+    else
+      FB_COL(fb_col_sse);
+#undef FB_COL
+  } else
+#endif
+  {
+    (void)simd;
+    const uint32_t *te = ix + f, *ts = ix + f - 1;
+    for (size_t r = 0; r < nrec && k >= 0; r++) {
+      uint32_t s = ts[r * nc] + 1, e = te[r * nc];
+      const unsigned char *p = bb + s;
+      double v;
+      int ok = fast && swar_number(p, bb + e, &v);
+      if (!ok)
+        ok = fb_slow(p, e - s, &v);
+      out[k] = v;
+      k = ok < 0 ? -1 : k + ok;
+    }
+  }
+  if (k < 0) {
+    col->nonnum = 1;
+    return 0;
+  }
+  col->nvals += (size_t)k;
+  col_moments(col);
+  return col->nvals >= STATS_BATCH ? col_batch(col, c) : 0;
+}
+
+/* Parse a block of plain records at *posp (a record start before stop).
+ * Returns the number of records parsed (0: the record at *posp is not plain,
+ * or too close to the end of the data) and advances *posp. */
+static inline __attribute__((always_inline)) size_t
+fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_t stop,
+         uint64_t fend, stats_part_t *part, unsigned char *act, fblk_t *fb, int *rcp,
+         const int simd, const int fast) {
+  const uint64_t base = *posp;
+  const size_t nc = c->ncols;
+  if (base < 16)
+    return 0; /* fields are loaded as the 16 bytes before their end */
+  const unsigned char delim = (unsigned char)c->delim;
+  uint32_t *ix = fb->ixa + 1, *nl = fb->nl;
+  size_t nix = 0, nnl = 0, r = 0;
+  uint32_t off = 0;
+  int done = 0;
+  /* 128: the 64 bytes loaded plus room for 16-byte loads at any field */
+  while (!done && base + off + 128 <= fend && off < FB_MAXOFF) {
+    uint64_t st, lf, sp;
+#ifdef STATS_SSE41
+    if (simd >= 2)
+      fb_masks_avx2(buf + base + off, delim, &st, &lf, &sp);
+    else
+#endif
+      fb_masks(buf + base + off, delim, &st, &lf, &sp);
+    if (sp) {
+      uint64_t keep = (sp & (0 - sp)) - 1;
+      st &= keep;
+      lf &= keep;
+      done = 1;
+    }
+#ifdef STATS_SSE41
+    if (simd >= 2)
+      nix = fb_flatten_bmi(ix, nix, st, off);
+    else
+#endif
+      nix = fb_flatten(ix, nix, st, off);
+    nnl = fb_flatten2(nl, nnl, lf, off);
+    off += 64;
+    /* check the records completed so far */
+    while ((r + 1) * nc <= nix) {
+      if (r >= nnl || ix[r * nc + nc - 1] != nl[r]) {
+        done = 1;
+        break;
+      }
+      r++;
+      if (r == fb->rows || base + nl[r - 1] + 1 >= stop) {
+        done = 1;
+        break;
+      }
+    }
+  }
+  if (r == 0)
+    return 0;
+  const unsigned char *bb = buf + base;
+  for (size_t f = 0; f < nc; f++) {
+    if (!act[f])
+      continue;
+    int rc = fb_column(c, bb, ix, r, f, &part->cols[f], fb->redo, simd, fast);
+    if (rc) {
+      *rcp = rc;
+      return 0;
+    }
+    act[f] = !part->cols[f].nonnum;
+  }
+  part->records += r;
+  *posp = base + nl[r - 1] + 1;
+  return r;
+}
+
 /* The record loop; compiled twice (with and without SSE4.1) so that the SSE
  * number parser inlines into it. */
 static inline __attribute__((always_inline)) int
 parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
-              uint64_t fend, stats_part_t *part, uint64_t *endp, const int simd_ok) {
+              uint64_t fend, stats_part_t *part, uint64_t *endp, const int isa) {
   unsigned char cls[256];
   make_cls(cls, c->delim);
   mpc_buf_t sc = MPC_BUF_INIT;
@@ -854,12 +1303,17 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
   const int fast = !((delim >= '0' && delim <= '9') || (delim | 0x20) == 'e' ||
                      delim == '.' || delim == '+' || delim == '-');
 #ifdef STATS_SSE41
-  const int simd = fast && simd_ok;
-#else
-  (void)simd_ok;
+  const int simd = fast && isa >= 1;
 #endif
   scan_t z;
   scan_init(&z, buf, fend, from, c->delim);
+  /* the block path needs a delimiter it can tell from the bytes it leaves
+   * to this loop, and a delimiter in every record (no blank lines); its
+   * SSE number parser gets each field's length, so any delimiter does */
+  fblk_t fb = {NULL, NULL, 0, {0}};
+  const int fbok = ncols >= 2 && delim != '"' && delim != '\r' && delim != '\n' &&
+                   delim != 0 && delim < 0x80 && fblk_init(&fb, ncols) == 0;
+  uint64_t slow_left = 0, backoff = 1; /* records left for this loop after a miss */
   unsigned char *act = malloc(ncols + 1); /* column wanted and still numeric */
   if (!act) {
     rc = MPC_ENOMEM;
@@ -868,6 +1322,20 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
   for (size_t i = 0; i < ncols; i++)
     act[i] = c->want[i] && !part->cols[i].nonnum;
   while (pos < stop) {
+    if (fbok && slow_left == 0) {
+      if (fb_parse(c, buf, &pos, stop, fend, part, act, &fb, &rc, isa, fast)) {
+        if (z.vto < pos)
+          z.vto = pos; /* the block path checked these bytes */
+        backoff = 1;
+        continue;
+      }
+      if (rc)
+        goto out;
+      slow_left = backoff;
+      backoff = backoff < 64 ? backoff * 2 : 64;
+    }
+    if (slow_left)
+      slow_left--;
     unsigned char c0 = buf[pos];
     if (c0 == '\n' || c0 == '\r' || c0 == ' ' || c0 == '\t') {
       uint64_t q = skip_blank(buf, pos, fend, c->delim);
@@ -882,6 +1350,11 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
     for (;;) {
       unsigned char ch = e < fend ? buf[e] : '\n';
       if (ch == '"') { /* a quoted field, or a quote inside a field */
+        if (part->first_quote == UINT64_MAX) {
+          part->first_quote = e; /* the block path takes no record with a '"' */
+          if (part->stop_at_quote)
+            goto out;
+        }
         const char *fs;
         size_t fl;
         int t = next_field(buf, &pos, fend, cls, &sc, &fs, &fl);
@@ -949,6 +1422,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
     part->records++;
   }
 out:
+  fblk_free(&fb);
   free(act);
   mpc_buf_free(&sc);
   *endp = pos;
@@ -958,24 +1432,53 @@ out:
 }
 
 #ifdef STATS_SSE41
-__attribute__((target("sse4.1"))) static int
+__attribute__((target("sse4.1,popcnt"), flatten)) static int
 parse_sse41(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
             uint64_t fend, stats_part_t *part, uint64_t *endp) {
   return parse_records(c, buf, from, stop, fend, part, endp, 1);
 }
+
+__attribute__((target("avx2,bmi,popcnt"), flatten)) static int
+parse_avx2(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uint64_t stop,
+           uint64_t fend, stats_part_t *part, uint64_t *endp) {
+  return parse_records(c, buf, from, stop, fend, part, endp, 2);
+}
 #endif
+
+/* 0: plain C, 1: SSE4.1 + POPCNT, 2: also AVX2 + BMI; -1: not chosen yet */
+static int parse_isa = -1, parse_isa_max;
+
+static void pick_isa(void) {
+#ifdef STATS_SSE41
+  __builtin_cpu_init();
+  sse_tabs_init();
+  int sse = __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("popcnt");
+  parse_isa_max =
+      !sse ? 0 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") ? 2 : 1;
+#else
+  parse_isa_max = 0;
+#endif
+  parse_isa = parse_isa_max;
+}
+
+int stats_parse_isa(int want) {
+  if (parse_isa < 0)
+    pick_isa();
+  if (want >= 0)
+    parse_isa = want < parse_isa_max ? want : parse_isa_max;
+  return parse_isa;
+}
 
 int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
                 uint64_t stop, uint64_t fend, stats_part_t *part,
                 uint64_t *endp) {
+  if (parse_isa < 0)
+    pick_isa();
 #ifdef STATS_SSE41
-  static int have_sse41 = -1;
-  if (have_sse41 < 0) {
-    __builtin_cpu_init();
-    sse_tabs_init();
-    have_sse41 = __builtin_cpu_supports("sse4.1") ? 1 : 0;
-  }
-  if (have_sse41)
+  const int isa = parse_isa;
+  if (isa == 2)
+    return parse_avx2(c, buf, from, stop, fend, part, endp);
+  if (isa == 1)
     return parse_sse41(c, buf, from, stop, fend, part, endp);
 #endif
   return parse_records(c, buf, from, stop, fend, part, endp, 0);

@@ -8,6 +8,9 @@
 #include "stats.h"
 
 #include <math.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 void stats_moments_init(stats_moments_t *m) {
   m->n = 0;
@@ -33,25 +36,89 @@ static void merge_raw(stats_moments_t *a, uint64_t nb, double meanb, double m2b)
   a->n += nb;
 }
 
-void stats_moments_add_block(stats_moments_t *m, const double *v, size_t n) {
-  /* Four independent partial sums: the serial dependency on one accumulator
-   * would cost an FP-add latency per value. */
-  double s4[4] = {0, 0, 0, 0}, mn = m->min, mx = m->max;
+/* Sum, min and max of v[0..n) (four independent partial sums: one
+ * accumulator would cost an FP-add latency per value). */
+static void sum_min_max(const double *v, size_t n, double *sum, double *mn, double *mx) {
   size_t i = 0;
+#if defined(__x86_64__)
+  __m128d s0 = _mm_setzero_pd(), s1 = s0, lo0 = _mm_set1_pd(*mn), lo1 = lo0,
+          hi0 = _mm_set1_pd(*mx), hi1 = hi0;
+  for (; i + 4 <= n; i += 4) {
+    __m128d a = _mm_loadu_pd(v + i), b = _mm_loadu_pd(v + i + 2);
+    s0 = _mm_add_pd(s0, a);
+    s1 = _mm_add_pd(s1, b);
+    lo0 = _mm_min_pd(a, lo0); /* (a < lo) ? a : lo, like the scalar code */
+    lo1 = _mm_min_pd(b, lo1);
+    hi0 = _mm_max_pd(a, hi0);
+    hi1 = _mm_max_pd(b, hi1);
+  }
+  double t[2], l[2], h[2];
+  _mm_storeu_pd(t, _mm_add_pd(s0, s1));
+  _mm_storeu_pd(l, _mm_min_pd(lo0, lo1));
+  _mm_storeu_pd(h, _mm_max_pd(hi0, hi1));
+  double s = t[0] + t[1], lo = l[0] < l[1] ? l[0] : l[1], hi = h[0] > h[1] ? h[0] : h[1];
+#else
+  double s4[4] = {0, 0, 0, 0}, lo = *mn, hi = *mx;
   for (; i + 4 <= n; i += 4)
     for (int u = 0; u < 4; u++) {
       double x = v[i + u];
-      mn = x < mn ? x : mn;
-      mx = x > mx ? x : mx;
+      lo = x < lo ? x : lo;
+      hi = x > hi ? x : hi;
       s4[u] += x;
     }
+  double s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+#endif
   for (; i < n; i++) {
-    mn = v[i] < mn ? v[i] : mn;
-    mx = v[i] > mx ? v[i] : mx;
-    s4[0] += v[i];
+    lo = v[i] < lo ? v[i] : lo;
+    hi = v[i] > hi ? v[i] : hi;
+    s += v[i];
   }
-  double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
-  size_t k = n;
+  *sum = s;
+  *mn = lo;
+  *mx = hi;
+}
+
+/* Sum of (v[i] - mean)^2 over v[0..n). */
+static double sum_sq_dev(const double *v, size_t n, double mean) {
+  size_t i = 0;
+#if defined(__x86_64__)
+  const __m128d mu = _mm_set1_pd(mean);
+  __m128d q0 = _mm_setzero_pd(), q1 = q0;
+  for (; i + 4 <= n; i += 4) {
+    __m128d a = _mm_sub_pd(_mm_loadu_pd(v + i), mu), b = _mm_sub_pd(_mm_loadu_pd(v + i + 2), mu);
+    q0 = _mm_add_pd(q0, _mm_mul_pd(a, a));
+    q1 = _mm_add_pd(q1, _mm_mul_pd(b, b));
+  }
+  double t[2];
+  _mm_storeu_pd(t, _mm_add_pd(q0, q1));
+  double q = t[0] + t[1];
+#else
+  double q4[4] = {0, 0, 0, 0};
+  for (; i + 4 <= n; i += 4)
+    for (int u = 0; u < 4; u++) {
+      double d = v[i + u] - mean;
+      q4[u] += d * d;
+    }
+  double q = (q4[0] + q4[1]) + (q4[2] + q4[3]);
+#endif
+  for (; i < n; i++) {
+    double d = v[i] - mean;
+    q += d * d;
+  }
+  return q;
+}
+
+void stats_moments_add_block_mm(stats_moments_t *m, const double *v, size_t n,
+                                double *bmin, double *bmax) {
+  double sum, mn = bmin ? *bmin : INFINITY, mx = bmax ? *bmax : -INFINITY;
+  sum_min_max(v, n, &sum, &mn, &mx);
+  if (bmin) {
+    *bmin = mn;
+    *bmax = mx;
+  }
+  m->min = mn < m->min ? mn : m->min;
+  m->max = mx > m->max ? mx : m->max;
+  size_t k = n, i;
   if (!isfinite(sum)) { /* infinities (or an overflow): count them apart */
     sum = 0;
     k = 0;
@@ -67,29 +134,23 @@ void stats_moments_add_block(stats_moments_t *m, const double *v, size_t n) {
       }
     }
   }
-  m->min = mn;
-  m->max = mx;
   if (k == 0)
     return;
-  double mean = sum / (double)k, q4[4] = {0, 0, 0, 0};
+  double mean = sum / (double)k, q = 0;
   if (k == n) {
-    for (i = 0; i + 4 <= n; i += 4)
-      for (int u = 0; u < 4; u++) {
-        double d = v[i + u] - mean;
-        q4[u] += d * d;
-      }
-    for (; i < n; i++) {
-      double d = v[i] - mean;
-      q4[0] += d * d;
-    }
+    q = sum_sq_dev(v, n, mean);
   } else {
     for (i = 0; i < n; i++)
       if (isfinite(v[i])) {
         double d = v[i] - mean;
-        q4[0] += d * d;
+        q += d * d;
       }
   }
-  merge_raw(m, k, mean, (q4[0] + q4[1]) + (q4[2] + q4[3]));
+  merge_raw(m, k, mean, q);
+}
+
+void stats_moments_add_block(stats_moments_t *m, const double *v, size_t n) {
+  stats_moments_add_block_mm(m, v, n, NULL, NULL);
 }
 
 void stats_moments_merge(stats_moments_t *a, const stats_moments_t *b) {

@@ -15,6 +15,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 static inline uint64_t d2k(double d) {
   uint64_t u;
@@ -202,6 +205,24 @@ static int lev_reserve(stats_sketch_t *s, uint32_t h, size_t extra) {
   return 0;
 }
 
+#define MAX_RUNS 16
+
+/* Merge sorted a[0..na) and b[0..nb) into out. */
+static void merge2(const double *a, uint32_t na, const double *b, uint32_t nb, double *out) {
+  uint32_t i = 0, j = 0, o = 0;
+  while (i < na && j < nb) { /* branch-free: the comparison is data-dependent */
+    double x = a[i], y = b[j];
+    int tb = y < x;
+    out[o++] = tb ? y : x;
+    j += (uint32_t)tb;
+    i += (uint32_t)!tb;
+  }
+  while (i < na)
+    out[o++] = a[i++];
+  while (j < nb)
+    out[o++] = b[j++];
+}
+
 static int compact_from(stats_sketch_t *s, uint32_t h) {
   for (; h + 1 < STATS_SKETCH_MAXLEV && s->lev[h].len >= s->k; h++) {
     uint32_t m = s->lev[h].len;
@@ -209,30 +230,39 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
     if (!tmp)
       return MPC_ENOMEM;
     double *v = s->lev[h].v;
-    /* Levels above 0 are usually two sorted runs (halves of sorted runs
-     * appended one after the other): merge instead of sorting. */
-    uint32_t cut = 0, desc = 0;
-    for (uint32_t i = 1; i < m && desc < 2; i++)
-      if (v[i] < v[i - 1]) {
-        desc++;
-        cut = i;
-      }
-    if (desc == 1) {
-      uint32_t i = 0, j = cut, o = 0;
-      while (i < cut && j < m) { /* branch-free: the comparison is data-dependent */
-        double a = v[i], b = v[j];
-        int tb = b < a;
-        tmp[o++] = tb ? b : a;
-        j += (uint32_t)tb;
-        i += (uint32_t)!tb;
-      }
-      while (i < cut)
-        tmp[o++] = v[i++];
-      while (j < m)
-        tmp[o++] = v[j++];
-      memcpy(v, tmp, (size_t)m * sizeof *v);
-    } else if (desc > 1) {
+    /* Levels above 0 are usually a few sorted runs (halves of sorted runs
+     * and batch summaries, appended one after the other): merge them in
+     * pairs instead of sorting when there are at most MAX_RUNS. */
+    uint32_t st[MAX_RUNS + 1], nr = 1;
+    st[0] = 0;
+    for (uint32_t i = 1; i < m && nr <= MAX_RUNS; i++)
+      if (v[i] < v[i - 1])
+        st[nr++] = i;
+    if (nr > MAX_RUNS) {
       stats_sort_doubles(v, m, tmp);
+    } else if (nr > 1) {
+      st[nr] = m;
+      double *src = v, *dst = tmp;
+      while (nr > 1) {
+        uint32_t o = 0;
+        for (uint32_t r = 0; r < nr; r += 2) {
+          if (r + 1 == nr) { /* odd one out */
+            memcpy(dst + st[r], src + st[r], (size_t)(st[r + 1] - st[r]) * sizeof *v);
+            st[o++] = st[r];
+            continue;
+          }
+          merge2(src + st[r], st[r + 1] - st[r], src + st[r + 1], st[r + 2] - st[r + 1],
+                 dst + st[r]);
+          st[o++] = st[r];
+        }
+        st[o] = m;
+        nr = o;
+        double *t = src;
+        src = dst;
+        dst = t;
+      }
+      if (src != v)
+        memcpy(v, src, (size_t)m * sizeof *v);
     }
     free(tmp);
     uint32_t even = m & ~1u;
@@ -288,18 +318,47 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
 typedef struct summ {
   struct {
     uint32_t *cnt; /* 2 * SUMM_NB: counts, then write positions */
-    double *rep;   /* SUMM_NB */
-    unsigned char *mixed; /* SUMM_NB */
+    uint64_t *rep; /* SUMM_NB */
+    uint32_t *chg;        /* SUMM_NB */
   } scr[SUMM_DEPTH];
   int nomem;
   uint64_t pos;        /* sorted position where the next bucket starts */
   const uint64_t *mid; /* group middles, ascending */
   size_t nmid, next;
   double *out;         /* out[i]: item for group i */
+  uint16_t *bk;        /* bucket of each value (linear buckets; any depth) */
   uint64_t emax;       /* largest bucket that is not a single value */
 } summ_t;
 
-static void summ_leaf(summ_t *z, uint64_t cnt, double rep, int single) {
+static inline uint64_t bits_of(double d) {
+  uint64_t u;
+  memcpy(&u, &d, sizeof u);
+  return u;
+}
+
+/* bk[i] = bucket of a[i] among nb (<= SUMM_NB) value-linear buckets from mn */
+static void lin_buckets(const double *a, size_t n, double mn, double scale, uint32_t nb,
+                        uint16_t *bk) {
+  size_t i = 0;
+#if defined(__x86_64__)
+  const __m128d vmn = _mm_set1_pd(mn), vs = _mm_set1_pd(scale),
+                top = _mm_set1_pd((double)(nb - 1));
+  for (; i + 4 <= n; i += 4) { /* min before truncating: the same as clamping after */
+    __m128d x0 = _mm_min_pd(_mm_mul_pd(_mm_sub_pd(_mm_loadu_pd(a + i), vmn), vs), top);
+    __m128d x1 = _mm_min_pd(_mm_mul_pd(_mm_sub_pd(_mm_loadu_pd(a + i + 2), vmn), vs), top);
+    __m128i b = _mm_unpacklo_epi64(_mm_cvttpd_epi32(x0), _mm_cvttpd_epi32(x1));
+    _mm_storel_epi64((__m128i *)(bk + i), _mm_packs_epi32(b, b));
+  }
+#endif
+  for (; i < n; i++) {
+    uint32_t b = (uint32_t)((a[i] - mn) * scale);
+    bk[i] = (uint16_t)(b < nb ? b : nb - 1);
+  }
+}
+
+static inline void summ_leaf(summ_t *z, uint64_t cnt, uint64_t repbits, int single) {
+  double rep;
+  memcpy(&rep, &repbits, sizeof rep);
   uint64_t end = z->pos + cnt;
   while (z->next < z->nmid && z->mid[z->next] < end)
     z->out[z->next++] = rep;
@@ -309,12 +368,7 @@ static void summ_leaf(summ_t *z, uint64_t cnt, double rep, int single) {
 }
 
 
-static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_ok,
-                       int depth) {
-  if (n <= emax_ok) {
-    summ_leaf(z, n, a[0], n == 1);
-    return;
-  }
+static void min_max(const double *a, size_t n, double *mnp, double *mxp) {
   double mn4[4] = {a[0], a[0], a[0], a[0]}, mx4[4] = {a[0], a[0], a[0], a[0]};
   size_t i4 = 0;
   for (; i4 + 4 <= n; i4 += 4) /* four independent chains */
@@ -331,8 +385,25 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     mn = mn4[u] < mn ? mn4[u] : mn;
     mx = mx4[u] > mx ? mx4[u] : mx;
   }
+  *mnp = mn;
+  *mxp = mx;
+}
+
+static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_ok,
+                       int depth, const double *mm) {
+  if (n <= emax_ok) {
+    summ_leaf(z, n, bits_of(a[0]), n == 1);
+    return;
+  }
+  double mn, mx;
+  if (mm) { /* known from the caller */
+    mn = mm[0];
+    mx = mm[1];
+  } else {
+    min_max(a, n, &mn, &mx);
+  }
   if (mn == mx) {
-    summ_leaf(z, n, mn, 1);
+    summ_leaf(z, n, bits_of(mn), 1);
     return;
   }
   /* about 8 buckets per allowed bucket size, at most SUMM_NB */
@@ -345,27 +416,34 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   }
   if (!z->scr[depth].cnt) {
     z->scr[depth].cnt = malloc(2 * SUMM_NB * sizeof(uint32_t));
-    z->scr[depth].rep = malloc(SUMM_NB * sizeof(double));
-    z->scr[depth].mixed = malloc(SUMM_NB);
-    if (!z->scr[depth].cnt || !z->scr[depth].rep || !z->scr[depth].mixed) {
+    z->scr[depth].rep = malloc(SUMM_NB * sizeof(uint64_t));
+    z->scr[depth].chg = malloc(SUMM_NB * sizeof(uint32_t));
+    if (!z->scr[depth].cnt || !z->scr[depth].rep || !z->scr[depth].chg) {
       z->nomem = 1;
       return;
     }
   }
   uint32_t(*cnt)[SUMM_NB] = (uint32_t(*)[SUMM_NB])z->scr[depth].cnt;
-  /* rep[b]: the last value seen in bucket b (NaN: none yet, values are never
-   * NaN); mixed[b]: some value differed from the one before it in b */
-  double *rep = z->scr[depth].rep;
-  unsigned char *mixed = z->scr[depth].mixed;
+  /* rep[b]: the bits of the last value seen in bucket b (a NaN: none yet,
+   * values are never NaN); chg[b]: how often a value differed from the one
+   * before it in b, so 1 when all of b's values are the same (SPLIT: b is to
+   * be split further).  Comparing bits is one integer compare; it tells -0
+   * from +0, which only makes such a bucket count as mixed. */
+  uint64_t *rep = z->scr[depth].rep;
+  uint32_t *chg = z->scr[depth].chg;
+  const uint64_t none = 0x7FF8000000000000ULL;
+  const uint32_t SPLIT = UINT32_MAX;
   memset(cnt[0], 0, nb * sizeof(uint32_t));
-  memset(mixed, 0, nb);
+  memset(chg, 0, nb * sizeof(uint32_t));
   for (uint32_t b = 0; b < nb; b++)
-    rep[b] = NAN;
+    rep[b] = none;
   double range = mx - mn, scale = (double)nb / range;
   int linear = depth < 2 && isfinite(range) && scale < 1e300;
-  if (linear) {
+  if (linear && depth == 0) {
     /* a sample decides whether the value-linear buckets are balanced enough
-     * (they are not for log-like data or outliers) */
+     * (they are not for log-like data or outliers); one level down, inside
+     * one bucket, they usually are, and the check after the pass catches
+     * the rest */
     uint32_t sc[64] = {0}, big = 0;
     double sscale = 64.0 / range;
     size_t step = n / 256 ? n / 256 : 1;
@@ -380,13 +458,15 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   int shift = 0;
   uint64_t kmn = d2k(mn);
   if (linear) {
+    uint16_t *bk = z->bk;
+    lin_buckets(a, n, mn, scale, nb, bk);
     for (size_t i = 0; i < n; i++) {
-      uint32_t b = (uint32_t)((a[i] - mn) * scale);
-      b = b < nb ? b : nb - 1;
-      double r = rep[b];
+      uint32_t b = bk[i];
+      uint64_t v;
+      memcpy(&v, &a[i], sizeof v);
       cnt[0][b]++;
-      mixed[b] |= (r != a[i]) & (r == r);
-      rep[b] = a[i];
+      chg[b] += rep[b] != v;
+      rep[b] = v;
     }
     uint32_t big = 0;
     for (uint32_t b = 0; b < nb; b++)
@@ -394,9 +474,9 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     if (big > n / 2) { /* the sample missed the skew: use bit digits */
       linear = 0;
       memset(cnt[0], 0, nb * sizeof(uint32_t));
-      memset(mixed, 0, nb);
+      memset(chg, 0, nb * sizeof(uint32_t));
       for (uint32_t b = 0; b < nb; b++)
-        rep[b] = NAN;
+        rep[b] = none;
     }
   }
   if (!linear) {
@@ -406,55 +486,62 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
       shift++;
     for (size_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
-      double r = rep[b];
+      uint64_t v;
+      memcpy(&v, &a[i], sizeof v);
       cnt[0][b]++;
-      mixed[b] |= (r != a[i]) & (r == r);
-      rep[b] = a[i];
+      chg[b] += rep[b] != v;
+      rep[b] = v;
     }
   }
   uint32_t heavy = 0;
   for (uint32_t b = 0; b < nb; b++) {
-    if (cnt[0][b] > emax_ok && mixed[b]) {
-      mixed[b] = 3; /* to split further */
+    if (cnt[0][b] > emax_ok && chg[b] > 1) {
+      chg[b] = SPLIT;
       heavy++;
     }
   }
   if (heavy == 0) {
     for (uint32_t b = 0; b < nb; b++)
       if (cnt[0][b])
-        summ_leaf(z, cnt[0][b], rep[b], !mixed[b]);
+        summ_leaf(z, cnt[0][b], rep[b], chg[b] == 1);
     return;
   }
-  /* gather the values of the big buckets, packed in bucket order, into t */
+  /* gather the values of the big buckets, packed in bucket order, into t;
+   * without a branch: the others are all written to one spare slot after
+   * the packed values (there is one when there are others) */
   uint32_t *wp = cnt[1];
   uint32_t off = 0;
-  for (uint32_t b = 0; b < nb; b++) {
-    wp[b] = off;
-    if (mixed[b] == 3)
+  for (uint32_t b = 0; b < nb; b++)
+    if (chg[b] == SPLIT) {
+      wp[b] = off;
       off += cnt[0][b];
-  }
+    }
+  const uint32_t spare = off;
+  for (uint32_t b = 0; b < nb; b++)
+    if (chg[b] != SPLIT)
+      wp[b] = spare;
   if (linear) {
-    for (size_t i = 0; i < n; i++) {
-      uint32_t b = (uint32_t)((a[i] - mn) * scale);
-      b = b < nb ? b : nb - 1;
-      if (mixed[b] == 3)
-        t[wp[b]++] = a[i];
+    const uint16_t *bk = z->bk;
+    for (size_t i = 0; i < n; i++) { /* bk[] still holds the buckets */
+      uint32_t b = bk[i];
+      t[wp[b]] = a[i];
+      wp[b] += chg[b] == SPLIT;
     }
   } else {
     for (size_t i = 0; i < n; i++) {
       uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
-      if (mixed[b] == 3)
-        t[wp[b]++] = a[i];
+      t[wp[b]] = a[i];
+      wp[b] += chg[b] == SPLIT;
     }
   }
   off = 0;
   for (uint32_t b = 0; b < nb; b++) {
     uint32_t c = cnt[0][b];
-    if (mixed[b] == 3) {
-      summ_split(z, t + off, a + off, c, emax_ok, depth + 1);
+    if (chg[b] == SPLIT) {
+      summ_split(z, t + off, a + off, c, emax_ok, depth + 1, NULL);
       off += c;
     } else if (c) {
-      summ_leaf(z, c, rep[b], !mixed[b]);
+      summ_leaf(z, c, rep[b], chg[b] == 1);
     }
   }
 }
@@ -470,6 +557,11 @@ static int lev_push(stats_sketch_t *s, uint32_t h, const double *v, size_t n) {
 }
 
 int stats_sketch_add_batch(stats_sketch_t *s, double *a, size_t n, double *t) {
+  return stats_sketch_add_batch_mm(s, a, n, t, NULL);
+}
+
+int stats_sketch_add_batch_mm(stats_sketch_t *s, double *a, size_t n, double *t,
+                              const double *mm) {
   uint32_t j = 0;
   while (((uint64_t)n >> (j + 1)) >= STATS_SKETCH_Q && j + 2 < STATS_SKETCH_MAXLEV)
     j++;
@@ -496,11 +588,15 @@ int stats_sketch_add_batch(stats_sketch_t *s, double *a, size_t n, double *t) {
   z.mid = mid;
   z.nmid = m;
   z.out = out;
-  summ_split(&z, a, t, n, 2 * w, 0);
+  z.bk = malloc(n * sizeof *z.bk);
+  if (!z.bk)
+    goto done;
+  summ_split(&z, a, t, n, 2 * w, 0, mm);
+  free(z.bk);
   for (int d = 0; d < SUMM_DEPTH; d++) {
     free(z.scr[d].cnt);
     free(z.scr[d].rep);
-    free(z.scr[d].mixed);
+    free(z.scr[d].chg);
   }
   if (z.nomem)
     goto done;
@@ -582,55 +678,76 @@ double stats_lerp(double a, double b, double t) {
   return t >= 0.5 ? b - d * (1 - t) : a + d * t;
 }
 
-typedef struct {
-  double v;
-  uint64_t w;
-} witem_t;
-
-static int witem_cmp(const void *x, const void *y) {
-  double a = ((const witem_t *)x)->v, b = ((const witem_t *)y)->v;
-  return (a > b) - (a < b);
-}
-
 int stats_sketch_quantiles(const stats_sketch_t *s, const double *qs, size_t nq,
                            double *out) {
-  size_t m = 0;
-  for (uint32_t h = 0; h < s->nlev; h++)
+  size_t m = 0, maxlen = 0;
+  for (uint32_t h = 0; h < s->nlev; h++) {
     m += s->lev[h].len;
+    maxlen = s->lev[h].len > maxlen ? s->lev[h].len : maxlen;
+  }
   if (m == 0 || s->n == 0) {
     for (size_t i = 0; i < nq; i++)
       out[i] = NAN;
     return 0;
   }
-  witem_t *it = malloc(m * sizeof *it);
-  if (!it)
+  /* each level sorted (radix sort), then merged by weight: the smallest head
+   * among the levels next (there are few levels) */
+  double *all = malloc((m + maxlen) * sizeof *all);
+  if (!all)
     return MPC_ENOMEM;
-  size_t j = 0;
-  for (uint32_t h = 0; h < s->nlev; h++)
-    for (uint32_t i = 0; i < s->lev[h].len; i++)
-      it[j++] = (witem_t){s->lev[h].v[i], 1ULL << h};
-  qsort(it, m, sizeof *it, witem_cmp);
-  uint64_t total = 0;
-  for (size_t i = 0; i < m; i++)
-    total += it[i].w;
-  for (size_t i = 0; i < nq; i++) {
-    double r = qs[i] * (double)(total - 1);
-    double lo = floor(r);
-    uint64_t rl = (uint64_t)lo, rh = rl + 1 < total ? rl + 1 : rl;
-    double vl = NAN, vh = NAN;
-    uint64_t c = 0;
-    for (size_t x = 0; x < m; x++) {
-      if (rl >= c && rl < c + it[x].w)
-        vl = it[x].v;
-      if (rh >= c && rh < c + it[x].w) {
-        vh = it[x].v;
-        break;
-      }
-      c += it[x].w;
+  size_t beg[STATS_SKETCH_MAXLEV + 1], pos[STATS_SKETCH_MAXLEV];
+  beg[0] = 0;
+  for (uint32_t h = 0; h < s->nlev; h++) {
+    if (s->lev[h].len) {
+      memcpy(all + beg[h], s->lev[h].v, (size_t)s->lev[h].len * sizeof *all);
+      stats_sort_doubles(all + beg[h], s->lev[h].len, all + m);
     }
-    out[i] = stats_lerp(vl, vh, r - lo);
+    beg[h + 1] = beg[h] + s->lev[h].len;
+    pos[h] = beg[h];
   }
-  free(it);
+  uint64_t total = 0;
+  for (uint32_t h = 0; h < s->nlev; h++)
+    total += (uint64_t)s->lev[h].len << h;
+  /* wanted ranks, in the order of qs (which need not be sorted) */
+  for (size_t i = 0; i < nq; i++)
+    out[i] = NAN;
+  double *vl = calloc(2 * nq, sizeof *vl);
+  uint64_t *rk = calloc(2 * nq, sizeof *rk);
+  if (!vl || !rk) {
+    free(vl);
+    free(rk);
+    free(all);
+    return MPC_ENOMEM;
+  }
+  double *vh = vl + nq;
+  for (size_t i = 0; i < nq; i++) { /* ranks of the two neighbours */
+    double r = qs[i] * (double)(total - 1);
+    rk[i] = (uint64_t)floor(r);
+    rk[nq + i] = rk[i] + 1 < total ? rk[i] + 1 : rk[i];
+  }
+  uint64_t c = 0;
+  for (size_t x = 0; x < m; x++) {
+    uint32_t best = 0;
+    int found = 0;
+    for (uint32_t h = 0; h < s->nlev; h++)
+      if (pos[h] < beg[h + 1] && (!found || all[pos[h]] < all[pos[best]])) {
+        best = h;
+        found = 1;
+      }
+    double v = all[pos[best]++];
+    uint64_t w = 1ULL << best;
+    for (size_t i = 0; i < 2 * nq; i++)
+      if (rk[i] - c < w) /* c <= rank < c + w */
+        vl[i] = v;
+    c += w;
+  }
+  for (size_t i = 0; i < nq; i++) {
+    double r = qs[i] * (double)(total - 1), lo = floor(r);
+    out[i] = stats_lerp(vl[i], vh[i], r - lo);
+  }
+  free(vl);
+  free(rk);
+  free(all);
   return 0;
 }
 
@@ -644,6 +761,63 @@ int stats_sketch_write(const stats_sketch_t *s, mpc_buf_t *out) {
       rc = mpc_buf_append(out, s->lev[h].v, len * sizeof(double));
   }
   return rc;
+}
+
+int stats_sketch_merge_wire(stats_sketch_t *a, const unsigned char *p, size_t len,
+                            size_t *used) {
+  size_t n = stats_sketch_skip(p, len); /* checks the whole layout first */
+  uint64_t hdr[5];
+  if (!n)
+    return MPC_EPROTO;
+  memcpy(hdr, p, sizeof hdr);
+  if (hdr[0] != a->k)
+    return MPC_EINVAL;
+  size_t off = sizeof hdr;
+  for (uint32_t h = 0; h < (uint32_t)hdr[1]; h++) {
+    uint64_t m;
+    memcpy(&m, p + off, sizeof m);
+    off += sizeof m;
+    if (m) {
+      if (lev_reserve(a, h, m))
+        return MPC_ENOMEM;
+      memcpy(a->lev[h].v + a->lev[h].len, p + off, m * sizeof(double));
+      a->lev[h].len += (uint32_t)m;
+      off += m * sizeof(double);
+    }
+  }
+  if (a->nlev < (uint32_t)hdr[1])
+    a->nlev = (uint32_t)hdr[1];
+  a->n += hdr[2];
+  a->err += hdr[3];
+  a->flip ^= (uint32_t)hdr[4];
+  for (uint32_t h = 0; h < a->nlev; h++) {
+    int rc = compact_from(a, h);
+    if (rc)
+      return rc;
+  }
+  *used = n;
+  return 0;
+}
+
+size_t stats_sketch_skip(const unsigned char *p, size_t len) {
+  uint64_t hdr[5];
+  if (len < sizeof hdr)
+    return 0;
+  memcpy(hdr, p, sizeof hdr);
+  if (hdr[1] > STATS_SKETCH_MAXLEV || hdr[0] < 4 || hdr[0] > (1u << 24))
+    return 0;
+  size_t off = sizeof hdr;
+  for (uint64_t h = 0; h < hdr[1]; h++) {
+    uint64_t n;
+    if (len - off < sizeof n)
+      return 0;
+    memcpy(&n, p + off, sizeof n);
+    off += sizeof n;
+    if (n > (len - off) / sizeof(double))
+      return 0;
+    off += n * sizeof(double);
+  }
+  return off;
 }
 
 size_t stats_sketch_read(stats_sketch_t *s, const unsigned char *p, size_t len) {

@@ -50,6 +50,9 @@ typedef struct stats_moments {
 void stats_moments_init(stats_moments_t *m);
 /* Add a block of values (any order; the block is summed two-pass). */
 void stats_moments_add_block(stats_moments_t *m, const double *v, size_t n);
+/* The same, also folding the block's min/max into *bmin / *bmax. */
+void stats_moments_add_block_mm(stats_moments_t *m, const double *v, size_t n,
+                                double *bmin, double *bmax);
 /* a = a (+) b, Chan et al.; a's data come first (order matters only for
  * rounding, and the job always merges in file order). */
 void stats_moments_merge(stats_moments_t *a, const stats_moments_t *b);
@@ -91,6 +94,9 @@ void stats_sketch_free(stats_sketch_t *s);
 int stats_sketch_add(stats_sketch_t *s, const double *v, size_t n);
 /* The same without copies: v[0..n) is clobbered, t is scratch for n values. */
 int stats_sketch_add_batch(stats_sketch_t *s, double *v, size_t n, double *t);
+/* The same with the batch's min and max known (mm[0], mm[1]; NULL: unknown). */
+int stats_sketch_add_batch_mm(stats_sketch_t *s, double *v, size_t n, double *t,
+                              const double *mm);
 int stats_sketch_merge(stats_sketch_t *a, const stats_sketch_t *b);
 /* Quantiles qs[0..nq) in [0,1] with numpy's "linear" interpolation over the
  * weighted items; exact when no compaction happened (err == 0).  NaN when
@@ -100,6 +106,14 @@ int stats_sketch_quantiles(const stats_sketch_t *s, const double *qs, size_t nq,
 int stats_sketch_write(const stats_sketch_t *s, mpc_buf_t *out);
 /* Returns bytes consumed, or 0 on malformed input. */
 size_t stats_sketch_read(stats_sketch_t *s, const unsigned char *p, size_t len);
+/* The size of a written sketch at p (what stats_sketch_read() would consume,
+ * with the same checks), without reading it; 0 when malformed. */
+size_t stats_sketch_skip(const unsigned char *p, size_t len);
+/* stats_sketch_merge() of the written sketch at p, without reading it into a
+ * sketch first; *used gets its size.  0, MPC_EPROTO (malformed),
+ * MPC_EINVAL (other k) or MPC_ENOMEM. */
+int stats_sketch_merge_wire(stats_sketch_t *a, const unsigned char *p, size_t len,
+                            size_t *used);
 
 /* numpy's linear interpolation between a and b at t in [0,1). */
 double stats_lerp(double a, double b, double t);
@@ -132,8 +146,10 @@ typedef struct stats_col {
   stats_sketch_t sk;
   double *exact;        /* --exact: every value */
   size_t nexact, capexact;
-  double *vals;         /* values not yet in mom/sk (one batch) */
+  double *vals;         /* values not yet in the sketch (one batch); */
   size_t nvals, capvals;
+  size_t nmom;          /* vals[0..nmom) are already in mom */
+  double bmm[2];        /* min and max of vals[0..nmom) */
   double *scratch;      /* for stats_sketch_add_batch */
   size_t capscratch;
 } stats_col_t;
@@ -143,6 +159,8 @@ typedef struct stats_part {
   int has_err;
   uint64_t err_pos;     /* byte offset where the bad record starts */
   char err_msg[200];
+  uint64_t first_quote; /* offset of the first '"' the parser met (UINT64_MAX: none) */
+  int stop_at_quote;    /* set by the caller: stop parsing there (a trial parse) */
   stats_col_t *cols;    /* ncols (unselected columns are never touched) */
 } stats_part_t;
 
@@ -171,6 +189,11 @@ int stats_part_flush(stats_part_t *p, const stats_cfg_t *c);
 int stats_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t from,
                 uint64_t stop, uint64_t fend, stats_part_t *part,
                 uint64_t *endp);
+
+/* Which code variant stats_parse() uses: 0 plain C, 1 SSE4.1, 2 AVX2 (the
+ * best the CPU has by default).  want >= 0 selects min(want, best) (tests);
+ * returns the variant in use. */
+int stats_parse_isa(int want);
 
 /* Structural walk: from `pos`, in a quoted field (inq=1) or at a record start
  * (inq=0), return the start of the next record (fend at the end of data). */

@@ -158,6 +158,201 @@ static void test_csv_numbers_exact(void) {
   free(strs);
 }
 
+/* The block path converts a column of a block in one loop specialised to
+ * the shape of its first field (integer, or n digits after the point).
+ * (or with an exponent part).
+ * Columns here keep a shape for a few hundred rows and change it, with
+ * deviants mixed in (other shapes, signs, missing values, > 16 bytes, values
+ * near 2^53, spaces), and some records go to the record loop (quotes, CRLF).
+ * Every value must equal strtod's bits, in order, with every code variant. */
+static void gen_shaped(char *b, int col, size_t row, int shape) {
+  int dev = rand() % 10 == 0;
+  size_t k = 0;
+  if (dev) {
+    switch (rand() % 15) {
+    case 0: strcpy(b, ""); return;
+    case 1: strcpy(b, "NA"); return;
+    case 2: snprintf(b, 64, "%+d", rand() % 1000); return;
+    case 3: snprintf(b, 64, "%d.", rand() % 1000); return;
+    case 4: snprintf(b, 64, "-.%d", rand() % 1000); return;
+    case 5: snprintf(b, 64, "%.4e", (rand() - RAND_MAX / 2) * 1e-3); return;
+    case 6: snprintf(b, 64, " %d", rand() % 1000); return;
+    case 7: snprintf(b, 64, "%llu", 9007199254740990ULL + (unsigned)(rand() % 8)); return;
+    case 8: snprintf(b, 64, "-%llu", 9999999999999990ULL + (unsigned)(rand() % 20)); return;
+    case 9: snprintf(b, 64, "%.*f", 1 + rand() % 15, (double)rand() / 3.0); return;
+    case 10: snprintf(b, 64, "0.%015d%d", rand() % 1000, rand() % 10); return;
+    case 11: strcpy(b, rand() % 2 ? "-0" : "-0.000"); return;
+    case 12: strcpy(b, rand() % 2 ? "." : "-"); return; /* text: replaced below */
+    case 13: /* an 'e' where a point would go */
+      snprintf(b, 64, "%de%d", rand() % 100, rand() % 20);
+      return;
+    default: snprintf(b, 64, "%d", rand()); return;
+    }
+  }
+  (void)col;
+  (void)row;
+  if (shape >= 100) { /* exponent shapes: 100 + 8 * digits after the point + variant */
+    int n = (shape - 100) / 8, var = (shape - 100) % 8;
+    double v = (rand() - RAND_MAX / 2) * pow(10.0, rand() % 40 - 20) / RAND_MAX;
+    if (var == 0)
+      snprintf(b, 64, "%.*e", n, v);
+    else if (var == 1)
+      snprintf(b, 64, "%.*E", n, v);
+    else if (var == 2) /* no exponent sign, one or two digits */
+      snprintf(b, 64, "%.*fe%d", n, v, rand() % 30);
+    else /* three exponent digits, sometimes far out of range */
+      snprintf(b, 64, "%.*fe%c%03d", n, v, rand() % 2 ? '-' : '+',
+               rand() % 4 ? rand() % 25 : rand() % 400);
+    return;
+  }
+  if (rand() % 3 == 0)
+    b[k++] = '-';
+  int nint = rand() % (shape < 0 ? 17 : 17 - shape);
+  for (int i = 0; i < nint; i++)
+    b[k++] = (char)('0' + (i == 0 && nint > 1 && rand() % 4 ? 1 + rand() % 9 : rand() % 10));
+  if (shape < 0 && nint == 0)
+    b[k++] = (char)('0' + rand() % 10);
+  if (shape >= 1) {
+    b[k++] = '.';
+    for (int i = 0; i < shape; i++)
+      b[k++] = (char)('0' + rand() % 10);
+  }
+  b[k] = 0;
+}
+
+static void test_csv_shaped_exact(void) {
+  enum { NCOL = 4, NROW = 60000 };
+  size_t cap = 8u << 20, len = 0;
+  char *csv = malloc(cap);
+  double *want[NCOL];
+  size_t nwant[NCOL] = {0};
+  for (int j = 0; j < NCOL; j++)
+    want[j] = malloc(NROW * sizeof(double));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+  srand(4242);
+  len += (size_t)snprintf(csv, cap, "a,b,c,d\n");
+  int shape[NCOL] = {-1, 3, 6, 1};
+  for (size_t r = 0; r < NROW; r++) {
+    if (r % 300 == 0)
+      for (int j = 0; j < NCOL; j++)
+        shape[j] = rand() % 4 == 0   ? -1
+                   : rand() % 3 == 0 ? 100 + 8 * (rand() % 9) + rand() % 4
+                                     : 1 + rand() % 15;
+    int quoted = rand() % 50 == 0;
+    for (int j = 0; j < NCOL; j++) {
+      char b[64];
+      gen_shaped(b, j, r, shape[j]);
+      if (strcmp(b, ".") == 0 || strcmp(b, "-") == 0)
+        strcpy(b, "7"); /* keep every column numeric */
+      if (b[0] && strcmp(b, "NA") != 0)
+        want[j][nwant[j]++] = strtod(b, NULL);
+      len += (size_t)snprintf(csv + len, cap - len, quoted && j == 1 ? "\"%s\"%s" : "%s%s", b,
+                              j + 1 < NCOL ? "," : r % 97 == 5 ? "\r\n" : "\n");
+    }
+  }
+  unsigned char want_cols[NCOL] = {1, 1, 1, 1};
+  stats_cfg_t c = {',', NCOL, want_cols, 1u << 30, 1};
+  int prev = stats_parse_isa(-1);
+  for (int isa = prev; isa >= 0; isa--) {
+    CU_ASSERT_EQUAL_FATAL(stats_parse_isa(isa), isa);
+    /* whole file, and in ranges that cut blocks short */
+    for (int split = 0; split < 2; split++) {
+      stats_part_t part;
+      CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
+      uint64_t pos = 8, end = 0;
+      while (pos < len) {
+        uint64_t stop = split ? stats_cut((const unsigned char *)csv, pos + 100000, len) : len;
+        CU_ASSERT_EQUAL_FATAL(
+            stats_parse(&c, (const unsigned char *)csv, pos, stop, len, &part, &end), 0);
+        CU_ASSERT_FATAL(end >= stop);
+        pos = end;
+      }
+      CU_ASSERT_FALSE(part.has_err);
+      CU_ASSERT_EQUAL(part.records, NROW);
+      for (int j = 0; j < NCOL; j++) {
+        CU_ASSERT_FALSE(part.cols[j].nonnum);
+        CU_ASSERT_EQUAL_FATAL(part.cols[j].nexact, nwant[j]);
+        size_t bad = 0;
+        for (size_t i = 0; i < nwant[j]; i++)
+          if (!same_bits(part.cols[j].exact[i], want[j][i]) && bad++ < 5)
+            fprintf(stderr, "isa %d col %d value %zu: %.17g vs strtod %.17g\n", isa, j, i,
+                    part.cols[j].exact[i], want[j][i]);
+        CU_ASSERT_EQUAL(bad, 0);
+      }
+      stats_part_free(&part, &c);
+    }
+  }
+  stats_parse_isa(prev);
+  for (int j = 0; j < NCOL; j++)
+    free(want[j]);
+  free(csv);
+}
+
+/* A column that turns out to be text in the middle of a block. */
+static void test_csv_block_text(void) {
+  char csv[20000];
+  size_t len = (size_t)snprintf(csv, sizeof csv, "x,y\n");
+  for (int r = 0; r < 1000; r++)
+    len += (size_t)snprintf(csv + len, sizeof csv - len, "%d,%s\n", r,
+                            r == 700 ? "abc" : r % 2 ? "1.5" : "");
+  unsigned char w[2] = {1, 1};
+  stats_cfg_t c = {',', 2, w, 1u << 30, 0};
+  stats_part_t part;
+  CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
+  uint64_t end;
+  CU_ASSERT_EQUAL_FATAL(stats_parse(&c, (const unsigned char *)csv, 4, len, len, &part, &end), 0);
+  CU_ASSERT_EQUAL(part.records, 1000);
+  CU_ASSERT_FALSE(part.cols[0].nonnum);
+  CU_ASSERT_TRUE(part.cols[1].nonnum);
+  CU_ASSERT_EQUAL(stats_moments_count(&part.cols[0].mom), 1000);
+  CU_ASSERT_DOUBLE_EQUAL(stats_moments_mean(&part.cols[0].mom), 499.5, 1e-12);
+  stats_part_free(&part, &c);
+}
+
+/* Many columns and long runs of blank lines: the block path's arrays hold
+ * every line end it sees before a record is complete. */
+static void block_blank_lines(size_t NC) {
+  size_t cap = 1 << 20, len = 0;
+  char *csv = malloc(cap);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+  for (size_t j = 0; j < NC; j++)
+    len += (size_t)snprintf(csv + len, cap - len, "c%zu%s", j, j + 1 < NC ? "," : "\n");
+  size_t data = len;
+  for (int part = 0; part < 3; part++) {
+    for (int r = 0; r < 3; r++)
+      for (size_t j = 0; j < NC; j++)
+        len += (size_t)snprintf(csv + len, cap - len, "%zu%s", j + (size_t)r,
+                                j + 1 < NC ? "," : "\n");
+    for (int r = 0; r < 2000; r++)
+      csv[len++] = '\n';
+  }
+  unsigned char *w = malloc(NC);
+  memset(w, 1, NC);
+  stats_cfg_t c = {',', NC, w, 1u << 30, 0};
+  int prev = stats_parse_isa(-1);
+  for (int isa = prev; isa >= 0; isa--) {
+    stats_parse_isa(isa);
+    stats_part_t part;
+    CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
+    uint64_t end;
+    CU_ASSERT_EQUAL_FATAL(
+        stats_parse(&c, (const unsigned char *)csv, data, len, len, &part, &end), 0);
+    CU_ASSERT_FALSE(part.has_err);
+    CU_ASSERT_EQUAL(part.records, 9);
+    CU_ASSERT_EQUAL(stats_moments_count(&part.cols[NC - 1].mom), 9);
+    CU_ASSERT_DOUBLE_EQUAL(stats_moments_mean(&part.cols[NC - 1].mom), (double)NC, 1e-12);
+    stats_part_free(&part, &c);
+  }
+  stats_parse_isa(prev);
+  free(w);
+  free(csv);
+}
+
+static void test_csv_block_blank_lines(void) {
+  block_blank_lines(1000);
+  block_blank_lines(9000); /* fewer records per block for wide files */
+}
+
 static void test_missing(void) {
   static const char *miss[] = {"", "NA", "NaN", "nan", "-NaN", "-nan", "null", "NULL",
                                "None", "N/A", "n/a", "#N/A", "#N/A N/A", "#NA", "<NA>",
@@ -224,6 +419,9 @@ MPC_TESTS(stats_parse) = {
     {"number parser edge cases equal strtod", test_number_edges},
     {"number parser equals strtod on random strings", test_number_random},
     {"CSV fast paths equal strtod on random fields", test_csv_numbers_exact},
+    {"block path: shaped columns equal strtod, every code variant", test_csv_shaped_exact},
+    {"block path: a column turning into text mid-block", test_csv_block_text},
+    {"block path: many columns and runs of blank lines", test_csv_block_blank_lines},
     {"pandas missing-value tokens", test_missing},
     {"record walks and range cuts", test_skip_and_cut},
     {"prescan: newlines, NUL, invalid UTF-8", test_prescan},

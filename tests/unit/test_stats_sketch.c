@@ -156,6 +156,10 @@ static void check_sketch(const double *v, size_t n, size_t pieces) {
     CU_ASSERT_EQUAL_FATAL(stats_sketch_write(&s, &buf), 0);
     stats_sketch_t r;
     CU_ASSERT_EQUAL_FATAL(stats_sketch_read(&r, buf.data, buf.len), buf.len);
+    /* skipping sees the same size, and a cut-short sketch is malformed */
+    CU_ASSERT_EQUAL(stats_sketch_skip(buf.data, buf.len), buf.len);
+    CU_ASSERT_EQUAL(stats_sketch_skip(buf.data, buf.len - 1), 0);
+    CU_ASSERT_EQUAL(stats_sketch_skip(buf.data, 20), 0);
     CU_ASSERT_EQUAL_FATAL(stats_sketch_merge(&tot, &r), 0);
     stats_sketch_free(&r);
     stats_sketch_free(&s);

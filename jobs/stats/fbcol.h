@@ -1,0 +1,138 @@
+/* The column loop of the block path (see fb_col_sse() in csvscan.c),
+ * included there once per code variant: FB_COL_NAME and FB_COL_TARGET name
+ * the function and its target ISA.  Not a header of its own. */
+#define FB_CAT2(a, b) a##b
+#define FB_CAT(a, b) FB_CAT2(a, b)
+
+__attribute__((target(FB_COL_TARGET), always_inline)) static inline long
+FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,
+            double *out, uint32_t *redo, int8_t *kx, const int kind, const fb_shape_t sh) {
+  const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), cdot = _mm_set1_epi8('.');
+  const __m128i m1 = _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1);
+  const __m128i m2 = _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1);
+  const __m128i m4 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
+  const int n = sh.n, x = kind == FB_EXP ? sh.x : 0, ed = x - 1 - sh.es;
+  /* lane i of the squeezed digits takes lane src(i) (none if < 0) */
+  unsigned char sq[16];
+  for (int i = 0; i < 16; i++) {
+    int src = i - x - (n >= 1 && i <= 15 - n ? 1 : 0);
+    sq[i] = (unsigned char)(src >= 0 ? src : 0x80);
+  }
+  const __m128i sqz = _mm_loadu_si128((const __m128i *)sq);
+  const uint32_t dotbit = n >= 1 ? 1u << (15 - x - n) : 0;
+  const uint32_t ebit = x ? 1u << (16 - x) : 0, esbit = x && sh.es ? 1u << (17 - x) : 0;
+  const uint32_t fixed = dotbit | ebit | esbit; /* expected non-digit lanes */
+  const uint32_t *te = ix + f, *ts = ix + f - 1;
+  size_t nredo = 0;
+  if (kind == FB_GENERIC) {
+    for (size_t r = 0; r < nrec; r++) {
+      uint32_t s = ts[r * nc] + 1, e = te[r * nc];
+      size_t len = e - s;
+      int ok = len - 1 < 16 && sse_number(bb + s, len, &out[r]);
+      redo[nredo] = (uint32_t)r;
+      nredo += (size_t)!ok;
+    }
+  } else {
+    /* two passes, so that each loop body is short and the out-of-order
+     * window holds several fields: digits to (sign | M) in out[], then
+     * those to doubles in place */
+    const uint32_t *tp = ix + f;
+    for (size_t r = 0; r < nrec; r++, tp += nc) {
+      uint32_t s = tp[-1] + 1, e = tp[0];
+      size_t len = e - s;
+      __m128i v = _mm_loadu_si128((const __m128i *)(bb + e - 16));
+      __m128i t = _mm_sub_epi8(v, c0);
+      uint32_t dig = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(t, c9), t));
+      /* field lanes: digits, plus the fixed lanes and a leading '-' */
+      uint32_t neg = bb[s] == '-';
+      uint32_t li = len <= 16 ? (uint32_t)len : 0;
+      uint32_t fm = sse_tabs.fm[li], nd = ~dig & fm, sgb = neg << (16 - li);
+      uint32_t bad = nd ^ (fixed | sgb);
+      if (kind == FB_INT) {
+        bad |= li <= neg;
+      } else {
+        uint32_t dotm = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cdot));
+        bad |= dotbit & ~dotm;
+      }
+      if (kind == FB_EXP) {
+        uint32_t em = (uint32_t)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('e')));
+        uint32_t pm = (uint32_t)_mm_movemask_epi8(_mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8('+')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
+        bad |= (ebit & ~em) | (esbit & ~pm) | (li <= (uint32_t)x + neg);
+        const unsigned char *pe = bb + e; /* >= 16 bytes into the data */
+        int d1 = pe[-1] - '0', d2 = pe[-2] - '0', d3 = pe[-3] - '0';
+        int ex = ed == 1 ? d1 : ed == 2 ? d2 * 10 + d1 : d3 * 100 + d2 * 10 + d1;
+        ex = sh.es && pe[-ed - 1] == '-' ? -ex : ex;
+        ex -= n;
+        bad |= (unsigned)(ex + 22) > 44;
+        kx[r] = (int8_t)(ex < -22 ? -22 : ex > 22 ? 22 : ex);
+      }
+      /* index 16 or 17 only for fields that are bad anyway */
+      t = _mm_and_si128(t, _mm_loadu_si128((const __m128i *)sse_tabs.tail[(16 - li + neg) & 15]));
+      if (kind != FB_INT)
+        t = _mm_shuffle_epi8(t, sqz);
+      __m128i p1 = _mm_maddubs_epi16(t, m1);
+      __m128i p2 = _mm_madd_epi16(p1, m2);
+      __m128i p4 = _mm_madd_epi16(_mm_packus_epi32(p2, p2), m4);
+      uint64_t hl = (uint64_t)_mm_cvtsi128_si64(p4);
+      uint64_t m = (hl & 0xFFFFFFFFu) * 100000000u + (hl >> 32); /* < 10^16 */
+      m |= (uint64_t)neg << 63;
+      memcpy(&out[r], &m, sizeof m);
+      redo[nredo] = (uint32_t)r;
+      nredo += bad != 0;
+    }
+    const uint64_t sign = 1ULL << 63;
+    const double div = p10[n];
+    for (size_t r = 0; r < nrec; r++) {
+      uint64_t u, b;
+      memcpy(&u, &out[r], sizeof u);
+      double d = (double)(int64_t)(u & ~sign);
+      if (kind == FB_DEC) {
+        d /= div;
+      } else if (kind == FB_EXP) {
+        int k = kx[r];
+        d = d * p10[k > 0 ? k : 0] / p10[k < 0 ? -k : 0]; /* one of them is by 1 */
+      }
+      memcpy(&b, &d, sizeof b);
+      b |= u & sign;
+      memcpy(&out[r], &b, sizeof b);
+    }
+  }
+  if (nredo == 0)
+    return (long)nrec;
+  /* the odd fields, then squeeze out the missing ones */
+  size_t k = redo[0];
+  for (size_t i = 0, r = redo[0]; r < nrec; r++) {
+    if (i < nredo && redo[i] == r) {
+      i++;
+      uint32_t s = ts[r * nc] + 1, e = te[r * nc];
+      int ok = 0;
+      if (kind != FB_GENERIC && e - s - 1 < 16)
+        ok = sse_number(bb + s, e - s, &out[r]);
+      if (!ok)
+        ok = fb_slow(bb + s, e - s, &out[r]);
+      if (ok < 0)
+        return -1;
+      if (!ok)
+        continue;
+    }
+    out[k++] = out[r];
+  }
+  return (long)k;
+}
+
+/* one copy per shape kind, so that the loops test no kind at run time */
+#define FB_COL_KIND(suffix, KIND)                                               \
+  __attribute__((target(FB_COL_TARGET), noinline)) static long FB_CAT(FB_COL_NAME, suffix)(  \
+      const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,         \
+      double *out, uint32_t *redo, int8_t *kx, const fb_shape_t sh) {                        \
+    return FB_COL_NAME(bb, ix, nrec, nc, f, out, redo, kx, KIND, sh);                        \
+  }
+FB_COL_KIND(_int, FB_INT)
+FB_COL_KIND(_dec, FB_DEC)
+FB_COL_KIND(_exp, FB_EXP)
+FB_COL_KIND(_gen, FB_GENERIC)
+#undef FB_COL_KIND
+#undef FB_CAT
+#undef FB_CAT2
