@@ -586,10 +586,38 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
       off += sizeof e;
       if (off + e.len > len)
         return MPC_EPROTO;
-      int rc = finish_entry(p, slot, w, u, e.code, payload + off, e.len, t,
-                            e.end_ns, pid, rss);
-      if (rc < 0)
-        return rc;
+      if (e.code == 0 && !u->canceled && !u->cbits && u->sink == S_CALLER &&
+          p->caller_cb && !p->cb_stop) {
+        /* Most results of a submitted batch: a success handed straight to
+         * the polling caller (what finish_entry() and deliver() do then). */
+        uint64_t id;
+        if (u->kind == U_OWNED) {
+          uint64_t l;
+          memcpy(&id, u->blob + u->blob_off, 8);
+          memcpy(&l, u->blob + u->blob_off + 8, 8);
+          u->blob_off += ENTRY_HDR + PAD8(l);
+        } else {
+          id = u->first + u->done;
+        }
+        mpc_result_t r = {.id = id, .status = MPC_TASK_OK, .data = payload + off,
+                          .len = e.len, .attempts = u->attempts, .worker = slot,
+                          .pid = pid, .start = (double)t * 1e-9,
+                          .end = (double)e.end_ns * 1e-9, .maxrss_kb = rss};
+        p->inflight--;
+        mpc_progress_tick(&p->bar, 0);
+        p->caller_pending--;
+        if (p->caller_cb(p->caller_ctx, &r) != 0)
+          p->cb_stop = 1;
+        u->done++;
+        w->queued--;
+        if (u->done == u->count)
+          fifo_pop(w);
+      } else {
+        int rc = finish_entry(p, slot, w, u, e.code, payload + off, e.len, t,
+                              e.end_ns, pid, rss);
+        if (rc < 0)
+          return rc;
+      }
       off += PAD8(e.len);
       t = e.end_ns;
     }
