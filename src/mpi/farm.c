@@ -1432,21 +1432,6 @@ static int master_local_cb(void *ctx, const mpc_result_t *r) {
   return 0;
 }
 
-/* memcpy for the few bytes of a typical key or input, without a call. */
-static inline void copy_small(unsigned char *d, const unsigned char *s, size_t n) {
-  if (n > 16) {
-    memcpy(d, s, n);
-  } else if (n >= 8) { /* two overlapping words */
-    uint64_t a, b;
-    memcpy(&a, s, 8);
-    memcpy(&b, s + n - 8, 8);
-    memcpy(d, &a, 8);
-    memcpy(d + n - 8, &b, 8);
-  } else {
-    for (size_t i = 0; i < n; i++)
-      d[i] = s[i];
-  }
-}
 
 /* The default keys of the tasks generated since the last call. */
 static void keys_flush(mpc__farm_t *f) {
@@ -1504,8 +1489,8 @@ static int gen_one(mpc__farm_t *f) {
   t->key_len = (uint32_t)key_len;
   t->key[key_len] = 0;
   if (!defer)
-    copy_small((unsigned char *)t->key, f->key.data, key_len);
-  copy_small(TASK_IN(t), f->in.data, f->in.len);
+    mpc__copy_small((unsigned char *)t->key, f->key.data, key_len);
+  mpc__copy_small(TASK_IN(t), f->in.data, f->in.len);
   t->in_len = (uint32_t)f->in.len;
   if (defer) {
     f->kpend[f->nkpend++] = t;
@@ -1598,15 +1583,14 @@ static uint64_t remaining(mpc__farm_t *f) {
   return queued_total(f);
 }
 
-static void mark_dispatched(mpc__farm_t *f, task_t *t, int rank) {
+/* `at`: now, in seconds since t0.  The caller counts the task in flight. */
+static inline void mark_dispatched(task_t *t, int rank, float at) {
   int k = t->run_rank[0] < 0 ? 0 : 1;
   t->attempts++;
   t->rank = rank;
   t->run_rank[k] = rank;
   t->run_att[k] = t->attempts;
-  t->run_at[k] = (float)(f->tnow - f->t0);
-  f->r[rank].inflight++;
-  f->inflight++;
+  t->run_at[k] = at;
 }
 
 /* Send (or, for rank 0, submit) scratch[0..k) to `rank`.  `partial`: this
@@ -1615,14 +1599,17 @@ static void mark_dispatched(mpc__farm_t *f, task_t *t, int rank) {
 static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
                     size_t k, int partial) {
   int rc = 0;
+  float at = (float)(f->tnow - f->t0);
   if (rank == 0) {
     if ((rc = sub_reserve(f, k)))
       return rc;
     for (size_t i = 0; i < k; i++) {
-      mark_dispatched(f, scratch[i], 0);
+      mark_dispatched(scratch[i], 0, at);
       f->sub_in[i] = (mpc_slice_t){TASK_IN(scratch[i]), scratch[i]->in_len};
       f->sub_tag[i] = scratch[i]->seq;
     }
+    f->r[0].inflight += k;
+    f->inflight += k;
     f->r[0].want = 0;
     return mpc_pool_submit_many(f->pool, f->sub_in, f->sub_tag, k);
   }
@@ -1638,11 +1625,19 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
     if (!rc)
       rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS,
                          i + m == k && !partial ? MPC__DOWN_LAST : 0);
-    for (size_t j = 0; j < m && !rc; j++) {
-      task_t *t = scratch[i + j];
-      rc = mpc__wire_task(&b, t->seq, TASK_IN(t), t->in_len);
-      mark_dispatched(f, t, rank);
+    if (!rc) { /* room is reserved: entries written in place */
+      unsigned char *o = b.data + b.len;
+      for (size_t j = 0; j < m; j++)
+        o = mpc__wire_task_at(o, scratch[i + j]->seq, TASK_IN(scratch[i + j]),
+                              scratch[i + j]->in_len);
+      b.len = (size_t)(o - b.data);
     }
+    /* In flight even if the message failed: the run stops, and the end of
+     * the master loop cancels what is in flight, so each gets its line. */
+    for (size_t j = 0; j < m; j++)
+      mark_dispatched(scratch[i + j], rank, at);
+    f->r[rank].inflight += m;
+    f->inflight += m;
     if (!rc) {
       mpc__wire_set_n(&b, (uint32_t)m);
       if (f->cfg.debug_protocol)

@@ -97,16 +97,36 @@ static inline uint64_t mpc__get64(const unsigned char *p) {
   return mpc__le64(v);
 }
 
+/* memcpy for the few bytes of a typical key or input, without a call. */
+static inline void mpc__copy_small(unsigned char *d, const unsigned char *s, size_t n) {
+  if (n > 16) {
+    memcpy(d, s, n);
+  } else if (n >= 8) { /* two overlapping words */
+    uint64_t a, b;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + n - 8, 8);
+    memcpy(d, &a, 8);
+    memcpy(d + n - 8, &b, 8);
+  } else {
+    for (size_t i = 0; i < n; i++)
+      d[i] = s[i];
+  }
+}
+
+/* A task entry at o (12 + len bytes of room); returns the end. */
+static inline unsigned char *mpc__wire_task_at(unsigned char *o, uint64_t tid, const void *p,
+                                               uint32_t len) {
+  mpc__put64(o, tid);
+  mpc__put32(o + 8, len);
+  mpc__copy_small(o + 12, p, len);
+  return o + 12 + (size_t)len;
+}
+
 static inline int mpc__wire_task(mpc_buf_t *b, uint64_t tid, const void *p, uint32_t len) {
   int rc = mpc_buf_reserve(b, 12 + (size_t)len);
   if (rc)
     return rc;
-  unsigned char *o = b->data + b->len;
-  mpc__put64(o, tid);
-  mpc__put32(o + 8, len);
-  if (len)
-    memcpy(o + 12, p, len);
-  b->len += 12 + (size_t)len;
+  b->len = (size_t)(mpc__wire_task_at(b->data + b->len, tid, p, len) - b->data);
   return 0;
 }
 
