@@ -799,12 +799,17 @@ int stats_sketch_merge_wire(stats_sketch_t *a, const unsigned char *p, size_t le
   return 0;
 }
 
+/* A written sketch's header (k, levels, n, ...) at p, if it is plausible. */
+static int sketch_hdr(const unsigned char *p, size_t len, uint64_t hdr[5]) {
+  if (len < 5 * sizeof(uint64_t))
+    return 0;
+  memcpy(hdr, p, 5 * sizeof(uint64_t));
+  return hdr[1] <= STATS_SKETCH_MAXLEV && hdr[0] >= 4 && hdr[0] <= (1u << 24);
+}
+
 size_t stats_sketch_skip(const unsigned char *p, size_t len) {
   uint64_t hdr[5];
-  if (len < sizeof hdr)
-    return 0;
-  memcpy(hdr, p, sizeof hdr);
-  if (hdr[1] > STATS_SKETCH_MAXLEV || hdr[0] < 4 || hdr[0] > (1u << 24))
+  if (!sketch_hdr(p, len, hdr))
     return 0;
   size_t off = sizeof hdr;
   for (uint64_t h = 0; h < hdr[1]; h++) {
@@ -822,10 +827,7 @@ size_t stats_sketch_skip(const unsigned char *p, size_t len) {
 
 size_t stats_sketch_read(stats_sketch_t *s, const unsigned char *p, size_t len) {
   uint64_t hdr[5];
-  if (len < sizeof hdr)
-    return 0;
-  memcpy(hdr, p, sizeof hdr);
-  if (hdr[1] > STATS_SKETCH_MAXLEV || hdr[0] < 4 || hdr[0] > (1u << 24))
+  if (!sketch_hdr(p, len, hdr))
     return 0;
   stats_sketch_init(s, (uint32_t)hdr[0]);
   s->nlev = (uint32_t)hdr[1];

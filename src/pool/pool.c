@@ -509,22 +509,24 @@ static void requeue_one(mpc_pool_t *p, unit_t *u, uint32_t i) {
   pend_push_front(p, v);
 }
 
+/* The id of entry u->done, the next to report (the blob offset moves on). */
+static uint64_t next_result_id(unit_t *u) {
+  if (u->kind != U_OWNED)
+    return u->first + u->done;
+  uint64_t id, l;
+  memcpy(&id, u->blob + u->blob_off, 8);
+  memcpy(&l, u->blob + u->blob_off + 8, 8);
+  u->blob_off += ENTRY_HDR + PAD8(l);
+  return id;
+}
+
 /* Entry u->done of w's head unit u finished with `code` and output data. */
 static int finish_entry(mpc_pool_t *p, int slot, worker_t *w, unit_t *u,
                         int code, const void *data, size_t len,
                         uint64_t start_ns, uint64_t end_ns, pid_t pid,
                         long maxrss) {
-  uint64_t id;
-  if (u->kind == U_OWNED) {
-    uint64_t l;
-    memcpy(&id, u->blob + u->blob_off, 8);
-    memcpy(&l, u->blob + u->blob_off + 8, 8);
-    u->blob_off += ENTRY_HDR + PAD8(l);
-  } else {
-    id = u->first + u->done;
-  }
   mpc_result_t r = {
-      .id = id,
+      .id = next_result_id(u),
       .status = !code ? MPC_TASK_OK
                       : (code == MPC_ENOMEM || code == -ENOMEM) && p->o.mem_limit
                           ? MPC_TASK_OOM
@@ -590,16 +592,7 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
           p->caller_cb && !p->cb_stop) {
         /* Most results of a submitted batch: a success handed straight to
          * the polling caller (what finish_entry() and deliver() do then). */
-        uint64_t id;
-        if (u->kind == U_OWNED) {
-          uint64_t l;
-          memcpy(&id, u->blob + u->blob_off, 8);
-          memcpy(&l, u->blob + u->blob_off + 8, 8);
-          u->blob_off += ENTRY_HDR + PAD8(l);
-        } else {
-          id = u->first + u->done;
-        }
-        mpc_result_t r = {.id = id, .status = MPC_TASK_OK, .data = payload + off,
+        mpc_result_t r = {.id = next_result_id(u), .status = MPC_TASK_OK, .data = payload + off,
                           .len = e.len, .attempts = u->attempts, .worker = slot,
                           .pid = pid, .start = (double)t * 1e-9,
                           .end = (double)e.end_ns * 1e-9, .maxrss_kb = rss};
