@@ -337,6 +337,16 @@ static inline uint64_t bits_of(double d) {
 }
 
 /* bk[i] = bucket of a[i] among nb (<= SUMM_NB) value-linear buckets from mn */
+/* Count value v into bucket b, and whether it differs from the bucket's last
+ * value (on bit patterns: no NaN tests). */
+static inline void tally(uint32_t *cnt, uint32_t *chg, uint64_t *rep, uint32_t b, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  cnt[b]++;
+  chg[b] += rep[b] != bits;
+  rep[b] = bits;
+}
+
 static void lin_buckets(const double *a, size_t n, double mn, double scale, uint32_t nb,
                         uint16_t *bk) {
   size_t i = 0;
@@ -460,14 +470,8 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   if (linear) {
     uint16_t *bk = z->bk;
     lin_buckets(a, n, mn, scale, nb, bk);
-    for (size_t i = 0; i < n; i++) {
-      uint32_t b = bk[i];
-      uint64_t v;
-      memcpy(&v, &a[i], sizeof v);
-      cnt[0][b]++;
-      chg[b] += rep[b] != v;
-      rep[b] = v;
-    }
+    for (size_t i = 0; i < n; i++)
+      tally(cnt[0], chg, rep, bk[i], a[i]);
     uint32_t big = 0;
     for (uint32_t b = 0; b < nb; b++)
       big = cnt[0][b] > big ? cnt[0][b] : big;
@@ -484,14 +488,8 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     uint64_t kr = d2k(mx) - kmn;
     while ((kr >> shift) >= nb)
       shift++;
-    for (size_t i = 0; i < n; i++) {
-      uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
-      uint64_t v;
-      memcpy(&v, &a[i], sizeof v);
-      cnt[0][b]++;
-      chg[b] += rep[b] != v;
-      rep[b] = v;
-    }
+    for (size_t i = 0; i < n; i++)
+      tally(cnt[0], chg, rep, (uint32_t)((d2k(a[i]) - kmn) >> shift), a[i]);
   }
   uint32_t heavy = 0;
   for (uint32_t b = 0; b < nb; b++) {

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/grow.h"
 #include "core/identity.h"
 #include "mpc/log.h"
 #include "mpc/pool.h"
@@ -466,9 +467,6 @@ static int sendq_add(sendq_t *s, MPI_Comm comm, int dest, int tag, mpc_buf_t *b)
   return 0;
 }
 
-/* Free the buffers of finished sends.  One MPI_Testsome for all of them:
- * testing each request on its own would run MPI's progress engine once per
- * send in flight (thousands with one task per message). */
 /* Free the buffers of finished sends, with one MPI_Testsome.  (Before the
  * send window of serve() existed, thousands of one-task messages could be in
  * flight and Open MPI needed the progress calls of one MPI_Test per send to
@@ -493,11 +491,17 @@ static void sendq_test(sendq_t *s) {
   s->n = j;
 }
 
-static void sendq_wait_free(sendq_t *s) {
-  if (s->n)
-    MPI_Waitall((int)s->n, s->req, MPI_STATUSES_IGNORE);
-  for (size_t i = 0; i < s->n; i++)
-    mpc_buf_free(&s->buf[i]);
+/* Free the queue.  `wait`: first wait for the sends in flight; else leave
+ * them (a lost rank may never take what was sent to it). */
+static void sendq_release(sendq_t *s, int wait) {
+  if (wait) {
+    if (s->n)
+      MPI_Waitall((int)s->n, s->req, MPI_STATUSES_IGNORE);
+    for (size_t i = 0; i < s->n; i++)
+      mpc_buf_free(&s->buf[i]);
+  } else {
+    sendq_test(s); /* what finished is freed; the rest stays with MPI */
+  }
   for (size_t i = 0; i < s->nspare; i++)
     mpc_buf_free(&s->spare[i]);
   free(s->req);
@@ -578,6 +582,7 @@ struct mpc__farm {
   int observe;         /* --trace or --timeline: keep every attempt */
   int plain;           /* none of those, no journal, no --ordered (fixed at
                           the start: a journal closed on error stays slow) */
+  int ordered;         /* --ordered or a job that wants task order */
   int tl_png;          /* --timeline FILE.png: drawn at the end from att[] */
   mpc__attempt_t *att; /* attempts that ran, for --trace and the PNG timeline */
   size_t natt, catt;
@@ -639,11 +644,12 @@ int mpc__farm_new(mpc__farm_t **out, const mpc__farm_cfg_t *cfg, int job_argc,
     return rc;
   }
 
+  f->ordered = cfg->ordered || (cfg->job->flags & MPC_JOB_ORDERED);
   mpc_job_env_t env = {
       .rank = f->rank_guess,
       .nranks = f->size_guess,
       .workers = cfg->workers,
-      .ordered = cfg->ordered || (cfg->job->flags & MPC_JOB_ORDERED),
+      .ordered = f->ordered,
       .resume = cfg->resume,
       .verbose = cfg->verbose,
       .journal = cfg->journal,
@@ -824,6 +830,14 @@ static int poll_pool(mpc__farm_t *f, double timeout, mpc_result_cb cb) {
   return got;
 }
 
+/* Tasks that keep `workers` busy for two waits of `wait` s for more (a round
+ * trip to the master, or a turn of its loop), for tasks of `task` s: at
+ * least 2 per worker, at most cap. */
+static size_t credits(int workers, double wait, double task, size_t cap) {
+  double c = (double)workers * (2.0 + 2.0 * wait / (task > 1e-7 ? task : 1e-7));
+  return c > (double)cap ? cap : (size_t)c;
+}
+
 static int worker_loop(mpc__farm_t *f) {
   sendq_t sq = {0};
   mpc_buf_t msg = MPC_BUF_INIT;
@@ -930,8 +944,7 @@ static int worker_loop(mpc__farm_t *f) {
     /* Credits: enough tasks to keep the workers busy for about two round
      * trips to the master (short tasks: many; long ones: 2 per worker). */
     if (f->task_avg > 0 && rtt > 0) {
-      double c = (double)f->workers * (2.0 + 2.0 * rtt / f->task_avg);
-      credit = c > MAX_BATCH ? MAX_BATCH : (size_t)c;
+      credit = credits(f->workers, rtt, f->task_avg, MAX_BATCH);
       if (low_water < credit / 2)
         low_water = credit / 2;
     }
@@ -982,7 +995,7 @@ static int worker_loop(mpc__farm_t *f) {
   rc = up_send(f, &sq, MPC__UP_BYE, 0);
 out:
   f->msq = NULL;
-  sendq_wait_free(&sq);
+  sendq_release(&sq, 1);
   mpc_buf_free(&msg);
   return rc;
 }
@@ -1020,8 +1033,7 @@ static int gather_one(mpc__farm_t *f, const mpc_job_result_t *r) {
 
 /* Hand a finished task to gather() (now, or in task order with --ordered). */
 static int gather_ready(mpc__farm_t *f) {
-  int ordered = f->cfg.ordered || (f->job->flags & MPC_JOB_ORDERED);
-  if (!ordered)
+  if (!f->ordered)
     return 0;
   for (;;) {
     task_t *t = tm_get(&f->map, f->next_gather);
@@ -1129,9 +1141,8 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
   }
   if (t->retried)
     f->rep.retried++;
-  int ordered = f->cfg.ordered || (f->job->flags & MPC_JOB_ORDERED);
   int rc = 0;
-  if (!ordered) {
+  if (!f->ordered) {
     rc = gather_one(f, &r);
     task_retire(&f->map, t);
   } else {
@@ -1156,14 +1167,8 @@ static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int cod
 /* Keep an attempt that ran for --trace / --timeline FILE.png. */
 static void keep_attempt(mpc__farm_t *f, const task_t *t, const mpc__wres_t *w,
                          int rank, int att) {
-  if (f->natt == f->catt) {
-    size_t nc = f->catt ? 2 * f->catt : 1024;
-    mpc__attempt_t *na = realloc(f->att, nc * sizeof *na);
-    if (!na)
-      goto oom;
-    f->att = na;
-    f->catt = nc;
-  }
+  if (mpc__grow(&f->att, &f->catt, f->natt + 1, sizeof *f->att, 1024))
+    goto oom;
   mpc__attempt_t *a = &f->att[f->natt];
   a->key = malloc(t->key_len + 1);
   if (!a->key)
@@ -1277,13 +1282,37 @@ static void learn_duration(mpc__farm_t *f, double d) {
   f->dur_s2 += x * x;
 }
 
+/* The mean duration of successful attempts (0: none yet). */
+static double dur_mean(const mpc__farm_t *f) {
+  return f->dur_n ? f->dur_shift + f->dur_s1 / (double)f->dur_n : 0;
+}
+
 /* A pessimistic guess of one task's duration: mean plus one deviation. */
 static double dur_estimate(const mpc__farm_t *f) {
   if (!f->dur_n)
     return 0;
   double n = (double)f->dur_n, m = f->dur_s1 / n;
   double var = f->dur_n > 1 ? (f->dur_s2 - f->dur_s1 * m) / (n - 1) : 0;
-  return f->dur_shift + m + (var > 0 ? sqrt(var) : 0);
+  return dur_mean(f) + (var > 0 ? sqrt(var) : 0);
+}
+
+/* An attempt that ran on rs: the rank's and the worker's counts and busy
+ * time, and its duration learnt if it succeeded.  Returns that duration. */
+static double count_attempt(mpc__farm_t *f, rstate_t *rs, const mpc__wres_t *w) {
+  double d = w->end > w->start ? w->end - w->start : 0;
+  rs->st.tasks++;
+  if (w->status == MPC_TASK_OK)
+    rs->st.ok++;
+  else if (w->status != MPC_TASK_CANCELED)
+    rs->st.failed++;
+  rs->st.busy += d;
+  if ((unsigned)w->worker < (unsigned)rs->workers && rs->st.wtasks) {
+    rs->st.wtasks[w->worker]++;
+    rs->st.wbusy[w->worker] += d;
+  }
+  if (w->status == MPC_TASK_OK && d > 0)
+    learn_duration(f, d);
+  return d;
 }
 
 /* on_result() for most results: the task's only attempt succeeded and there
@@ -1294,16 +1323,7 @@ static int on_plain_ok(mpc__farm_t *f, rstate_t *rs, task_t *t, const mpc__wres_
   t->run_rank[0] = -1;
   rs->inflight--;
   f->inflight--;
-  double d = w->end > w->start ? w->end - w->start : 0;
-  rs->st.tasks++;
-  rs->st.ok++;
-  rs->st.busy += d;
-  if ((unsigned)w->worker < (unsigned)rs->workers && rs->st.wtasks) {
-    rs->st.wtasks[w->worker]++;
-    rs->st.wbusy[w->worker] += d;
-  }
-  if (d > 0)
-    learn_duration(f, d);
+  double d = count_attempt(f, rs, w);
   f->rep.tasks++;
   f->rep.ok++;
   f->finished++;
@@ -1350,22 +1370,8 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
   int other = t->run_rank[!k] >= 0; /* a copy of it still runs */
   rs->inflight--;
   f->inflight--;
-  int ran = w->pid != 0 && w->status != MPC_TASK_CANCELED;
-  if (ran || w->pid) {
-    double d = w->end > w->start ? w->end - w->start : 0;
-    rs->st.tasks++;
-    if (w->status == MPC_TASK_OK)
-      rs->st.ok++;
-    else if (w->status != MPC_TASK_CANCELED)
-      rs->st.failed++;
-    rs->st.busy += d;
-    if (w->worker >= 0 && w->worker < rs->workers && rs->st.wtasks) {
-      rs->st.wtasks[w->worker]++;
-      rs->st.wbusy[w->worker] += d;
-    }
-    if (w->status == MPC_TASK_OK && d > 0)
-      learn_duration(f, d);
-  }
+  if (w->pid) /* it ran (a task never started has no pid) */
+    count_attempt(f, rs, w);
   if (t->done) {
     /* The other attempt won the race; this one's journal line is written
      * (before the winner's, so that a key's last line is its outcome). */
@@ -1468,9 +1474,13 @@ static int gen_one(mpc__farm_t *f) {
   /* A default key is a hash of the input.  With --resume it is needed now
    * (to look the task up); otherwise it is made with the keys of the next
    * few tasks, four hashes at a time, before any of them is handed out. */
-  int defer = f->key.len == 0 && !f->jdone;
-  if (f->key.len == 0 && !defer && (rc = mpc__key_default(&f->key, f->in.data, f->in.len)))
-    return rc;
+  int defer = 0;
+  if (f->key.len == 0) {
+    if (!f->jdone)
+      defer = 1;
+    else if ((rc = mpc__key_default(&f->key, f->in.data, f->in.len)))
+      return rc;
+  }
   size_t key_len = defer ? 16 : f->key.len;
   if (f->in.len > UINT32_MAX - 64 || key_len > UINT32_MAX - 64) {
     set_why(f, "task %llu: input or key over 4 GiB", (unsigned long long)f->next_seq);
@@ -1955,13 +1965,9 @@ static int master_loop(mpc__farm_t *f) {
       double turn = t - last_turn;
       last_turn = t;
       turn_avg = turn_avg > 0 ? 0.9 * turn_avg + 0.1 * turn : turn;
-      if (f->dur_n) {
-        double est = f->dur_shift + f->dur_s1 / (double)f->dur_n;
-        double c = (double)f->workers * (2.0 + 2.0 * turn_avg / (est > 1e-7 ? est : 1e-7));
-        /* --schedule dynamic: no more in flight than a rank may have. */
-        size_t cap = f->cfg.sched == MPC__SCHED_DYNAMIC ? SEND_WINDOW : MAX_BATCH;
-        credit0 = c > (double)cap ? cap : (size_t)c;
-      }
+      if (f->dur_n) /* with dynamic, no more in flight than a rank may have */
+        credit0 = credits(f->workers, turn_avg, dur_mean(f),
+                          f->cfg.sched == MPC__SCHED_DYNAMIC ? SEND_WINDOW : MAX_BATCH);
       size_t pend = mpc_pool_pending(f->pool);
       size_t low = credit0 / 2 > (size_t)f->workers ? credit0 / 2 : (size_t)f->workers;
       if (pend <= low && !f->r[0].want)
@@ -2071,19 +2077,9 @@ out:
     f->fatal = 1;
   }
   progress_draw(f, 1);
-  if (f->nlost) {
-    /* A lost rank may never take what was sent to it: do not wait (the job
-     * ends with MPI_Abort; see mpc__farm_run). */
-    sendq_test(&sq);
-    for (size_t i = 0; i < sq.nspare; i++)
-      mpc_buf_free(&sq.spare[i]);
-    free(sq.req);
-    free(sq.buf);
-    free(sq.dest);
-    free(sq.idx);
-  } else {
-    sendq_wait_free(&sq);
-  }
+  /* With a rank lost, do not wait for sends it may never take (the job
+   * ends with MPI_Abort; see mpc__farm_run). */
+  sendq_release(&sq, !f->nlost);
   f->msq = NULL;
   mpc_buf_free(&msg);
   free(scratch);
@@ -2156,8 +2152,7 @@ static int setup_master(mpc__farm_t *f, mpc_buf_t *err) {
   }
   f->progress = f->cfg.progress == 1 || (f->cfg.progress < 0 && isatty(2));
   f->observe = f->cfg.trace || f->tl_png || f->timeline;
-  f->plain = !f->observe && !f->have_journal && !f->cfg.ordered &&
-             !(f->job->flags & MPC_JOB_ORDERED);
+  f->plain = !f->observe && !f->have_journal && !f->ordered;
   return 0;
 }
 

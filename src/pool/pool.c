@@ -509,6 +509,15 @@ static void requeue_one(mpc_pool_t *p, unit_t *u, uint32_t i) {
   pend_push_front(p, v);
 }
 
+/* Entry u->done of w's head unit is reported: the next one, or the unit is
+ * done with. */
+static void entry_done(worker_t *w, unit_t *u) {
+  u->done++;
+  w->queued--;
+  if (u->done == u->count)
+    fifo_pop(w);
+}
+
 /* The id of entry u->done, the next to report (the blob offset moves on). */
 static uint64_t next_result_id(unit_t *u) {
   if (u->kind != U_OWNED)
@@ -555,10 +564,7 @@ static int finish_entry(mpc_pool_t *p, int slot, worker_t *w, unit_t *u,
   } else {
     deliver(p, u, &r);
   }
-  u->done++;
-  w->queued--;
-  if (u->done == u->count)
-    fifo_pop(w);
+  entry_done(w, u);
   return 1;
 }
 
@@ -588,23 +594,15 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
       off += sizeof e;
       if (off + e.len > len)
         return MPC_EPROTO;
-      if (e.code == 0 && !u->canceled && !u->cbits && u->sink == S_CALLER &&
-          p->caller_cb && !p->cb_stop) {
-        /* Most results of a submitted batch: a success handed straight to
-         * the polling caller (what finish_entry() and deliver() do then). */
+      if (e.code == 0 && !u->canceled && !u->cbits) {
+        /* Most results of a batch: a success, with nothing for
+         * finish_entry() to decide (cancel, retry, status). */
         mpc_result_t r = {.id = next_result_id(u), .status = MPC_TASK_OK, .data = payload + off,
                           .len = e.len, .attempts = u->attempts, .worker = slot,
                           .pid = pid, .start = (double)t * 1e-9,
                           .end = (double)e.end_ns * 1e-9, .maxrss_kb = rss};
-        p->inflight--;
-        mpc_progress_tick(&p->bar, 0);
-        p->caller_pending--;
-        if (p->caller_cb(p->caller_ctx, &r) != 0)
-          p->cb_stop = 1;
-        u->done++;
-        w->queued--;
-        if (u->done == u->count)
-          fifo_pop(w);
+        deliver(p, u, &r);
+        entry_done(w, u);
       } else {
         int rc = finish_entry(p, slot, w, u, e.code, payload + off, e.len, t,
                               e.end_ns, pid, rss);

@@ -141,6 +141,19 @@ static void ranks(const double *s, size_t n, double x, size_t *lt, size_t *le) {
   *le = lo;
 }
 
+/* How far, in ranks, answer x for quantile q lies from the target rank
+ * q*(n-1) of sorted s: 0 when an item equal to x has that rank. */
+static double rank_distance(const double *s, size_t n, double q, double x) {
+  double target = q * (double)(n - 1);
+  size_t lt, le;
+  ranks(s, n, x, &lt, &le);
+  if (target < (double)lt)
+    return (double)lt - target - 1;
+  if (target > (double)le)
+    return target - (double)le;
+  return 0;
+}
+
 static void check_sketch(const double *v, size_t n, size_t pieces) {
   uint32_t k = stats_sketch_pick_k(n, 0.005);
   stats_sketch_t tot;
@@ -177,14 +190,7 @@ static void check_sketch(const double *v, size_t n, size_t pieces) {
   for (int i = 0; i < 9; i++) {
     /* the answer lies between two items whose true ranks are within err of
      * the target rank q*(n-1) */
-    double target = qs[i] * (double)(n - 1);
-    size_t lt, le;
-    ranks(s, n, out[i], &lt, &le);
-    double dist = 0;
-    if (target < (double)lt)
-      dist = (double)lt - target - 1;
-    else if (target > (double)le)
-      dist = target - (double)le;
+    double dist = rank_distance(s, n, qs[i], out[i]);
     if (dist > (double)tot.err + 1)
       fprintf(stderr, "q=%g: rank distance %g > bound %llu\n", qs[i], dist,
               (unsigned long long)tot.err);
@@ -255,14 +261,7 @@ static void test_sketch_batch_kinds(void) {
       for (int i = 0; i < 11; i++) {
         if (kind == 4 && isnan(out[i]))
           continue; /* interpolating from an infinity is NaN, as in numpy */
-        double target = qs[i] * (double)(n - 1);
-        size_t lt, le;
-        ranks(s, n, out[i], &lt, &le);
-        double dist = 0;
-        if (target < (double)lt)
-          dist = (double)lt - target - 1;
-        else if (target > (double)le)
-          dist = target - (double)le;
+        double dist = rank_distance(s, n, qs[i], out[i]);
         if (dist > (double)sk.err + 1)
           fprintf(stderr, "kind %d batch %zu q=%g: rank distance %g > bound %llu\n", kind,
                   batch, qs[i], dist, (unsigned long long)sk.err);
