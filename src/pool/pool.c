@@ -594,14 +594,20 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
       off += sizeof e;
       if (off + e.len > len)
         return MPC_EPROTO;
-      if (e.code == 0 && !u->canceled && !u->cbits) {
-        /* Most results of a batch: a success, with nothing for
-         * finish_entry() to decide (cancel, retry, status). */
+      if (e.code == 0 && !u->canceled && !u->cbits && u->sink == S_CALLER &&
+          p->caller_cb && !p->cb_stop) {
+        /* Most results of a submitted batch: a success handed straight to
+         * the polling caller (what finish_entry() and deliver() do then,
+         * without their tests). */
         mpc_result_t r = {.id = next_result_id(u), .status = MPC_TASK_OK, .data = payload + off,
                           .len = e.len, .attempts = u->attempts, .worker = slot,
                           .pid = pid, .start = (double)t * 1e-9,
                           .end = (double)e.end_ns * 1e-9, .maxrss_kb = rss};
-        deliver(p, u, &r);
+        p->inflight--;
+        mpc_progress_tick(&p->bar, 0);
+        p->caller_pending--;
+        if (p->caller_cb(p->caller_ctx, &r) != 0)
+          p->cb_stop = 1;
         entry_done(w, u);
       } else {
         int rc = finish_entry(p, slot, w, u, e.code, payload + off, e.len, t,
