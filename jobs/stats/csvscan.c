@@ -802,8 +802,17 @@ static int grow(double **v, size_t *cap, size_t want) {
   return mpc__grow(v, cap, want, sizeof **v, 1024);
 }
 
+size_t stats_batch_for(size_t nwant) {
+  /* about 4M values (64 MB with the sketch's scratch) over the columns,
+   * 16K to 256K per column */
+  size_t b = 1u << 18;
+  while (b > (1u << 14) && b * (nwant ? nwant : 1) > (1u << 22))
+    b /= 2;
+  return b;
+}
+
 /* Values are collected per column and handed on in batches of up to
- * STATS_BATCH: moments (two-pass over each stretch of values, done as soon as
+ * stats_batch(): moments (two-pass over each stretch of values, done as soon as
  * the block path has converted one, while it is in cache), --exact's copy,
  * and the sketch, which summarises a batch much faster than value by value. */
 static void col_moments(stats_col_t *col) {
@@ -838,7 +847,7 @@ static int col_batch(stats_col_t *col, const stats_cfg_t *c) {
 
 /* Make room for one more value. */
 static int col_full(stats_col_t *col, const stats_cfg_t *c) {
-  if (col->nvals >= STATS_BATCH)
+  if (col->nvals >= stats_batch(c))
     return col_batch(col, c);
   return grow(&col->vals, &col->capvals, col->nvals + 1);
 }
@@ -1167,7 +1176,7 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
           size_t f, stats_col_t *col, uint32_t *redo, const int simd, const int fast) {
   const size_t nc = c->ncols;
   if (col->capvals < col->nvals + nrec &&
-      grow(&col->vals, &col->capvals, STATS_BATCH + FB_ROWS))
+      grow(&col->vals, &col->capvals, stats_batch(c) + FB_ROWS))
     return MPC_ENOMEM;
   double *out = col->vals + col->nvals;
   long k = 0;
@@ -1213,7 +1222,7 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
   }
   col->nvals += (size_t)k;
   col_moments(col);
-  return col->nvals >= STATS_BATCH ? col_batch(col, c) : 0;
+  return col->nvals >= stats_batch(c) ? col_batch(col, c) : 0;
 }
 
 /* Parse a block of plain records at *posp (a record start before stop).
