@@ -31,6 +31,7 @@
 #define HOSTLEN 64
 #define MAX_BATCH 4096     /* tasks per message at most (guided) */
 #define SEND_WINDOW 256    /* one-task messages in flight to a rank at most */
+#define BATCH_WORK_S 0.005 /* guided: a batch beyond the ask holds ~this per worker */
 #define KPEND 32          /* default keys made together (keys_flush) */
 #define LOOKAHEAD 2048     /* tasks generated ahead, to know what is left */
 #define FAILS_KEPT 20      /* failures listed in the summary */
@@ -1682,6 +1683,17 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
     return 0;
   size_t n = mpc__sched_batch(f->cfg.sched, rem, rs->want, rs->workers,
                               f->total_workers, MAX_BATCH);
+  /* Guided batches are counted in tasks.  Batching only pays for short
+   * tasks; long ones queued on a rank leave the others idle at the end (a
+   * stats run ended with one rank holding 4 of the last ranges).  Beyond
+   * what the rank asked for, a batch holds about BATCH_WORK_S of work per
+   * worker, and nothing beyond the ask until a duration is known. */
+  if (n > rs->want && f->cfg.sched == MPC__SCHED_GUIDED) {
+    double d = dur_mean(f);
+    double fit = f->dur_n == 0 ? 0 : d > 0 ? BATCH_WORK_S * rs->workers / d : (double)n;
+    size_t cap = fit < (double)n ? (size_t)fit : n;
+    n = cap > rs->want ? cap : rs->want;
+  }
   size_t room = wall_room(f, rs);
   if (f->deadline > 0 && f->dur_n == 0 && n > rs->want)
     n = rs->want; /* no big batches before we know how long tasks take */
