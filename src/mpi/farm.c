@@ -575,6 +575,7 @@ struct mpc__farm {
   int nlost;
   mpc__faults_t faults;
   sendq_t *msq;      /* this rank's sends in flight (master or worker loop) */
+  task_t **mscratch; /* the master loop's dispatch scratch (MAX_BATCH) */
   char why[256];
   mpc__jdone_t *jdone;
   mpc__journal_t jr;
@@ -1828,6 +1829,14 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
   if (f->cfg.debug_protocol)
     MPC_LOG(MPC_LOG_ERROR, "<- rank %d: %s, %u results, want %u", src,
             kind == MPC__UP_BYE ? "BYE" : "RESULTS", n, want);
+  /* Serve the ask before gathering the results: a job's gather() can take
+   * a while (stats merges sketches in task order, so a late range releases
+   * a burst of merges), and this rank's workers would wait for it. */
+  if (kind != MPC__UP_BYE && want) {
+    rs->want = want;
+    if (f->mscratch && (rc = serve(f, src, f->msq, f->mscratch)))
+      return rc;
+  }
   for (uint32_t i = 0; i < n; i++) {
     mpc__wres_t w;
     if ((rc = mpc__wire_read_result(&rd, &w)))
@@ -1837,8 +1846,6 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
   }
   if (kind == MPC__UP_BYE)
     rs->bye = 1;
-  else if (want)
-    rs->want = want;
   return 0;
 }
 
@@ -1889,6 +1896,7 @@ static int master_loop(mpc__farm_t *f) {
   }
   sq.per_dest = per_dest;
   f->msq = &sq;
+  f->mscratch = scratch;
   for (;;) {
     int activity = 0;
     double t = f->tnow = now_s();
@@ -2093,6 +2101,7 @@ out:
    * ends with MPI_Abort; see mpc__farm_run). */
   sendq_release(&sq, !f->nlost);
   f->msq = NULL;
+  f->mscratch = NULL;
   mpc_buf_free(&msg);
   free(scratch);
   free(per_dest);
