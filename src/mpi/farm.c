@@ -537,6 +537,7 @@ struct mpc__farm {
   char host[HOSTLEN];
   /* MPI */
   int we_init;
+  int mpi;        /* MPI is in use: launched by mpirun/srun, or already up */
   MPI_Comm comm;
   int rank, nranks, workers, total_workers;
   double t0;
@@ -1959,7 +1960,7 @@ static int master_loop(mpc__farm_t *f) {
       mpc_pool_terminate(f->pool, master_local_cb, f);
     }
     /* Messages from the ranks. */
-    for (;;) {
+    while (f->nranks > 1) {
       int flag = 0;
       MPI_Message m;
       MPI_Status st;
@@ -2285,19 +2286,28 @@ static double wall_deadline(mpc__farm_t *f) {
 int mpc__farm_run(mpc__farm_t *f) {
   int inited = 0, code = 2, rc;
   mpc_buf_t err = MPC_BUF_INIT;
+  /* A singleton (no launcher in the environment) is one rank: it needs no
+   * MPI, and Open MPI's singleton start-up (a daemon of its own) costs
+   * ~0.35 s and the same again to end. */
   MPI_Initialized(&inited);
-  if (!inited) {
+  f->mpi = inited || f->launcher;
+  if (f->mpi && !inited) {
     if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
       fprintf(stderr, "mpc-run: MPI_Init failed\n");
       return 2;
     }
     f->we_init = 1;
   }
-  MPI_Comm_dup(MPI_COMM_WORLD, &f->comm);
-  MPI_Comm_set_name(f->comm, "mpc-run");
-  MPI_Comm_set_errhandler(f->comm, MPI_ERRORS_RETURN);
-  MPI_Comm_rank(f->comm, &f->rank);
-  MPI_Comm_size(f->comm, &f->nranks);
+  if (f->mpi) {
+    MPI_Comm_dup(MPI_COMM_WORLD, &f->comm);
+    MPI_Comm_set_name(f->comm, "mpc-run");
+    MPI_Comm_set_errhandler(f->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(f->comm, &f->rank);
+    MPI_Comm_size(f->comm, &f->nranks);
+  } else {
+    f->rank = 0;
+    f->nranks = 1;
+  }
   if (f->rank != f->rank_guess)
     MPC_LOG(MPC_LOG_WARN,
             "launcher said rank %d, MPI says %d: workers report rank %d",
@@ -2307,8 +2317,8 @@ int mpc__farm_run(mpc__farm_t *f) {
   /* Workers per rank: the node's cores shared by its ranks. */
   MPI_Comm node;
   int local = 1;
-  if (MPI_Comm_split_type(f->comm, MPI_COMM_TYPE_SHARED, f->rank,
-                          MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+  if (f->mpi && MPI_Comm_split_type(f->comm, MPI_COMM_TYPE_SHARED, f->rank,
+                                    MPI_INFO_NULL, &node) == MPI_SUCCESS) {
     MPI_Comm_size(node, &local);
     MPI_Comm_free(&node);
   }
@@ -2339,8 +2349,11 @@ int mpc__farm_run(mpc__farm_t *f) {
       mpc__msg(&err, "out of memory");
     }
   }
-  MPI_Gather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, 0,
-             f->comm);
+  if (f->mpi)
+    MPI_Gather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, 0,
+               f->comm);
+  else if (all)
+    all[0] = me;
   if (f->rank == 0 && all && f->r) {
     for (int i = 0; i < f->nranks; i++) {
       f->r[i].workers = all[i].workers;
@@ -2360,8 +2373,9 @@ int mpc__farm_run(mpc__farm_t *f) {
       rc = setup_master(f, &err);
   }
   free(all);
-  int ok = rc == 0, all_ok = 0;
-  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, f->comm);
+  int ok = rc == 0, all_ok = ok;
+  if (f->mpi)
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, f->comm);
   if (!all_ok) {
     if (rc)
       fprintf(stderr, "mpc-run: %s\n", mpc_buf_str(&err));
@@ -2377,7 +2391,8 @@ int mpc__farm_run(mpc__farm_t *f) {
   /* Batch systems warn of the end with SIGUSR1 (Slurm's --signal, mpirun
    * forwards it to every rank): the same as SIGTERM. */
   sigaction(SIGUSR1, &sa, NULL);
-  MPI_Barrier(f->comm);
+  if (f->mpi)
+    MPI_Barrier(f->comm);
   f->t0 = now_s();
   if (f->rank == 0) {
     for (int i = 0; i < f->nranks; i++)
@@ -2418,7 +2433,7 @@ int mpc__farm_run(mpc__farm_t *f) {
   /* Everyone leaves with the master's exit code.  Waiting ranks sleep between
    * tests instead of spinning in a blocking collective while the master
    * finishes (ranks share cores). */
-  {
+  if (f->mpi) {
     MPI_Request req;
     int flag = 0;
     MPI_Ibcast(&code, 1, MPI_INT, 0, f->comm, &req);
@@ -2433,7 +2448,8 @@ int mpc__farm_run(mpc__farm_t *f) {
 done:
   mpc_buf_free(&err);
   mpc_pool_terminate(f->pool, NULL, NULL);
-  MPI_Comm_free(&f->comm);
+  if (f->mpi)
+    MPI_Comm_free(&f->comm);
   if (f->we_init)
     MPI_Finalize();
   return code;
