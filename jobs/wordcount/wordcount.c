@@ -60,6 +60,7 @@ static uint64_t hash_long(const unsigned char *p, size_t n) {
 static inline void load_short(const unsigned char *w, size_t n, size_t room, uint64_t *a,
                               uint64_t *b) {
   uint64_t x[2] = {0, 0};
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ /* the masks keep the first n bytes */
   if (room >= 16) {
     memcpy(x, w, 16);
     if (n < 8) {
@@ -68,7 +69,10 @@ static inline void load_short(const unsigned char *w, size_t n, size_t room, uin
     } else if (n < 16) {
       x[1] &= n > 8 ? ~0ULL >> (128 - 8 * n) : 0;
     }
-  } else {
+  } else
+#endif
+  {
+    (void)room;
     memcpy(x, w, n);
   }
   *a = x[0];
