@@ -156,6 +156,7 @@ typedef struct stats_col {
 
 typedef struct stats_part {
   uint64_t records;
+  uint64_t block_records; /* of those, taken by the block path (tests, tuning) */
   int has_err;
   uint64_t err_pos;     /* byte offset where the bad record starts */
   char err_msg[200];
