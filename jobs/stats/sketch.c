@@ -321,6 +321,7 @@ typedef struct summ {
     uint32_t *cnt; /* 2 * SUMM_NB: counts, then write positions */
     uint64_t *rep; /* SUMM_NB */
     uint32_t *chg;        /* SUMM_NB */
+    uint64_t *cc;         /* SUMM_NB: count | changes << 32, while tallying */
   } scr[SUMM_DEPTH];
   int nomem;
   uint64_t pos;        /* sorted position where the next bucket starts */
@@ -340,11 +341,10 @@ static inline uint64_t bits_of(double d) {
 /* bk[i] = bucket of a[i] among nb (<= SUMM_NB) value-linear buckets from mn */
 /* Count value v into bucket b, and whether it differs from the bucket's last
  * value (on bit patterns: no NaN tests). */
-static inline void tally(uint32_t *cnt, uint32_t *chg, uint64_t *rep, uint32_t b, double v) {
+static inline void tally(uint64_t *cc, uint64_t *rep, uint32_t b, double v) {
   uint64_t bits;
   memcpy(&bits, &v, sizeof bits);
-  cnt[b]++;
-  chg[b] += rep[b] != bits;
+  cc[b] += 1 | (uint64_t)(rep[b] != bits) << 32; /* one update for both counts */
   rep[b] = bits;
 }
 
@@ -429,7 +429,8 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     z->scr[depth].cnt = malloc(2 * SUMM_NB * sizeof(uint32_t));
     z->scr[depth].rep = malloc(SUMM_NB * sizeof(uint64_t));
     z->scr[depth].chg = malloc(SUMM_NB * sizeof(uint32_t));
-    if (!z->scr[depth].cnt || !z->scr[depth].rep || !z->scr[depth].chg) {
+    z->scr[depth].cc = malloc(SUMM_NB * sizeof(uint64_t));
+    if (!z->scr[depth].cnt || !z->scr[depth].rep || !z->scr[depth].chg || !z->scr[depth].cc) {
       z->nomem = 1;
       return;
     }
@@ -442,10 +443,10 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
    * from +0, which only makes such a bucket count as mixed. */
   uint64_t *rep = z->scr[depth].rep;
   uint32_t *chg = z->scr[depth].chg;
+  uint64_t *cc = z->scr[depth].cc;
   const uint64_t none = 0x7FF8000000000000ULL;
   const uint32_t SPLIT = UINT32_MAX;
-  memset(cnt[0], 0, nb * sizeof(uint32_t));
-  memset(chg, 0, nb * sizeof(uint32_t));
+  memset(cc, 0, nb * sizeof *cc);
   for (uint32_t b = 0; b < nb; b++)
     rep[b] = none;
   double range = mx - mn, scale = (double)nb / range;
@@ -472,14 +473,13 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     uint16_t *bk = z->bk;
     lin_buckets(a, n, mn, scale, nb, bk);
     for (size_t i = 0; i < n; i++)
-      tally(cnt[0], chg, rep, bk[i], a[i]);
+      tally(cc, rep, bk[i], a[i]);
     uint32_t big = 0;
     for (uint32_t b = 0; b < nb; b++)
-      big = cnt[0][b] > big ? cnt[0][b] : big;
+      big = (uint32_t)cc[b] > big ? (uint32_t)cc[b] : big;
     if (big > n / 2) { /* the sample missed the skew: use bit digits */
       linear = 0;
-      memset(cnt[0], 0, nb * sizeof(uint32_t));
-      memset(chg, 0, nb * sizeof(uint32_t));
+      memset(cc, 0, nb * sizeof *cc);
       for (uint32_t b = 0; b < nb; b++)
         rep[b] = none;
     }
@@ -490,7 +490,11 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     while ((kr >> shift) >= nb)
       shift++;
     for (size_t i = 0; i < n; i++)
-      tally(cnt[0], chg, rep, (uint32_t)((d2k(a[i]) - kmn) >> shift), a[i]);
+      tally(cc, rep, (uint32_t)((d2k(a[i]) - kmn) >> shift), a[i]);
+  }
+  for (uint32_t b = 0; b < nb; b++) {
+    cnt[0][b] = (uint32_t)cc[b];
+    chg[b] = (uint32_t)(cc[b] >> 32);
   }
   uint32_t heavy = 0;
   for (uint32_t b = 0; b < nb; b++) {
@@ -604,6 +608,7 @@ int stats_sketch_add_batch_mm(stats_sketch_t *s, double *a, size_t n, double *t,
     free(z.scr[d].cnt);
     free(z.scr[d].rep);
     free(z.scr[d].chg);
+    free(z.scr[d].cc);
   }
   if (z.nomem)
     goto done;
