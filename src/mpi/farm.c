@@ -522,6 +522,8 @@ typedef struct rstate {
   double last_seen;
   int lost;       /* silent past --heartbeat: its tasks went elsewhere */
   tq_t staticq;   /* --schedule static: its share */
+  int32_t *wpid;  /* pid of each worker slot as its last full entry said
+                     (for short entries; MPC__SHORT_WORKERS, made on use) */
   mpc__rank_stat_t st;
 } rstate_t;
 
@@ -548,6 +550,9 @@ struct mpc__farm {
   double up_first;
   double task_avg; /* running mean of task seconds on this rank (0: none yet) */
   int up_err;
+  int up_short;    /* the master takes short entries for successes */
+  uint64_t up_prev; /* tid of the last entry in `up` */
+  int32_t up_pid[MPC__SHORT_WORKERS]; /* pid the master knows for each worker */
   /* master side */
   rstate_t *r;
   tmap_t map;
@@ -703,6 +708,7 @@ void mpc__farm_free(mpc__farm_t *f) {
     for (int i = 0; i < f->nranks; i++) {
       free(f->r[i].st.wtasks);
       free(f->r[i].st.wbusy);
+      free(f->r[i].wpid);
     }
     free(f->r);
   }
@@ -747,6 +753,7 @@ static int up_begin(mpc__farm_t *f) {
   if (f->up.len)
     return 0;
   f->up_n = 0;
+  f->up_prev = 0;
   /* The last buffer went with its send: take a spare one, sized for a full
    * message of small results rather than grown result by result. */
   if (!f->up.cap)
@@ -788,9 +795,23 @@ static int local_result_to_up(void *ctx, const mpc_result_t *r) {
     f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
   }
   int rc = up_begin(f);
-  mpc__wres_t w = wres_from(f, r);
-  if (!rc)
+  double d = r->end - r->start;
+  unsigned wk = (unsigned)r->worker;
+  if (rc) {
+  } else if (f->up_short && r->status == MPC_TASK_OK && r->start > 0 &&
+             mpc__wire_short_fits(f->up_prev, r->id, r->worker, d, r->len) &&
+             r->pid > 0 && f->up_pid[wk] == r->pid) {
+    /* A success the master needs little of: its worker, run time, output. */
+    rc = mpc__wire_result_short(&f->up, f->up_prev, r->id, (int)wk, d, r->data,
+                                (uint32_t)r->len);
+    f->up_prev = r->id;
+  } else {
+    mpc__wres_t w = wres_from(f, r);
     rc = mpc__wire_result(&f->up, &w);
+    f->up_prev = r->id;
+    if (w.pid > 0 && wk < MPC__SHORT_WORKERS)
+      f->up_pid[wk] = w.pid; /* the master learns it from this entry */
+  }
   if (rc) {
     f->up_err = rc;
     return 0;
@@ -875,9 +896,26 @@ static int worker_loop(mpc__farm_t *f) {
         /* The message's tasks go to the pool as one batch. */
         if ((rc = sub_reserve(f, n)))
           goto out;
+        if (x & MPC__DOWN_SHORT)
+          f->up_short = 1;
+        uint64_t tid0 = 0;
+        if (x & MPC__DOWN_RUN) {
+          if (rd.end - rd.p < 8) {
+            rc = MPC_EPROTO;
+            goto out;
+          }
+          tid0 = mpc__get64(rd.p);
+          rd.p += 8;
+        }
         for (uint32_t i = 0; i < n; i++) {
           uint32_t len;
-          if ((rc = mpc__wire_read_task(&rd, &f->sub_tag[i], &f->sub_in[i].data, &len)))
+          if (x & MPC__DOWN_RUN) {
+            f->sub_tag[i] = tid0 + i;
+            rc = mpc__wire_read_run_task(&rd, &f->sub_in[i].data, &len);
+          } else {
+            rc = mpc__wire_read_task(&rd, &f->sub_tag[i], &f->sub_in[i].data, &len);
+          }
+          if (rc)
             goto out;
           f->sub_in[i].len = len;
           if (canceled_self) {
@@ -1628,18 +1666,31 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
   for (size_t i = 0; i < k && !rc; i += per) {
     size_t m = k - i < per ? k - i : per;
     mpc_buf_t b = sendq_buf(sq);
-    size_t bytes = MPC__HDR_BYTES;
-    for (size_t j = 0; j < m; j++)
+    /* Fresh tasks go out in seq order: then the tids are one number. */
+    uint64_t tid0 = scratch[i]->seq;
+    int run = 1;
+    size_t bytes = MPC__HDR_BYTES + 8;
+    for (size_t j = 0; j < m; j++) {
+      run &= scratch[i + j]->seq == tid0 + j;
       bytes += 12 + scratch[i + j]->in_len;
+    }
     rc = mpc_buf_reserve(&b, bytes); /* once, not as it grows */
+    uint32_t flags = (i + m == k && !partial ? MPC__DOWN_LAST : 0) |
+                     (f->plain ? MPC__DOWN_SHORT : 0) | (run ? MPC__DOWN_RUN : 0);
     if (!rc)
-      rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS,
-                         i + m == k && !partial ? MPC__DOWN_LAST : 0);
+      rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS, flags);
     if (!rc) { /* room is reserved: entries written in place */
       unsigned char *o = b.data + b.len;
-      for (size_t j = 0; j < m; j++)
-        o = mpc__wire_task_at(o, scratch[i + j]->seq, TASK_IN(scratch[i + j]),
-                              scratch[i + j]->in_len);
+      if (run) {
+        mpc__put64(o, tid0);
+        o += 8;
+        for (size_t j = 0; j < m; j++)
+          o = mpc__wire_run_task_at(o, TASK_IN(scratch[i + j]), scratch[i + j]->in_len);
+      } else {
+        for (size_t j = 0; j < m; j++)
+          o = mpc__wire_task_at(o, scratch[i + j]->seq, TASK_IN(scratch[i + j]),
+                                scratch[i + j]->in_len);
+      }
       b.len = (size_t)(o - b.data);
     }
     /* In flight even if the message failed: the run stops, and the end of
@@ -1816,10 +1867,20 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
   if (f->cfg.debug_protocol)
     MPC_LOG(MPC_LOG_ERROR, "<- rank %d: %s, %u results, want %u", src,
             kind == MPC__UP_BYE ? "BYE" : "RESULTS", n, want);
+  uint64_t prev = 0;
   for (uint32_t i = 0; i < n; i++) {
     mpc__wres_t w;
-    if ((rc = mpc__wire_read_result(&rd, &w)))
-      return rc;
+    int s = mpc__wire_read_result(&rd, &w, &prev);
+    if (s < 0)
+      return s;
+    if (s) { /* short: only asked for when plain; the pid is the worker's last */
+      if (!f->plain || !rs->wpid || !(w.pid = rs->wpid[w.worker]))
+        return MPC_EPROTO;
+    } else if (w.pid > 0 && (unsigned)w.worker < MPC__SHORT_WORKERS) {
+      if (!rs->wpid && !(rs->wpid = calloc(MPC__SHORT_WORKERS, sizeof *rs->wpid)))
+        return MPC_ENOMEM;
+      rs->wpid[w.worker] = w.pid;
+    }
     if ((rc = on_result(f, src, &w)))
       return rc;
   }
