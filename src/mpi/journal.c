@@ -75,23 +75,34 @@ void mpc__fnv1a64_many(const unsigned char *const *p, const size_t *n, size_t co
   const uint64_t k = 0x100000001b3ULL, off = 0xcbf29ce484222325ULL;
   size_t i = 0;
   for (; i + 4 <= count; i += 4) {
-    uint64_t h[4] = {off, off, off, off};
     size_t m = n[i];
     for (int l = 1; l < 4; l++)
       if (n[i + l] < m)
         m = n[i + l];
     const unsigned char *a = p[i], *b = p[i + 1], *c = p[i + 2], *d = p[i + 3];
-    for (size_t j = 0; j < m; j++) { /* four chains side by side */
-      h[0] = (h[0] ^ a[j]) * k;
-      h[1] = (h[1] ^ b[j]) * k;
-      h[2] = (h[2] ^ c[j]) * k;
-      h[3] = (h[3] ^ d[j]) * k;
+    /* four chains side by side, in scalars (an array of four was kept in
+     * memory: a load and a store per byte and chain) */
+    uint64_t h0 = off, h1 = off, h2 = off, h3 = off;
+    size_t j = 0;
+    for (; j + 2 <= m; j += 2) {
+      h0 = (((h0 ^ a[j]) * k) ^ a[j + 1]) * k;
+      h1 = (((h1 ^ b[j]) * k) ^ b[j + 1]) * k;
+      h2 = (((h2 ^ c[j]) * k) ^ c[j + 1]) * k;
+      h3 = (((h3 ^ d[j]) * k) ^ d[j + 1]) * k;
     }
-    for (int l = 0; l < 4; l++) {
-      for (size_t j = m; j < n[i + l]; j++)
-        h[l] = (h[l] ^ p[i + l][j]) * k;
-      out[i + l] = h[l];
+    for (; j < m; j++) {
+      h0 = (h0 ^ a[j]) * k;
+      h1 = (h1 ^ b[j]) * k;
+      h2 = (h2 ^ c[j]) * k;
+      h3 = (h3 ^ d[j]) * k;
     }
+    out[i] = h0;
+    out[i + 1] = h1;
+    out[i + 2] = h2;
+    out[i + 3] = h3;
+    for (int l = 0; l < 4; l++) /* the rest of the longer ones */
+      for (size_t q = m; q < n[i + l]; q++)
+        out[i + l] = (out[i + l] ^ p[i + l][q]) * k;
   }
   for (; i < count; i++)
     out[i] = mpc__fnv1a64(p[i], n[i]);
