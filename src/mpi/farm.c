@@ -197,6 +197,8 @@ typedef struct tmap {
   tblock_t *cur;   /* block being filled (the last one in the ring) */
   tblock_t *spare; /* freed blocks kept for the next ones (warm memory) */
   size_t nspare;
+  tblock_t *hint;  /* the block of the last look-up: results and fresh tasks
+                      come in runs of seqs (NULL when it is retired) */
   size_t live;     /* records in use */
 } tmap_t;
 
@@ -213,6 +215,8 @@ static void tb_free(tblock_t *b) {
  * (malloc gives memory this size back to the system when it is freed). */
 #define TB_SPARES 8
 static void tb_retire(tmap_t *m, tblock_t *b) {
+  if (m->hint == b)
+    m->hint = NULL;
   if (m->nspare >= TB_SPARES) {
     tb_free(b);
     return;
@@ -308,7 +312,7 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
   return t;
 }
 
-static task_t *tm_get(const tmap_t *m, uint64_t seq) {
+static task_t *tm_get_slow(tmap_t *m, uint64_t seq) {
   if (seq < m->base)
     return NULL;
   uint64_t i = (seq - m->base) / TB_TASKS;
@@ -317,8 +321,19 @@ static task_t *tm_get(const tmap_t *m, uint64_t seq) {
   tblock_t *b = m->blk[(m->head + i) & (m->cap - 1)];
   if (!b || seq - b->first >= b->n)
     return NULL;
+  m->hint = b;
   task_t *t = &b->rec[seq - b->first];
   return t->live ? t : NULL;
+}
+
+/* (A hinted block is in the ring: retired ones drop the hint.) */
+static inline task_t *tm_get(tmap_t *m, uint64_t seq) {
+  tblock_t *b = m->hint;
+  if (b && seq - b->first < b->n) {
+    task_t *t = &b->rec[seq - b->first];
+    return t->live ? t : NULL;
+  }
+  return tm_get_slow(m, seq);
 }
 
 /* The live task with the lowest seq >= *from, or NULL; *from moves past it.
@@ -1481,14 +1496,13 @@ static int master_local_cb(void *ctx, const mpc_result_t *r) {
 static void keys_flush(mpc__farm_t *f) {
   const unsigned char *in[KPEND];
   size_t len[KPEND];
-  uint64_t h[KPEND];
+  char *key[KPEND];
   for (size_t i = 0; i < f->nkpend; i++) {
     in[i] = TASK_IN(f->kpend[i]);
     len[i] = f->kpend[i]->in_len;
+    key[i] = f->kpend[i]->key;
   }
-  mpc__fnv1a64_many(in, len, f->nkpend, h);
-  for (size_t i = 0; i < f->nkpend; i++)
-    mpc__hex16(f->kpend[i]->key, h[i]);
+  mpc__key_default_many(key, in, len, f->nkpend);
   f->nkpend = 0;
 }
 
