@@ -803,30 +803,33 @@ static mpc__wres_t wres_from(const mpc__farm_t *f, const mpc_result_t *r) {
   };
 }
 
+/* One result into the UP message being collected. */
+static int up_add(mpc__farm_t *f, const mpc_result_t *r) {
+  int rc = up_begin(f);
+  if (rc)
+    return rc;
+  double d = r->end - r->start;
+  unsigned wk = (unsigned)r->worker;
+  uint64_t prev = f->up_prev;
+  f->up_prev = r->id;
+  if (f->up_short && r->status == MPC_TASK_OK && r->start > 0 &&
+      mpc__wire_short_fits(prev, r->id, r->worker, d, r->len) && r->pid > 0 &&
+      f->up_pid[wk] == r->pid) /* a success: its worker, run time, output */
+    return mpc__wire_result_short(&f->up, prev, r->id, (int)wk, d, r->data,
+                                  (uint32_t)r->len);
+  mpc__wres_t w = wres_from(f, r);
+  if (w.pid > 0 && wk < MPC__SHORT_WORKERS)
+    f->up_pid[wk] = w.pid; /* the master learns it from this entry */
+  return mpc__wire_result(&f->up, &w);
+}
+
 static int local_result_to_up(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
   if (r->end > r->start && r->start > 0) {
     double d = r->end - r->start;
     f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
   }
-  int rc = up_begin(f);
-  double d = r->end - r->start;
-  unsigned wk = (unsigned)r->worker;
-  if (rc) {
-  } else if (f->up_short && r->status == MPC_TASK_OK && r->start > 0 &&
-             mpc__wire_short_fits(f->up_prev, r->id, r->worker, d, r->len) &&
-             r->pid > 0 && f->up_pid[wk] == r->pid) {
-    /* A success the master needs little of: its worker, run time, output. */
-    rc = mpc__wire_result_short(&f->up, f->up_prev, r->id, (int)wk, d, r->data,
-                                (uint32_t)r->len);
-    f->up_prev = r->id;
-  } else {
-    mpc__wres_t w = wres_from(f, r);
-    rc = mpc__wire_result(&f->up, &w);
-    f->up_prev = r->id;
-    if (w.pid > 0 && wk < MPC__SHORT_WORKERS)
-      f->up_pid[wk] = w.pid; /* the master learns it from this entry */
-  }
+  int rc = up_add(f, r);
   if (rc) {
     f->up_err = rc;
     return 0;
