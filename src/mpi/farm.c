@@ -355,7 +355,7 @@ static task_t *tm_next(const tmap_t *m, uint64_t *from) {
 }
 
 /* Release a task's record (and its block with its last record). */
-static void task_free(tmap_t *m, task_t *t) {
+static inline __attribute__((always_inline)) void task_free(tmap_t *m, task_t *t) {
   if (!t || !t->live)
     return;
   /* A live record's block is in the ring, where its seq says. */
@@ -1354,7 +1354,7 @@ static double dur_estimate(const mpc__farm_t *f) {
 
 /* An attempt that ran on rs: the rank's and the worker's counts and busy
  * time, and its duration learnt if it succeeded.  Returns that duration. */
-static double count_attempt(mpc__farm_t *f, rstate_t *rs, const mpc__wres_t *w) {
+static inline __attribute__((always_inline)) double count_attempt(mpc__farm_t *f, rstate_t *rs, const mpc__wres_t *w) {
   double d = w->end > w->start ? w->end - w->start : 0;
   rs->st.tasks++;
   if (w->status == MPC_TASK_OK)
@@ -1576,7 +1576,7 @@ static int gen_one(mpc__farm_t *f) {
 }
 
 /* The oldest fresh task (resumed ones were completed when generated). */
-static task_t *fresh_pop(mpc__farm_t *f) {
+static inline __attribute__((always_inline)) task_t *fresh_pop(mpc__farm_t *f) {
   while (f->fresh_n) {
     task_t *t = tm_get(&f->map, f->fresh_lo++);
     if (t && !t->done) {
