@@ -802,8 +802,17 @@ static int grow(double **v, size_t *cap, size_t want) {
   return mpc__grow(v, cap, want, sizeof **v, 1024);
 }
 
+size_t stats_batch_for(size_t nwant) {
+  /* about 4M values (64 MB with the sketch's scratch) over the columns,
+   * 16K to 256K per column */
+  size_t b = 1u << 18;
+  while (b > (1u << 14) && b * (nwant ? nwant : 1) > (1u << 22))
+    b /= 2;
+  return b;
+}
+
 /* Values are collected per column and handed on in batches of up to
- * STATS_BATCH: moments (two-pass over each stretch of values, done as soon as
+ * stats_batch(): moments (two-pass over each stretch of values, done as soon as
  * the block path has converted one, while it is in cache), --exact's copy,
  * and the sketch, which summarises a batch much faster than value by value. */
 static void col_moments(stats_col_t *col) {
@@ -838,7 +847,7 @@ static int col_batch(stats_col_t *col, const stats_cfg_t *c) {
 
 /* Make room for one more value. */
 static int col_full(stats_col_t *col, const stats_cfg_t *c) {
-  if (col->nvals >= STATS_BATCH)
+  if (col->nvals >= stats_batch(c))
     return col_batch(col, c);
   return grow(&col->vals, &col->capvals, col->nvals + 1);
 }
@@ -933,6 +942,22 @@ static int fblk_init(fblk_t *b, size_t ncols) {
 static void fblk_free(fblk_t *b) {
   free(b->ixa);
   free(b->nl);
+}
+
+/* Bit i: p[i] is a CR, for the 64 bytes at p. */
+static inline uint64_t cr_mask64(const unsigned char *p) {
+  uint64_t m = 0;
+#if defined(__x86_64__)
+  const __m128i vr = _mm_set1_epi8('\r');
+  for (int i = 0; i < 4; i++)
+    m |= (uint64_t)(uint32_t)_mm_movemask_epi8(
+             _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), vr))
+         << (16 * i);
+#else
+  for (int i = 0; i < 64; i++)
+    m |= (uint64_t)(p[i] == '\r') << i;
+#endif
+  return m;
 }
 
 /* Masks of the 64 bytes at p: terminators (delimiter or LF), LFs, and bytes
@@ -1167,7 +1192,7 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
           size_t f, stats_col_t *col, uint32_t *redo, const int simd, const int fast) {
   const size_t nc = c->ncols;
   if (col->capvals < col->nvals + nrec &&
-      grow(&col->vals, &col->capvals, STATS_BATCH + FB_ROWS))
+      grow(&col->vals, &col->capvals, stats_batch(c) + FB_ROWS))
     return MPC_ENOMEM;
   double *out = col->vals + col->nvals;
   long k = 0;
@@ -1213,7 +1238,7 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
   }
   col->nvals += (size_t)k;
   col_moments(col);
-  return col->nvals >= STATS_BATCH ? col_batch(col, c) : 0;
+  return col->nvals >= stats_batch(c) ? col_batch(col, c) : 0;
 }
 
 /* Parse a block of plain records at *posp (a record start before stop).
@@ -1231,7 +1256,7 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
   uint32_t *ix = fb->ixa + 1, *nl = fb->nl;
   size_t nix = 0, nnl = 0, r = 0;
   uint32_t off = 0;
-  int done = 0;
+  int done = 0, crlf_seen = 0;
   /* 128: the 64 bytes loaded plus room for 16-byte loads at any field */
   while (!done && base + off + 128 <= fend && off < FB_MAXOFF) {
     uint64_t st, lf, sp;
@@ -1241,6 +1266,16 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
     else
 #endif
       fb_masks(buf + base + off, delim, &st, &lf, &sp);
+    if (sp && nc > 1) {
+      /* CRLF line ends stay on this path: a CR right before an LF (in the
+       * same 64 bytes) is not special; the last field's end is moved off it
+       * below (with one column that field's end is also the next record's
+       * start: those stay on the record loop).  Any other CR, and the rest,
+       * end the block. */
+      uint64_t crlf = cr_mask64(buf + base + off) & (lf >> 1);
+      sp &= ~crlf;
+      crlf_seen |= crlf != 0;
+    }
     if (sp) {
       uint64_t keep = (sp & (0 - sp)) - 1;
       st &= keep;
@@ -1272,6 +1307,9 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
     return 0;
   const unsigned char *bb = buf + base;
   for (size_t f = 0; f < nc; f++) {
+    if (crlf_seen && f == nc - 1) /* columns before it took their starts */
+      for (size_t i = 0; i < r; i++)
+        ix[i * nc + f] -= bb[ix[i * nc + f] - 1] == '\r';
     if (!act[f])
       continue;
     int rc = fb_column(c, bb, ix, r, f, &part->cols[f], fb->redo, simd, fast);
@@ -1282,6 +1320,7 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
     act[f] = !part->cols[f].nonnum;
   }
   part->records += r;
+  part->block_records += r;
   *posp = base + nl[r - 1] + 1;
   return r;
 }

@@ -298,8 +298,8 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
  *
  * Conceptually the values are then in sorted order up to permutations inside
  * buckets.  Positions are cut into consecutive groups: G groups of w = 2^j
- * (the largest power of two with n / w >= STATS_SKETCH_Q), then the remainder
- * in decreasing powers of two.  A group of 2^h positions becomes one item at
+ * (see stats_sketch_add_batch_mm() for j and for the bucket size emax_ok),
+ * then the remainder in decreasing powers of two.  A group of 2^h positions becomes one item at
  * level h (weight 2^h, so weights still add up to n): the rep of the bucket
  * holding the group's middle position.
  *
@@ -308,9 +308,10 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
  * middle is before s_i are counted, those whose middle is at or after e_i are
  * not, the others either way; counting by middles misses a boundary by at most
  * half a group.  So the estimate is within [s_i - w/2, e_i + w/2], the true
- * rank within [s_i, e_i]: error <= (e_i - s_i) + w/2 <= 2.5 w, and <= w/2
- * when bucket i holds a single value.  The sketch's err grows by the largest
- * bucket that is not a single value plus w/2 (<= 2.5 n / STATS_SKETCH_Q). */
+ * rank within [s_i, e_i]: error <= (e_i - s_i) + w/2 <= emax_ok + w/2, and
+ * <= w/2 when bucket i holds a single value.  The sketch's err grows by the
+ * largest bucket that is not a single value plus w/2, and emax_ok and w are
+ * chosen so that this is at most 2.5 n / STATS_SKETCH_Q. */
 
 #define SUMM_NB 8192
 #define SUMM_DEPTH 40 /* 2 linear levels, then the key range shrinks 8x a level */
@@ -560,10 +561,18 @@ int stats_sketch_add_batch(stats_sketch_t *s, double *a, size_t n, double *t) {
 
 int stats_sketch_add_batch_mm(stats_sketch_t *s, double *a, size_t n, double *t,
                               const double *mm) {
+  /* A batch may move any rank by 2.5 n / Q (bound_frac): half a group (w/2)
+   * plus the largest mixed bucket (below emax_ok).  Buckets of n/2048 are
+   * what one histogram of SUMM_NB buckets gives at a quarter full; the rest
+   * of the budget goes to groups, so a batch leaves about Q/4 items instead
+   * of Q, and whatever merges them (the master) has a quarter of the work. */
+  const uint64_t budget = (uint64_t)n * 5 / (2 * STATS_SKETCH_Q);
+  const uint64_t emin = n / 2048 ? n / 2048 : 1;
   uint32_t j = 0;
-  while (((uint64_t)n >> (j + 1)) >= STATS_SKETCH_Q && j + 2 < STATS_SKETCH_MAXLEV)
-    j++;
+  while (budget > emin && (1ULL << j) <= budget - emin && j + 2 < STATS_SKETCH_MAXLEV)
+    j++; /* the largest w = 2^j with w/2 <= budget - emin */
   uint64_t w = 1ULL << j, g = n >> j, rem = n - (g << j);
+  const uint64_t emax_ok = budget > w / 2 ? budget - w / 2 : 1;
   size_t m = (size_t)g + (size_t)__builtin_popcountll(rem);
   if (n < s->k)
     return stats_sketch_add(s, a, n);
@@ -589,7 +598,7 @@ int stats_sketch_add_batch_mm(stats_sketch_t *s, double *a, size_t n, double *t,
   z.bk = malloc(n * sizeof *z.bk);
   if (!z.bk)
     goto done;
-  summ_split(&z, a, t, n, 2 * w, 0, mm);
+  summ_split(&z, a, t, n, emax_ok, 0, mm);
   free(z.bk);
   for (int d = 0; d < SUMM_DEPTH; d++) {
     free(z.scr[d].cnt);

@@ -156,6 +156,7 @@ typedef struct stats_col {
 
 typedef struct stats_part {
   uint64_t records;
+  uint64_t block_records; /* of those, taken by the block path (tests, tuning) */
   int has_err;
   uint64_t err_pos;     /* byte offset where the bad record starts */
   char err_msg[200];
@@ -171,12 +172,20 @@ typedef struct stats_cfg {
   const unsigned char *want;  /* ncols flags: column considered at all */
   uint32_t sketch_k;
   int exact;
+  size_t batch; /* values per column per sketch batch; 0: STATS_BATCH */
 } stats_cfg_t;
 
 int stats_part_init(stats_part_t *p, const stats_cfg_t *c);
 void stats_part_free(stats_part_t *p, const stats_cfg_t *c);
-/* Values per column handed to the sketch at once (bounds a task's memory). */
+/* Values per column handed to the sketch at once.  Larger batches leave
+ * fewer items per task for the master to merge (each batch becomes ~1024
+ * items whatever its size), smaller ones bound a task's memory (16 bytes per
+ * value and column).  stats_batch_for() sizes it by the number of columns. */
 #define STATS_BATCH (1u << 16)
+size_t stats_batch_for(size_t nwant);
+static inline size_t stats_batch(const stats_cfg_t *c) {
+  return c->batch ? c->batch : STATS_BATCH;
+}
 
 /* Hand the pending value batches to moments and sketch (call before reading
  * the results). */

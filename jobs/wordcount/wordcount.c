@@ -20,11 +20,27 @@
 
 #include "core/grow.h"
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 #define WC_DEFAULT_CHUNK (32ULL << 20)
 
 /* ---- hash table -------------------------------------------------------------- */
 
-static inline uint64_t wc_hash(const unsigned char *p, size_t n) {
+static inline uint64_t mix(uint64_t h) {
+  h ^= h >> 32;
+  h *= 0xd6e8feb86659fd93ULL;
+  h ^= h >> 32;
+  return h;
+}
+
+/* Short words: their two zero-padded 8-byte halves. */
+static inline uint64_t hash_short(uint64_t a, uint64_t b, size_t n) {
+  return mix(a * 0x9E3779B97F4A7C15ULL + b * 0xbf58476d1ce4e5b9ULL + n);
+}
+
+static uint64_t hash_long(const unsigned char *p, size_t n) {
   uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
   while (n >= 8) {
     uint64_t w;
@@ -36,17 +52,40 @@ static inline uint64_t wc_hash(const unsigned char *p, size_t n) {
   }
   uint64_t w = 0;
   memcpy(&w, p, n);
-  h = (h ^ w) * 0x94d049bb133111ebULL;
-  h ^= h >> 29;
-  return h;
+  return mix(h ^ w);
 }
 
-static inline uint64_t ent_off(const wc_entry_t *e) {
-  return ((uint64_t)e->off_hi << 32) | e->off_lo;
+/* w[0..n) as two zero-padded halves, n <= WC_INLINE.  `room`: bytes readable
+ * from w (>= 16: one unaligned load, masked). */
+static inline void load_short(const unsigned char *w, size_t n, size_t room, uint64_t *a,
+                              uint64_t *b) {
+  uint64_t x[2] = {0, 0};
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ /* the masks keep the first n bytes */
+  if (room >= 16) {
+    memcpy(x, w, 16);
+    if (n < 8) {
+      x[0] &= n ? ~0ULL >> (64 - 8 * n) : 0;
+      x[1] = 0;
+    } else if (n < 16) {
+      x[1] &= n > 8 ? ~0ULL >> (128 - 8 * n) : 0;
+    }
+  } else
+#endif
+  {
+    (void)room;
+    memcpy(x, w, n);
+  }
+  *a = x[0];
+  *b = x[1];
+}
+
+static inline uint64_t ent_hash(const wc_table_t *t, const wc_entry_t *e) {
+  return e->len <= WC_INLINE ? hash_short(e->u.w[0], e->u.w[1], e->len)
+                             : hash_long(t->arena.data + e->u.off, e->len);
 }
 
 const unsigned char *wc_entry_word(const wc_table_t *t, const wc_entry_t *e) {
-  return t->arena.data + ent_off(e);
+  return e->len <= WC_INLINE ? e->u.b : t->arena.data + e->u.off;
 }
 
 void wc_table_init(wc_table_t *t) { memset(t, 0, sizeof *t); }
@@ -66,7 +105,7 @@ static int grow(wc_table_t *t) {
     wc_entry_t *e = &t->slot[i];
     if (!e->count)
       continue;
-    size_t j = e->hash & (cap - 1);
+    size_t j = ent_hash(t, e) & (cap - 1);
     while (s[j].count)
       j = (j + 1) & (cap - 1);
     s[j] = *e;
@@ -77,48 +116,100 @@ static int grow(wc_table_t *t) {
   return 0;
 }
 
-static inline wc_entry_t *find(const wc_table_t *t, uint64_t h,
-                               const unsigned char *w, size_t n) {
+/* The slot of a short word (a, b, n), or the empty slot where it goes. */
+static inline wc_entry_t *find_short(const wc_table_t *t, uint64_t h, uint64_t a, uint64_t b,
+                                     size_t n) {
   size_t j = h & (t->cap - 1);
+  const uint32_t tag = (uint32_t)(h >> 32);
   for (;;) {
     wc_entry_t *e = &t->slot[j];
-    if (!e->count)
-      return e;
-    if (e->hash == h && e->len == n && memcmp(t->arena.data + ent_off(e), w, n) == 0)
+    if (!e->count || (e->tag == tag && e->len == n && e->u.w[0] == a && e->u.w[1] == b))
       return e;
     j = (j + 1) & (t->cap - 1);
   }
 }
 
-int wc_table_add(wc_table_t *t, const unsigned char *w, size_t n, uint64_t count) {
-  if (count == 0)
-    return 0;
+static inline wc_entry_t *find_long(const wc_table_t *t, uint64_t h, const unsigned char *w,
+                                    size_t n) {
+  size_t j = h & (t->cap - 1);
+  const uint32_t tag = (uint32_t)(h >> 32);
+  for (;;) {
+    wc_entry_t *e = &t->slot[j];
+    if (!e->count ||
+        (e->tag == tag && e->len == n && memcmp(t->arena.data + e->u.off, w, n) == 0))
+      return e;
+    j = (j + 1) & (t->cap - 1);
+  }
+}
+
+static inline int room_for_one(wc_table_t *t) {
+  return (t->used + 1) * 4 > t->cap * 3 ? grow(t) : 0;
+}
+
+/* Add `count` to a short word (n <= WC_INLINE) given as its halves and hash. */
+static inline int add_short_h(wc_table_t *t, uint64_t a, uint64_t b, size_t n, uint64_t h,
+                              uint64_t count) {
+  if (room_for_one(t))
+    return MPC_ENOMEM;
+  wc_entry_t *e = find_short(t, h, a, b, n);
+  if (!e->count) {
+    e->tag = (uint32_t)(h >> 32);
+    e->len = (uint32_t)n;
+    e->u.w[0] = a;
+    e->u.w[1] = b;
+    t->used++;
+  }
+  e->count += count;
+  return 0;
+}
+
+static inline int add_short(wc_table_t *t, uint64_t a, uint64_t b, size_t n, uint64_t count) {
+  return add_short_h(t, a, b, n, hash_short(a, b, n), count);
+}
+
+static int add_long(wc_table_t *t, const unsigned char *w, size_t n, uint64_t count) {
   if (n > UINT32_MAX)
     return MPC_ETOOBIG;
-  if ((t->used + 1) * 4 > t->cap * 3 && grow(t))
+  if (room_for_one(t))
     return MPC_ENOMEM;
-  uint64_t h = wc_hash(w, n);
-  wc_entry_t *e = find(t, h, w, n);
-  if (e->count) {
-    e->count += count;
-    return 0;
+  uint64_t h = hash_long(w, n);
+  wc_entry_t *e = find_long(t, h, w, n);
+  if (!e->count) {
+    uint64_t off = t->arena.len;
+    if (mpc_buf_append(&t->arena, w, n))
+      return MPC_ENOMEM;
+    e->tag = (uint32_t)(h >> 32);
+    e->len = (uint32_t)n;
+    e->u.off = off;
+    t->used++;
   }
-  uint64_t off = t->arena.len;
-  if (mpc_buf_append(&t->arena, w, n))
-    return MPC_ENOMEM;
-  e->hash = h;
-  e->count = count;
-  e->len = (uint32_t)n;
-  e->off_hi = (uint32_t)(off >> 32);
-  e->off_lo = (uint32_t)off;
-  t->used++;
+  e->count += count;
   return 0;
+}
+
+/* `room`: bytes readable from w (a short word is read with one 16-byte load
+ * when there are that many). */
+static inline int add_word(wc_table_t *t, const unsigned char *w, size_t n, size_t room,
+                           uint64_t count) {
+  if (n > WC_INLINE)
+    return add_long(t, w, n, count);
+  uint64_t a, b;
+  load_short(w, n, room, &a, &b);
+  return add_short(t, a, b, n, count);
+}
+
+int wc_table_add(wc_table_t *t, const unsigned char *w, size_t n, uint64_t count) {
+  return count ? add_word(t, w, n, n, count) : 0;
 }
 
 uint64_t wc_table_get(const wc_table_t *t, const unsigned char *w, size_t n) {
   if (!t->cap)
     return 0;
-  return find(t, wc_hash(w, n), w, n)->count;
+  if (n > WC_INLINE)
+    return find_long(t, hash_long(w, n), w, n)->count;
+  uint64_t a, b;
+  load_short(w, n, n, &a, &b);
+  return find_short(t, hash_short(a, b, n), a, b, n)->count;
 }
 
 int wc_table_write(const wc_table_t *t, mpc_buf_t *out) {
@@ -130,7 +221,7 @@ int wc_table_write(const wc_table_t *t, mpc_buf_t *out) {
     memcpy(hdr, &e->len, 4);
     memcpy(hdr + 4, &e->count, 8);
     if (mpc_buf_append(out, hdr, sizeof hdr) ||
-        mpc_buf_append(out, t->arena.data + ent_off(e), e->len))
+        mpc_buf_append(out, wc_entry_word(t, e), e->len))
       return MPC_ENOMEM;
   }
   return 0;
@@ -148,7 +239,7 @@ int wc_table_merge_bytes(wc_table_t *t, const unsigned char *p, size_t n) {
     off += 12;
     if (n - off < len)
       return MPC_EPROTO;
-    int rc = wc_table_add(t, p + off, len, c);
+    int rc = c ? add_word(t, p + off, len, n - off, c) : 0;
     if (rc)
       return rc;
     off += len;
@@ -163,7 +254,7 @@ static int ent_cmp(const void *a, const void *b) {
   if (x->count != y->count)
     return x->count > y->count ? -1 : 1;
   size_t n = x->len < y->len ? x->len : y->len;
-  int c = memcmp(g_sort_table->arena.data + ent_off(x), g_sort_table->arena.data + ent_off(y), n);
+  int c = memcmp(wc_entry_word(g_sort_table, x), wc_entry_word(g_sort_table, y), n);
   if (c)
     return c;
   return (x->len > y->len) - (x->len < y->len);
@@ -221,42 +312,131 @@ static size_t utf8_chars(const unsigned char *w, size_t n) {
   return k;
 }
 
+/* Bit i set: p[i] is a word byte, for the 64 bytes at p (all readable). */
+static inline uint64_t word_mask64(const unsigned char *p) {
+#if defined(__x86_64__)
+  const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), ca = _mm_set1_epi8('a'),
+                c25 = _mm_set1_epi8(25), c20 = _mm_set1_epi8(0x20);
+  uint64_t m = 0;
+  for (int k = 0; k < 4; k++) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * k));
+    __m128i d = _mm_sub_epi8(v, c0);
+    __m128i l = _mm_sub_epi8(_mm_or_si128(v, c20), ca);
+    __m128i is_d = _mm_cmpeq_epi8(_mm_min_epu8(d, c9), d);  /* d <= 9 unsigned */
+    __m128i is_l = _mm_cmpeq_epi8(_mm_min_epu8(l, c25), l); /* l <= 25 unsigned */
+    __m128i w = _mm_or_si128(_mm_or_si128(is_d, is_l), v); /* v: its high bit */
+    m |= (uint64_t)(uint32_t)_mm_movemask_epi8(w) << (16 * k);
+  }
+  return m;
+#else
+  uint64_t m = 0;
+  for (int i = 0; i < 64; i++)
+    m |= (uint64_t)wc_is_word(p[i]) << i;
+  return m;
+#endif
+}
+
+static int add_counted(const unsigned char *w, size_t n, size_t room, const wc_opts_t *o,
+                       wc_table_t *t) {
+  if (o->min_len > 1 && (n < o->min_len || utf8_chars(w, n) < o->min_len))
+    return 0;
+  if (!o->lower)
+    return add_word(t, w, n, room, 1);
+  unsigned char small[256];
+  unsigned char *c = n <= sizeof small ? small : malloc(n);
+  if (!c)
+    return MPC_ENOMEM;
+  memcpy(c, w, n);
+  wc_lower(c, n);
+  int rc = add_word(t, c, n, n, 1);
+  if (c != small)
+    free(c);
+  return rc;
+}
+
+/* Words waiting to be counted: short ones are hashed and their slots
+ * prefetched a batch ahead, so the table's cache misses overlap. */
+#ifndef WC_BATCH
+#define WC_BATCH 32
+#endif
+typedef struct wbatch {
+  size_t n;
+  size_t start[WC_BATCH], len[WC_BATCH];
+} wbatch_t;
+
+static int flush_words(wbatch_t *wb, const unsigned char *buf, size_t buflen,
+                       const wc_opts_t *o, wc_table_t *t) {
+  uint64_t a[WC_BATCH], b[WC_BATCH], h[WC_BATCH];
+  const int plain = !o->lower && o->min_len <= 1;
+  for (size_t i = 0; i < wb->n; i++) {
+    size_t n = wb->len[i];
+    if (!plain || n > WC_INLINE) {
+      a[i] = b[i] = h[i] = 0; /* not used */
+      continue;
+    }
+    load_short(buf + wb->start[i], n, buflen - wb->start[i], &a[i], &b[i]);
+    h[i] = hash_short(a[i], b[i], n);
+    if (t->cap)
+      __builtin_prefetch(&t->slot[h[i] & (t->cap - 1)]);
+  }
+  for (size_t i = 0; i < wb->n; i++) {
+    size_t s = wb->start[i], n = wb->len[i];
+    int rc = plain && n <= WC_INLINE ? add_short_h(t, a[i], b[i], n, h[i], 1)
+                                     : add_counted(buf + s, n, buflen - s, o, t);
+    if (rc)
+      return rc;
+  }
+  wb->n = 0;
+  return 0;
+}
+
+/* Words are found 64 bytes at a time: a mask of word bytes, then its
+ * transitions (a word starts where a word byte follows a non-word byte, ends
+ * at the next non-word byte), so no branch depends on each byte. */
 int wc_count(const unsigned char *buf, size_t len, size_t from, size_t to,
              const wc_opts_t *o, wc_table_t *t) {
+  wbatch_t wb = {0};
   size_t p = from;
   if (p > 0 && p < len && wc_is_word(buf[p - 1]))
     while (p < len && wc_is_word(buf[p]))
       p++; /* the word began in the previous range */
-  unsigned char small[256];
-  while (p < to) {
-    while (p < to && !wc_is_word(buf[p]))
-      p++;
-    if (p >= to)
-      break;
-    size_t s = p;
-    while (p < len && wc_is_word(buf[p]))
-      p++;
-    size_t n = p - s;
-    const unsigned char *w = buf + s;
-    if (o->min_len > 1 && (n < o->min_len || utf8_chars(w, n) < o->min_len))
-      continue;
-    int rc;
-    if (o->lower) {
-      unsigned char *c = n <= sizeof small ? small : malloc(n);
-      if (!c)
-        return MPC_ENOMEM;
-      memcpy(c, w, n);
-      wc_lower(c, n);
-      rc = wc_table_add(t, c, n, 1);
-      if (c != small)
-        free(c);
-    } else {
-      rc = wc_table_add(t, w, n, 1);
+  size_t start = SIZE_MAX; /* of the word being read */
+  uint64_t carry = 0;      /* the byte before this block is a word byte */
+  unsigned char tail[64];
+  for (size_t base = p; base < len; base += 64) {
+    if (base >= to && start == SIZE_MAX)
+      break; /* words starting at or past `to` are the next range's */
+    uint64_t m;
+    if (len - base >= 64) {
+      m = word_mask64(buf + base);
+    } else { /* the last bytes: a padded copy (never read past the buffer) */
+      memset(tail, ' ', sizeof tail);
+      memcpy(tail, buf + base, len - base);
+      m = word_mask64(tail);
     }
-    if (rc)
-      return rc;
+    uint64_t edges = m ^ ((m << 1) | carry);
+    carry = m >> 63;
+    while (edges) {
+      size_t at = base + (size_t)__builtin_ctzll(edges);
+      edges &= edges - 1;
+      if (start == SIZE_MAX) {
+        if (at >= to)
+          return flush_words(&wb, buf, len, o, t);
+        start = at;
+      } else {
+        wb.start[wb.n] = start;
+        wb.len[wb.n] = at - start;
+        start = SIZE_MAX;
+        int rc = ++wb.n == WC_BATCH ? flush_words(&wb, buf, len, o, t) : 0;
+        if (rc)
+          return rc;
+      }
+    }
   }
-  return 0;
+  int rc = flush_words(&wb, buf, len, o, t);
+  if (!rc && start != SIZE_MAX) /* a word running to the end of the buffer */
+    rc = add_counted(buf + start, len - start, len - start, o, t);
+  return rc;
 }
 
 /* ---- the job ------------------------------------------------------------------ */

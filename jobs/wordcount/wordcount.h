@@ -18,13 +18,19 @@ static inline int wc_is_word(unsigned char c) {
   return c >= 0x80 || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
 }
 
-/* Hash table word -> count.  Words live in an arena owned by the table. */
+/* Hash table word -> count.  Words of up to 16 bytes (nearly all) live in
+ * their entry, zero-padded, so a lookup compares two words of 8 bytes and
+ * reads no other memory; longer ones live in an arena owned by the table. */
+#define WC_INLINE 16
 typedef struct wc_entry {
-  uint64_t hash;
-  uint64_t count;
+  uint64_t count;    /* 0: empty slot */
   uint32_t len;
-  uint32_t off_hi;   /* arena offset, high 32 bits */
-  uint32_t off_lo;   /* arena offset, low 32 bits */
+  uint32_t tag;      /* high half of the hash: most probes end here */
+  union {
+    unsigned char b[WC_INLINE]; /* len <= WC_INLINE */
+    uint64_t w[2];
+    uint64_t off;               /* len > WC_INLINE: arena offset */
+  } u;
 } wc_entry_t;
 
 typedef struct wc_table {

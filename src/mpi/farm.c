@@ -31,6 +31,7 @@
 #define HOSTLEN 64
 #define MAX_BATCH 4096     /* tasks per message at most (guided) */
 #define SEND_WINDOW 256    /* one-task messages in flight to a rank at most */
+#define BATCH_WORK_S 0.005 /* guided: a batch beyond the ask holds ~this per worker */
 #define KPEND 32          /* default keys made together (keys_flush) */
 #define LOOKAHEAD 2048     /* tasks generated ahead, to know what is left */
 #define FAILS_KEPT 20      /* failures listed in the summary */
@@ -553,6 +554,7 @@ struct mpc__farm {
   char host[HOSTLEN];
   /* MPI */
   int we_init;
+  int mpi;        /* MPI is in use: launched by mpirun/srun, or already up */
   MPI_Comm comm;
   int rank, nranks, workers, total_workers;
   double t0;
@@ -594,6 +596,7 @@ struct mpc__farm {
   int nlost;
   mpc__faults_t faults;
   sendq_t *msq;      /* this rank's sends in flight (master or worker loop) */
+  task_t **mscratch; /* the master loop's dispatch scratch (MAX_BATCH) */
   char why[256];
   mpc__jdone_t *jdone;
   mpc__journal_t jr;
@@ -1750,6 +1753,17 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
     return 0;
   size_t n = mpc__sched_batch(f->cfg.sched, rem, rs->want, rs->workers,
                               f->total_workers, MAX_BATCH);
+  /* Guided batches are counted in tasks.  Batching only pays for short
+   * tasks; long ones queued on a rank leave the others idle at the end (a
+   * stats run ended with one rank holding 4 of the last ranges).  Beyond
+   * what the rank asked for, a batch holds about BATCH_WORK_S of work per
+   * worker, and nothing beyond the ask until a duration is known. */
+  if (n > rs->want && f->cfg.sched == MPC__SCHED_GUIDED) {
+    double d = dur_mean(f);
+    double fit = f->dur_n == 0 ? 0 : d > 0 ? BATCH_WORK_S * rs->workers / d : (double)n;
+    size_t cap = fit < (double)n ? (size_t)fit : n;
+    n = cap > rs->want ? cap : rs->want;
+  }
   size_t room = wall_room(f, rs);
   if (f->deadline > 0 && f->dur_n == 0 && n > rs->want)
     n = rs->want; /* no big batches before we know how long tasks take */
@@ -1884,6 +1898,14 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
   if (f->cfg.debug_protocol)
     MPC_LOG(MPC_LOG_ERROR, "<- rank %d: %s, %u results, want %u", src,
             kind == MPC__UP_BYE ? "BYE" : "RESULTS", n, want);
+  /* Serve the ask before gathering the results: a job's gather() can take
+   * a while (stats merges sketches in task order, so a late range releases
+   * a burst of merges), and this rank's workers would wait for it. */
+  if (kind != MPC__UP_BYE && want) {
+    rs->want = want;
+    if (f->mscratch && (rc = serve(f, src, f->msq, f->mscratch)))
+      return rc;
+  }
   uint64_t prev = 0;
   for (uint32_t i = 0; i < n; i++) {
     mpc__wres_t w;
@@ -1903,8 +1925,6 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
   }
   if (kind == MPC__UP_BYE)
     rs->bye = 1;
-  else if (want)
-    rs->want = want;
   return 0;
 }
 
@@ -1955,6 +1975,7 @@ static int master_loop(mpc__farm_t *f) {
   }
   sq.per_dest = per_dest;
   f->msq = &sq;
+  f->mscratch = scratch;
   for (;;) {
     int activity = 0;
     double t = f->tnow = now_s();
@@ -2017,7 +2038,7 @@ static int master_loop(mpc__farm_t *f) {
       mpc_pool_terminate(f->pool, master_local_cb, f);
     }
     /* Messages from the ranks. */
-    for (;;) {
+    while (f->nranks > 1) {
       int flag = 0;
       MPI_Message m;
       MPI_Status st;
@@ -2159,6 +2180,7 @@ out:
    * ends with MPI_Abort; see mpc__farm_run). */
   sendq_release(&sq, !f->nlost);
   f->msq = NULL;
+  f->mscratch = NULL;
   mpc_buf_free(&msg);
   free(scratch);
   free(per_dest);
@@ -2342,19 +2364,28 @@ static double wall_deadline(mpc__farm_t *f) {
 int mpc__farm_run(mpc__farm_t *f) {
   int inited = 0, code = 2, rc;
   mpc_buf_t err = MPC_BUF_INIT;
+  /* A singleton (no launcher in the environment) is one rank: it needs no
+   * MPI, and Open MPI's singleton start-up (a daemon of its own) costs
+   * ~0.35 s and the same again to end. */
   MPI_Initialized(&inited);
-  if (!inited) {
+  f->mpi = inited || f->launcher;
+  if (f->mpi && !inited) {
     if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
       fprintf(stderr, "mpc-run: MPI_Init failed\n");
       return 2;
     }
     f->we_init = 1;
   }
-  MPI_Comm_dup(MPI_COMM_WORLD, &f->comm);
-  MPI_Comm_set_name(f->comm, "mpc-run");
-  MPI_Comm_set_errhandler(f->comm, MPI_ERRORS_RETURN);
-  MPI_Comm_rank(f->comm, &f->rank);
-  MPI_Comm_size(f->comm, &f->nranks);
+  if (f->mpi) {
+    MPI_Comm_dup(MPI_COMM_WORLD, &f->comm);
+    MPI_Comm_set_name(f->comm, "mpc-run");
+    MPI_Comm_set_errhandler(f->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(f->comm, &f->rank);
+    MPI_Comm_size(f->comm, &f->nranks);
+  } else {
+    f->rank = 0;
+    f->nranks = 1;
+  }
   if (f->rank != f->rank_guess)
     MPC_LOG(MPC_LOG_WARN,
             "launcher said rank %d, MPI says %d: workers report rank %d",
@@ -2364,8 +2395,8 @@ int mpc__farm_run(mpc__farm_t *f) {
   /* Workers per rank: the node's cores shared by its ranks. */
   MPI_Comm node;
   int local = 1;
-  if (MPI_Comm_split_type(f->comm, MPI_COMM_TYPE_SHARED, f->rank,
-                          MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+  if (f->mpi && MPI_Comm_split_type(f->comm, MPI_COMM_TYPE_SHARED, f->rank,
+                                    MPI_INFO_NULL, &node) == MPI_SUCCESS) {
     MPI_Comm_size(node, &local);
     MPI_Comm_free(&node);
   }
@@ -2396,8 +2427,11 @@ int mpc__farm_run(mpc__farm_t *f) {
       mpc__msg(&err, "out of memory");
     }
   }
-  MPI_Gather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, 0,
-             f->comm);
+  if (f->mpi)
+    MPI_Gather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, 0,
+               f->comm);
+  else if (all)
+    all[0] = me;
   if (f->rank == 0 && all && f->r) {
     for (int i = 0; i < f->nranks; i++) {
       f->r[i].workers = all[i].workers;
@@ -2417,8 +2451,9 @@ int mpc__farm_run(mpc__farm_t *f) {
       rc = setup_master(f, &err);
   }
   free(all);
-  int ok = rc == 0, all_ok = 0;
-  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, f->comm);
+  int ok = rc == 0, all_ok = ok;
+  if (f->mpi)
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, f->comm);
   if (!all_ok) {
     if (rc)
       fprintf(stderr, "mpc-run: %s\n", mpc_buf_str(&err));
@@ -2434,7 +2469,8 @@ int mpc__farm_run(mpc__farm_t *f) {
   /* Batch systems warn of the end with SIGUSR1 (Slurm's --signal, mpirun
    * forwards it to every rank): the same as SIGTERM. */
   sigaction(SIGUSR1, &sa, NULL);
-  MPI_Barrier(f->comm);
+  if (f->mpi)
+    MPI_Barrier(f->comm);
   f->t0 = now_s();
   if (f->rank == 0) {
     for (int i = 0; i < f->nranks; i++)
@@ -2475,7 +2511,7 @@ int mpc__farm_run(mpc__farm_t *f) {
   /* Everyone leaves with the master's exit code.  Waiting ranks sleep between
    * tests instead of spinning in a blocking collective while the master
    * finishes (ranks share cores). */
-  {
+  if (f->mpi) {
     MPI_Request req;
     int flag = 0;
     MPI_Ibcast(&code, 1, MPI_INT, 0, f->comm, &req);
@@ -2490,7 +2526,8 @@ int mpc__farm_run(mpc__farm_t *f) {
 done:
   mpc_buf_free(&err);
   mpc_pool_terminate(f->pool, NULL, NULL);
-  MPI_Comm_free(&f->comm);
+  if (f->mpi)
+    MPI_Comm_free(&f->comm);
   if (f->we_init)
     MPI_Finalize();
   return code;

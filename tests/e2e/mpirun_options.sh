@@ -44,5 +44,19 @@ check "--quiet: no summary when all is well" [ ! -s "$TMP/o3.err" ]
 check "--quiet: the job's report still on stdout" grep -q "ok=20" "$TMP/o3.out"
 run o4 60 "$RUN" chaos --tasks 20 -- --timeout 3
 check "after --, a global option name goes to the job" grep -q "unknown argument '--timeout'" "$TMP/o4.err"
+# Guided batches of long tasks hold no more than the rank asked for (here
+# 2 per worker): tasks queued on one rank would leave the others idle at the
+# end.  --debug-protocol logs every message.
+run o5 60 mpirun --oversubscribe -n 3 "$RUN" -w 1 --debug-protocol chaos --tasks 24 --sleep 30
+check "guided, long tasks: exit 0" [ "$(rc_of o5)" = 0 ]
+check "guided, long tasks: batches logged" grep -q '<- master: kind 1, [0-9]* tasks' "$TMP/o5.err"
+check "guided, long tasks: no batch beyond the ask" [ "$(grep -o '<- master: kind 1, [0-9]* tasks' "$TMP/o5.err" |
+  awk '{print $(NF - 1)}' | sort -n | tail -n 1)" -le 2 ]
+# A singleton does not initialise MPI at all: an MCA setting that would make
+# MPI_Init fail does not concern it.
+OMPI_MCA_pml=doesnotexist run o6 60 "$RUN" chaos --tasks 20 -w 2 --journal "$TMP/j6"
+check "singleton without MPI: exit 0" [ "$(rc_of o6)" = 0 ]
+check "singleton without MPI: 20 tasks ok" grep -q "20 tasks: 20 ok" "$TMP/o6.err"
+check "singleton without MPI: journal complete" [ "$(journal_last "$TMP/j6" | wc -l)" = 20 ]
 check "no process left" wait_gone 20
 exit 0

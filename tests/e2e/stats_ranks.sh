@@ -67,4 +67,36 @@ for path in sys.argv[2:]:
 PYEOF
 then echo "ok - stats sketch quantiles within 0.5% rank error at every rank/task count"
 else echo "not ok - stats sketch quantile rank error"; fail=1; fi
+# Default ranges (no --tasks): 16 MiB, then an eighth of what is left down
+# to 1 MiB at the end.  The cuts depend on the file only, so the output is
+# bit-identical at 1 and 2 ranks, and the --exact answer is the one-task one.
+$PY - "$T/big.csv" <<'PYEOF'
+import random, sys
+random.seed(5)
+with open(sys.argv[1], "w") as f:
+    f.write("x,y\n")
+    for i in range(400000):
+        f.write("%d,%.4f\n" % (random.randint(-10**6, 10**6), random.random()))
+PYEOF
+want=$($PY -c '
+import os, sys
+size = os.path.getsize(sys.argv[1]); off = len(open(sys.argv[1], "rb").readline()); n = 0
+while off < size:
+    off += min(16 << 20, max((size - off) // 8, 1 << 20)); n += 1
+print(n)' "$T/big.csv")
+"$RUN" stats "$T/big.csv" --format json --exact > "$T/g1.json" 2> "$T/g1.err"; r1=$?
+mpirun --oversubscribe -n 2 "$RUN" stats "$T/big.csv" --format json --exact > "$T/g2.json" 2> "$T/g2.err"; r2=$?
+"$RUN" stats "$T/big.csv" --format json --exact --tasks 1 > "$T/g0.json" 2>/dev/null
+got=$(grep -o '^mpc-run stats: [0-9]* tasks' "$T/g2.err" | grep -o '[0-9]*')
+if [ $r1 = 0 ] && [ $r2 = 0 ] && [ "$got" = "$want" ] && [ "$want" -gt 1 ] && cmp -s "$T/g1.json" "$T/g2.json" &&
+   $PY - "$T/g0.json" "$T/g1.json" <<'PYEOF'
+import json, sys
+a, b = (json.load(open(p))["columns"] for p in sys.argv[1:3])
+for c in a:
+    for k in a[c]:
+        x, y = a[c][k], b[c][k]
+        assert (abs(x - y) <= 1e-12 * abs(x)) if k in ("mean", "std") else x == y, (c, k, x, y)
+PYEOF
+then echo "ok - stats default ranges: $got shrinking ranges, same output at 1 and 2 ranks, exact answer as one task"
+else echo "not ok - stats default ranges: exit $r1/$r2, $got tasks (want $want)"; fail=1; fi
 exit $fail

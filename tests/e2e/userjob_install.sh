@@ -13,6 +13,11 @@ fi
 check "installed mpc-run, headers, library, pkg-config file" [ -x "$PREFIX/bin/mpc-run" -a -f "$PREFIX/include/mpc/job.h" \
   -a -f "$PREFIX/lib/libmpcrun.so" -a -f "$PREFIX/lib/pkgconfig/mpcrun.pc" ]
 cp "$ROOT/examples/userjob/squares.c" "$TMP/job.c"
+# docs/jobs.md shows this very file, and it stays a 30-line job
+awk '/^```c$/ {on = 1; next} /^```$/ {on = 0} on && f {print} /^## A user job/ {f = 1} /^## Testing/ {f = 0}' \
+  "$ROOT/docs/jobs.md" >"$TMP/doc.c"
+check "docs/jobs.md shows examples/userjob/squares.c as it is" cmp -s "$TMP/doc.c" "$TMP/job.c"
+check "the example is at most 30 lines" [ "$(wc -l <"$TMP/job.c")" -le 30 ]
 flags=$(PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --cflags --libs mpcrun)
 check "pkg-config knows mpcrun" [ -n "$flags" ]
 # shellcheck disable=SC2086
@@ -26,11 +31,12 @@ IRUN="$PREFIX/bin/mpc-run"
 timeout -k 5 60 "$IRUN" ./job.so 1000 -w 2 >"$TMP/u1.out" 2>"$TMP/u1.err"
 rc=$?
 check "singleton: exit 0" [ "$rc" = 0 ]
-check "singleton: sum of squares 1..1000" grep -q "squares: n=1000 done=1000 sum=333833500" "$TMP/u1.out"
+check "singleton: sum of squares 1..1000" grep -q "squares: n=1000 sum=333833500" "$TMP/u1.out"
+check "singleton: 1000 tasks ok" grep -q "1000 tasks: 1000 ok, 0 failed" "$TMP/u1.err"
 timeout -k 5 120 mpirun --oversubscribe -n 2 "$IRUN" ./job.so 1000 -w 1 >"$TMP/u2.out" 2>"$TMP/u2.err"
 rc=$?
 check "mpirun -n 2: exit 0" [ "$rc" = 0 ]
-check "mpirun -n 2: same sum" grep -q "squares: n=1000 done=1000 sum=333833500" "$TMP/u2.out"
+check "mpirun -n 2: same sum" grep -q "squares: n=1000 sum=333833500" "$TMP/u2.out"
 check "mpirun -n 2: both ranks worked" grep -Eq "rank 1 \(.*\): [1-9][0-9]* tasks" "$TMP/u2.err"
 timeout -k 5 60 "$IRUN" ./job.so 0 >"$TMP/u3.out" 2>"$TMP/u3.err"
 rc=$?

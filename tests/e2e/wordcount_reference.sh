@@ -15,7 +15,7 @@ printf 'caf\303\251 CAF\303\211 na\303\257ve x-y_z 3.14 \316\261\316\262\316\263
 for i in $(seq 1 20000); do echo "word$((i % 101)) Alpha beta, GAMMA; $i"; done > "$T/c/sub/deep/big.txt"
 cp /usr/share/common-licenses/GPL-3 "$T/c/gpl.txt" 2>/dev/null || true
 ref() { # files... -> word<TAB>count sorted by count desc, word asc (bytes)
-  cat "$@" | LC_ALL=C tr -cs 'A-Za-z0-9\200-\377' '\n' | grep -v '^$' | LC_ALL=C sort | LC_ALL=C uniq -c \
+  cat "$@" | LC_ALL=C tr -cs 'A-Za-z0-9\200-\377' '\n' | LC_ALL=C grep -av '^$' | LC_ALL=C sort | LC_ALL=C uniq -c \
     | awk '{print $2"\t"$1}' | LC_ALL=C sort -t"$(printf '\t')" -k2,2nr -k1,1
 }
 ref $(find "$T/c" -type f | sort) > "$T/ref.tsv"

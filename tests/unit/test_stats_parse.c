@@ -135,7 +135,7 @@ static void test_csv_numbers_exact(void) {
                             n % 7 == 0 ? "\r\n" : "\n");
     n++;
   }
-  stats_cfg_t c = {',', 2, (const unsigned char *)"\1\1", 1u << 30, 1};
+  stats_cfg_t c = {',', 2, (const unsigned char *)"\1\1", 1u << 30, 1, 0};
   stats_part_t part;
   CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
   uint64_t end;
@@ -251,7 +251,7 @@ static void test_csv_shaped_exact(void) {
     }
   }
   unsigned char want_cols[NCOL] = {1, 1, 1, 1};
-  stats_cfg_t c = {',', NCOL, want_cols, 1u << 30, 1};
+  stats_cfg_t c = {',', NCOL, want_cols, 1u << 30, 1, 0};
   int prev = stats_parse_isa(-1);
   for (int isa = prev; isa >= 0; isa--) {
     CU_ASSERT_EQUAL_FATAL(stats_parse_isa(isa), isa);
@@ -296,7 +296,7 @@ static void test_csv_block_text(void) {
     len += (size_t)snprintf(csv + len, sizeof csv - len, "%d,%s\n", r,
                             r == 700 ? "abc" : r % 2 ? "1.5" : "");
   unsigned char w[2] = {1, 1};
-  stats_cfg_t c = {',', 2, w, 1u << 30, 0};
+  stats_cfg_t c = {',', 2, w, 1u << 30, 0, 0};
   stats_part_t part;
   CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
   uint64_t end;
@@ -328,7 +328,7 @@ static void block_blank_lines(size_t NC) {
   }
   unsigned char *w = malloc(NC);
   memset(w, 1, NC);
-  stats_cfg_t c = {',', NC, w, 1u << 30, 0};
+  stats_cfg_t c = {',', NC, w, 1u << 30, 0, 0};
   int prev = stats_parse_isa(-1);
   for (int isa = prev; isa >= 0; isa--) {
     stats_parse_isa(isa);
@@ -415,6 +415,118 @@ static void test_prescan(void) {
   CU_ASSERT_EQUAL(stats_count_nl(B(big), 0, 999), 142);
 }
 
+/* The batch size only decides how values reach the sketch: counts, moments
+ * and the exact values are the same with any batch size. */
+static void test_batch_size(void) {
+  CU_ASSERT_EQUAL(stats_batch_for(1), 1u << 18);
+  CU_ASSERT_EQUAL(stats_batch_for(10), 1u << 18);
+  CU_ASSERT_EQUAL(stats_batch_for(64), 1u << 16);
+  CU_ASSERT_EQUAL(stats_batch_for(100000), 1u << 14);
+  size_t cap = 4 << 20, len = 0;
+  char *csv = malloc(cap);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+  len += (size_t)snprintf(csv, cap, "x,y\n");
+  srand(3);
+  for (int r = 0; r < 100000; r++)
+    len += (size_t)snprintf(csv + len, cap - len, "%d,%d.%03d\n", rand() % 1000000 - 500000,
+                            rand() % 100, rand() % 1000);
+  unsigned char w[2] = {1, 1};
+  stats_part_t part[2];
+  for (int i = 0; i < 2; i++) {
+    stats_cfg_t c = {',', 2, w, 8192, 1, i ? 1u << 18 : 1u << 14};
+    uint64_t end;
+    CU_ASSERT_EQUAL_FATAL(stats_part_init(&part[i], &c), 0);
+    CU_ASSERT_EQUAL_FATAL(
+        stats_parse(&c, (const unsigned char *)csv, 4, len, len, &part[i], &end), 0);
+    CU_ASSERT_EQUAL_FATAL(stats_part_flush(&part[i], &c), 0);
+  }
+  for (int j = 0; j < 2; j++) {
+    stats_col_t *a = &part[0].cols[j], *b = &part[1].cols[j];
+    CU_ASSERT_EQUAL(stats_moments_count(&a->mom), 100000);
+    CU_ASSERT_EQUAL(stats_moments_count(&b->mom), 100000);
+    double ma = stats_moments_mean(&a->mom), mb = stats_moments_mean(&b->mom);
+    CU_ASSERT_DOUBLE_EQUAL(ma, mb, 1e-12 * fabs(ma));
+    double sa = stats_moments_std(&a->mom), sb = stats_moments_std(&b->mom);
+    CU_ASSERT_DOUBLE_EQUAL(sa, sb, 1e-12 * sa);
+    CU_ASSERT_EQUAL(a->sk.n, 100000);
+    CU_ASSERT_EQUAL(b->sk.n, 100000);
+    CU_ASSERT_EQUAL_FATAL(a->nexact, b->nexact);
+    CU_ASSERT_EQUAL(memcmp(a->exact, b->exact, a->nexact * sizeof(double)), 0);
+  }
+  stats_cfg_t c = {',', 2, w, 8192, 1, 0};
+  stats_part_free(&part[0], &c);
+  stats_part_free(&part[1], &c);
+  free(csv);
+}
+
+/* CRLF line ends go through the block path too (the last field's end moves
+ * off the CR): the values are those of the same data with LF ends, for a
+ * numeric or a text last column, all-CRLF or mixed. */
+static void crlf_case(int text_last, int mixed) {
+  const size_t rows = 3000, cap = rows * 64 + 64;
+  char *lf = malloc(cap), *cr = malloc(cap);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(lf);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(cr);
+  size_t nl = (size_t)snprintf(lf, cap, "a,b,c,d\n"), nc = (size_t)snprintf(cr, cap, "a,b,c,d\r\n");
+  size_t hl = nl, hc = nc;
+  srand(11);
+  for (size_t r = 0; r < rows; r++) {
+    char rec[64];
+    int n = snprintf(rec, sizeof rec, "%d,%d.%02d,%de%d,", rand() % 100000 - 50000, rand() % 1000,
+                     rand() % 100, rand() % 900 + 100, rand() % 9 - 4);
+    if (text_last)
+      n += snprintf(rec + n, sizeof rec - (size_t)n, "t%d", rand() % 50);
+    else if (r % 17 == 3)
+      n += 0; /* a missing value */
+    else
+      n += snprintf(rec + n, sizeof rec - (size_t)n, "%d.%d", rand() % 100, rand() % 10);
+    memcpy(lf + nl, rec, (size_t)n);
+    nl += (size_t)n;
+    lf[nl++] = '\n';
+    memcpy(cr + nc, rec, (size_t)n);
+    nc += (size_t)n;
+    if (!mixed || r % 3)
+      cr[nc++] = '\r';
+    cr[nc++] = '\n';
+  }
+  unsigned char w[4] = {1, 1, 1, 1};
+  stats_cfg_t c = {',', 4, w, 1u << 30, 1, 0};
+  stats_part_t a, b;
+  uint64_t end;
+  CU_ASSERT_EQUAL_FATAL(stats_part_init(&a, &c), 0);
+  CU_ASSERT_EQUAL_FATAL(stats_part_init(&b, &c), 0);
+  CU_ASSERT_EQUAL_FATAL(stats_parse(&c, (const unsigned char *)lf, hl, nl, nl, &a, &end), 0);
+  CU_ASSERT_EQUAL_FATAL(stats_parse(&c, (const unsigned char *)cr, hc, nc, nc, &b, &end), 0);
+  CU_ASSERT_EQUAL_FATAL(stats_part_flush(&a, &c), 0);
+  CU_ASSERT_EQUAL_FATAL(stats_part_flush(&b, &c), 0);
+  CU_ASSERT_EQUAL(a.records, rows);
+  CU_ASSERT_EQUAL(b.records, rows);
+  CU_ASSERT(b.block_records > rows / 2); /* CRLF did not leave the block path */
+  CU_ASSERT_FALSE(a.has_err);
+  CU_ASSERT_FALSE(b.has_err);
+  for (int j = 0; j < 4; j++) {
+    stats_col_t *x = &a.cols[j], *y = &b.cols[j];
+    CU_ASSERT_EQUAL(x->nonnum, y->nonnum);
+    CU_ASSERT_EQUAL(x->nonnum, j == 3 && text_last);
+    if (x->nonnum)
+      continue;
+    CU_ASSERT_EQUAL(stats_moments_count(&x->mom), stats_moments_count(&y->mom));
+    CU_ASSERT_EQUAL_FATAL(x->nexact, y->nexact);
+    CU_ASSERT_EQUAL(memcmp(x->exact, y->exact, x->nexact * sizeof(double)), 0);
+  }
+  CU_ASSERT_EQUAL(a.cols[3].nexact, text_last ? 0 : rows - (rows + 13) / 17);
+  stats_part_free(&a, &c);
+  stats_part_free(&b, &c);
+  free(lf);
+  free(cr);
+}
+
+static void test_crlf_block(void) {
+  crlf_case(0, 0);
+  crlf_case(1, 0);
+  crlf_case(0, 1);
+}
+
 MPC_TESTS(stats_parse) = {
     {"number parser edge cases equal strtod", test_number_edges},
     {"number parser equals strtod on random strings", test_number_random},
@@ -425,5 +537,7 @@ MPC_TESTS(stats_parse) = {
     {"pandas missing-value tokens", test_missing},
     {"record walks and range cuts", test_skip_and_cut},
     {"prescan: newlines, NUL, invalid UTF-8", test_prescan},
+    {"sketch batch size: same counts, moments and values", test_batch_size},
+    {"CRLF line ends: the same values as LF, numeric or text last column", test_crlf_block},
     CU_TEST_INFO_NULL,
 };

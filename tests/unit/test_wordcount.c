@@ -104,6 +104,72 @@ static void test_ranges(void) {
   free(t);
 }
 
+/* Words of every length around the 16 bytes kept in an entry, ending at
+ * every distance from the end of an exactly sized buffer (the tokenizer's
+ * 64-byte steps and its padded last step), against a plain byte loop. */
+static void test_lengths_and_ends(void) {
+  for (size_t total = 1; total < 200; total += 7) {
+    unsigned char *t = malloc(total); /* exactly sized: ASan sees any overread */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    srand((unsigned)total);
+    for (size_t i = 0; i < total; i++)
+      t[i] = rand() % 5 == 0 ? (unsigned char)" ,\n-"[rand() % 4]
+                             : (unsigned char)"abcXY09\xc3\xa9"[rand() % 9];
+    wc_opts_t o = {0};
+    wc_table_t tab;
+    wc_table_init(&tab);
+    CU_ASSERT_EQUAL_FATAL(wc_count(t, total, 0, total, &o, &tab), 0);
+    /* reference: each word, counted by looking it up and comparing */
+    size_t words = 0, p = 0;
+    while (p < total) {
+      while (p < total && !wc_is_word(t[p]))
+        p++;
+      size_t s0 = p;
+      while (p < total && wc_is_word(t[p]))
+        p++;
+      if (p > s0) {
+        words++;
+        size_t c = 0;
+        for (size_t q = 0; q + (p - s0) <= total; q++)
+          if ((q == 0 || !wc_is_word(t[q - 1])) && memcmp(t + q, t + s0, p - s0) == 0 &&
+              (q + (p - s0) == total || !wc_is_word(t[q + (p - s0)])))
+            c++;
+        CU_ASSERT_EQUAL(wc_table_get(&tab, t + s0, p - s0), c);
+      }
+    }
+    uint64_t sum = 0;
+    for (size_t i = 0; i < tab.cap; i++)
+      sum += tab.slot[i].count;
+    CU_ASSERT_EQUAL(sum, words);
+    wc_table_free(&tab);
+    free(t);
+  }
+  /* one table, words of 1..40 bytes: merged through the wire format */
+  wc_table_t a, b;
+  wc_table_init(&a);
+  wc_table_init(&b);
+  char w[41];
+  for (int n = 1; n <= 40; n++) {
+    for (int i = 0; i < n; i++)
+      w[i] = (char)('a' + (i * 7 + n) % 26);
+    CU_ASSERT_EQUAL_FATAL(wc_table_add(&a, U(w), (size_t)n, (uint64_t)n), 0);
+  }
+  mpc_buf_t buf = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL_FATAL(wc_table_write(&a, &buf), 0);
+  CU_ASSERT_EQUAL_FATAL(wc_table_merge_bytes(&b, buf.data, buf.len), 0);
+  CU_ASSERT_EQUAL_FATAL(wc_table_merge_bytes(&b, buf.data, buf.len), 0);
+  for (int n = 1; n <= 40; n++) {
+    for (int i = 0; i < n; i++)
+      w[i] = (char)('a' + (i * 7 + n) % 26);
+    CU_ASSERT_EQUAL(wc_table_get(&b, U(w), (size_t)n), 2 * (uint64_t)n);
+    CU_ASSERT_EQUAL(wc_table_get(&b, U(w), (size_t)n - 1), 0); /* a prefix is another word */
+  }
+  CU_ASSERT_EQUAL(b.used, 40);
+  mpc_buf_free(&buf);
+  wc_table_free(&a);
+  wc_table_free(&b);
+}
+
 static void test_sorted(void) {
   wc_table_t t;
   wc_table_init(&t);
@@ -233,6 +299,7 @@ MPC_TESTS(wordcount) = {
     {"tokenizer: word bytes, UTF-8, --lower, --min-length", test_tokenize},
     {"lowercase mappings", test_lower},
     {"any split into ranges gives the same counts", test_ranges},
+    {"words around 16 bytes, at every distance from the buffer end", test_lengths_and_ends},
     {"sorted by count desc then word bytes asc", test_sorted},
     {"job equals tr|sort|uniq; bad file fails alone", test_job_vs_reference},
     CU_TEST_INFO_NULL,
