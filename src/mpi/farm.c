@@ -198,6 +198,8 @@ typedef struct tmap {
   tblock_t *cur;   /* block being filled (the last one in the ring) */
   tblock_t *spare; /* freed blocks kept for the next ones (warm memory) */
   size_t nspare;
+  tblock_t *hint;  /* the block of the last look-up: results and fresh tasks
+                      come in runs of seqs (NULL when it is retired) */
   size_t live;     /* records in use */
 } tmap_t;
 
@@ -214,6 +216,8 @@ static void tb_free(tblock_t *b) {
  * (malloc gives memory this size back to the system when it is freed). */
 #define TB_SPARES 8
 static void tb_retire(tmap_t *m, tblock_t *b) {
+  if (m->hint == b)
+    m->hint = NULL;
   if (m->nspare >= TB_SPARES) {
     tb_free(b);
     return;
@@ -309,7 +313,7 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
   return t;
 }
 
-static task_t *tm_get(const tmap_t *m, uint64_t seq) {
+static task_t *tm_get_slow(tmap_t *m, uint64_t seq) {
   if (seq < m->base)
     return NULL;
   uint64_t i = (seq - m->base) / TB_TASKS;
@@ -318,8 +322,19 @@ static task_t *tm_get(const tmap_t *m, uint64_t seq) {
   tblock_t *b = m->blk[(m->head + i) & (m->cap - 1)];
   if (!b || seq - b->first >= b->n)
     return NULL;
+  m->hint = b;
   task_t *t = &b->rec[seq - b->first];
   return t->live ? t : NULL;
+}
+
+/* (A hinted block is in the ring: retired ones drop the hint.) */
+static inline task_t *tm_get(tmap_t *m, uint64_t seq) {
+  tblock_t *b = m->hint;
+  if (b && seq - b->first < b->n) {
+    task_t *t = &b->rec[seq - b->first];
+    return t->live ? t : NULL;
+  }
+  return tm_get_slow(m, seq);
 }
 
 /* The live task with the lowest seq >= *from, or NULL; *from moves past it.
@@ -341,7 +356,7 @@ static task_t *tm_next(const tmap_t *m, uint64_t *from) {
 }
 
 /* Release a task's record (and its block with its last record). */
-static void task_free(tmap_t *m, task_t *t) {
+static inline __attribute__((always_inline)) void task_free(tmap_t *m, task_t *t) {
   if (!t || !t->live)
     return;
   /* A live record's block is in the ring, where its seq says. */
@@ -523,6 +538,8 @@ typedef struct rstate {
   double last_seen;
   int lost;       /* silent past --heartbeat: its tasks went elsewhere */
   tq_t staticq;   /* --schedule static: its share */
+  int32_t *wpid;  /* pid of each worker slot as its last full entry said
+                     (for short entries; MPC__SHORT_WORKERS, made on use) */
   mpc__rank_stat_t st;
 } rstate_t;
 
@@ -550,6 +567,9 @@ struct mpc__farm {
   double up_first;
   double task_avg; /* running mean of task seconds on this rank (0: none yet) */
   int up_err;
+  int up_short;    /* the master takes short entries for successes */
+  uint64_t up_prev; /* tid of the last entry in `up` */
+  int32_t up_pid[MPC__SHORT_WORKERS]; /* pid the master knows for each worker */
   /* master side */
   rstate_t *r;
   tmap_t map;
@@ -706,6 +726,7 @@ void mpc__farm_free(mpc__farm_t *f) {
     for (int i = 0; i < f->nranks; i++) {
       free(f->r[i].st.wtasks);
       free(f->r[i].st.wbusy);
+      free(f->r[i].wpid);
     }
     free(f->r);
   }
@@ -750,6 +771,7 @@ static int up_begin(mpc__farm_t *f) {
   if (f->up.len)
     return 0;
   f->up_n = 0;
+  f->up_prev = 0;
   /* The last buffer went with its send: take a spare one, sized for a full
    * message of small results rather than grown result by result. */
   if (!f->up.cap)
@@ -784,16 +806,33 @@ static mpc__wres_t wres_from(const mpc__farm_t *f, const mpc_result_t *r) {
   };
 }
 
+/* One result into the UP message being collected. */
+static int up_add(mpc__farm_t *f, const mpc_result_t *r) {
+  int rc = up_begin(f);
+  if (rc)
+    return rc;
+  double d = r->end - r->start;
+  unsigned wk = (unsigned)r->worker;
+  uint64_t prev = f->up_prev;
+  f->up_prev = r->id;
+  if (f->up_short && r->status == MPC_TASK_OK && r->start > 0 &&
+      mpc__wire_short_fits(prev, r->id, r->worker, d, r->len) && r->pid > 0 &&
+      f->up_pid[wk] == r->pid) /* a success: its worker, run time, output */
+    return mpc__wire_result_short(&f->up, prev, r->id, (int)wk, d, r->data,
+                                  (uint32_t)r->len);
+  mpc__wres_t w = wres_from(f, r);
+  if (w.pid > 0 && wk < MPC__SHORT_WORKERS)
+    f->up_pid[wk] = w.pid; /* the master learns it from this entry */
+  return mpc__wire_result(&f->up, &w);
+}
+
 static int local_result_to_up(void *ctx, const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
   if (r->end > r->start && r->start > 0) {
     double d = r->end - r->start;
     f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
   }
-  int rc = up_begin(f);
-  mpc__wres_t w = wres_from(f, r);
-  if (!rc)
-    rc = mpc__wire_result(&f->up, &w);
+  int rc = up_add(f, r);
   if (rc) {
     f->up_err = rc;
     return 0;
@@ -878,9 +917,26 @@ static int worker_loop(mpc__farm_t *f) {
         /* The message's tasks go to the pool as one batch. */
         if ((rc = sub_reserve(f, n)))
           goto out;
+        if (x & MPC__DOWN_SHORT)
+          f->up_short = 1;
+        uint64_t tid0 = 0;
+        if (x & MPC__DOWN_RUN) {
+          if (rd.end - rd.p < 8) {
+            rc = MPC_EPROTO;
+            goto out;
+          }
+          tid0 = mpc__get64(rd.p);
+          rd.p += 8;
+        }
         for (uint32_t i = 0; i < n; i++) {
           uint32_t len;
-          if ((rc = mpc__wire_read_task(&rd, &f->sub_tag[i], &f->sub_in[i].data, &len)))
+          if (x & MPC__DOWN_RUN) {
+            f->sub_tag[i] = tid0 + i;
+            rc = mpc__wire_read_run_task(&rd, &f->sub_in[i].data, &len);
+          } else {
+            rc = mpc__wire_read_task(&rd, &f->sub_tag[i], &f->sub_in[i].data, &len);
+          }
+          if (rc)
             goto out;
           f->sub_in[i].len = len;
           if (canceled_self) {
@@ -1301,7 +1357,7 @@ static double dur_estimate(const mpc__farm_t *f) {
 
 /* An attempt that ran on rs: the rank's and the worker's counts and busy
  * time, and its duration learnt if it succeeded.  Returns that duration. */
-static double count_attempt(mpc__farm_t *f, rstate_t *rs, const mpc__wres_t *w) {
+static inline __attribute__((always_inline)) double count_attempt(mpc__farm_t *f, rstate_t *rs, const mpc__wres_t *w) {
   double d = w->end > w->start ? w->end - w->start : 0;
   rs->st.tasks++;
   if (w->status == MPC_TASK_OK)
@@ -1446,14 +1502,13 @@ static int master_local_cb(void *ctx, const mpc_result_t *r) {
 static void keys_flush(mpc__farm_t *f) {
   const unsigned char *in[KPEND];
   size_t len[KPEND];
-  uint64_t h[KPEND];
+  char *key[KPEND];
   for (size_t i = 0; i < f->nkpend; i++) {
     in[i] = TASK_IN(f->kpend[i]);
     len[i] = f->kpend[i]->in_len;
+    key[i] = f->kpend[i]->key;
   }
-  mpc__fnv1a64_many(in, len, f->nkpend, h);
-  for (size_t i = 0; i < f->nkpend; i++)
-    mpc__hex16(f->kpend[i]->key, h[i]);
+  mpc__key_default_many(key, in, len, f->nkpend);
   f->nkpend = 0;
 }
 
@@ -1524,7 +1579,7 @@ static int gen_one(mpc__farm_t *f) {
 }
 
 /* The oldest fresh task (resumed ones were completed when generated). */
-static task_t *fresh_pop(mpc__farm_t *f) {
+static inline __attribute__((always_inline)) task_t *fresh_pop(mpc__farm_t *f) {
   while (f->fresh_n) {
     task_t *t = tm_get(&f->map, f->fresh_lo++);
     if (t && !t->done) {
@@ -1631,18 +1686,31 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
   for (size_t i = 0; i < k && !rc; i += per) {
     size_t m = k - i < per ? k - i : per;
     mpc_buf_t b = sendq_buf(sq);
-    size_t bytes = MPC__HDR_BYTES;
-    for (size_t j = 0; j < m; j++)
+    /* Fresh tasks go out in seq order: then the tids are one number. */
+    uint64_t tid0 = scratch[i]->seq;
+    int run = 1;
+    size_t bytes = MPC__HDR_BYTES + 8;
+    for (size_t j = 0; j < m; j++) {
+      run &= scratch[i + j]->seq == tid0 + j;
       bytes += 12 + scratch[i + j]->in_len;
+    }
     rc = mpc_buf_reserve(&b, bytes); /* once, not as it grows */
+    uint32_t flags = (i + m == k && !partial ? MPC__DOWN_LAST : 0) |
+                     (f->plain ? MPC__DOWN_SHORT : 0) | (run ? MPC__DOWN_RUN : 0);
     if (!rc)
-      rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS,
-                         i + m == k && !partial ? MPC__DOWN_LAST : 0);
+      rc = mpc__wire_hdr(&b, MPC__DOWN_TASKS, flags);
     if (!rc) { /* room is reserved: entries written in place */
       unsigned char *o = b.data + b.len;
-      for (size_t j = 0; j < m; j++)
-        o = mpc__wire_task_at(o, scratch[i + j]->seq, TASK_IN(scratch[i + j]),
-                              scratch[i + j]->in_len);
+      if (run) {
+        mpc__put64(o, tid0);
+        o += 8;
+        for (size_t j = 0; j < m; j++)
+          o = mpc__wire_run_task_at(o, TASK_IN(scratch[i + j]), scratch[i + j]->in_len);
+      } else {
+        for (size_t j = 0; j < m; j++)
+          o = mpc__wire_task_at(o, scratch[i + j]->seq, TASK_IN(scratch[i + j]),
+                                scratch[i + j]->in_len);
+      }
       b.len = (size_t)(o - b.data);
     }
     /* In flight even if the message failed: the run stops, and the end of
@@ -1838,10 +1906,20 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
     if (f->mscratch && (rc = serve(f, src, f->msq, f->mscratch)))
       return rc;
   }
+  uint64_t prev = 0;
   for (uint32_t i = 0; i < n; i++) {
     mpc__wres_t w;
-    if ((rc = mpc__wire_read_result(&rd, &w)))
-      return rc;
+    int s = mpc__wire_read_result(&rd, &w, &prev);
+    if (s < 0)
+      return s;
+    if (s) { /* short: only asked for when plain; the pid is the worker's last */
+      if (!f->plain || !rs->wpid || !(w.pid = rs->wpid[w.worker]))
+        return MPC_EPROTO;
+    } else if (w.pid > 0 && (unsigned)w.worker < MPC__SHORT_WORKERS) {
+      if (!rs->wpid && !(rs->wpid = calloc(MPC__SHORT_WORKERS, sizeof *rs->wpid)))
+        return MPC_ENOMEM;
+      rs->wpid[w.worker] = w.pid;
+    }
     if ((rc = on_result(f, src, &w)))
       return rc;
   }

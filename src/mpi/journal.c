@@ -41,7 +41,7 @@ static uint64_t hex8(uint32_t v) {
 }
 #endif
 
-void mpc__hex16(char *o, uint64_t h) {
+static inline void hex16(char *o, uint64_t h) {
 #if defined(__SSE2__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   /* All 16 digits at once: high and low nibbles interleaved, then '0'-'9'
    * or 'a'-'f' by a compare. */
@@ -58,6 +58,8 @@ void mpc__hex16(char *o, uint64_t h) {
   o[16] = 0;
 }
 
+void mpc__hex16(char *o, uint64_t h) { hex16(o, h); }
+
 int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
   uint64_t h = mpc__fnv1a64(in, n);
   if (key->cap - key->len < 17) {
@@ -70,31 +72,61 @@ int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
   return 0;
 }
 
+/* FNV-1a of four inputs, their multiply chains side by side in scalars (an
+ * array of four was kept in memory: a load and a store per byte and chain). */
+static inline void fnv4(const unsigned char *const *p, const size_t *n, uint64_t *out) {
+  const uint64_t k = 0x100000001b3ULL, off = 0xcbf29ce484222325ULL;
+  size_t m = n[0];
+  for (int l = 1; l < 4; l++)
+    if (n[l] < m)
+      m = n[l];
+  const unsigned char *a = p[0], *b = p[1], *c = p[2], *d = p[3];
+  uint64_t h0 = off, h1 = off, h2 = off, h3 = off;
+  size_t j = 0;
+  for (; j + 4 <= m; j += 4) {
+    h0 = (((((((h0 ^ a[j]) * k) ^ a[j + 1]) * k) ^ a[j + 2]) * k) ^ a[j + 3]) * k;
+    h1 = (((((((h1 ^ b[j]) * k) ^ b[j + 1]) * k) ^ b[j + 2]) * k) ^ b[j + 3]) * k;
+    h2 = (((((((h2 ^ c[j]) * k) ^ c[j + 1]) * k) ^ c[j + 2]) * k) ^ c[j + 3]) * k;
+    h3 = (((((((h3 ^ d[j]) * k) ^ d[j + 1]) * k) ^ d[j + 2]) * k) ^ d[j + 3]) * k;
+  }
+  for (; j < m; j++) {
+    h0 = (h0 ^ a[j]) * k;
+    h1 = (h1 ^ b[j]) * k;
+    h2 = (h2 ^ c[j]) * k;
+    h3 = (h3 ^ d[j]) * k;
+  }
+  out[0] = h0;
+  out[1] = h1;
+  out[2] = h2;
+  out[3] = h3;
+  if ((n[0] ^ m) | (n[1] ^ m) | (n[2] ^ m) | (n[3] ^ m))
+    for (int l = 0; l < 4; l++) /* the rest of the longer ones */
+      for (size_t q = m; q < n[l]; q++)
+        out[l] = (out[l] ^ p[l][q]) * k;
+}
+
 void mpc__fnv1a64_many(const unsigned char *const *p, const size_t *n, size_t count,
                        uint64_t *out) {
-  const uint64_t k = 0x100000001b3ULL, off = 0xcbf29ce484222325ULL;
   size_t i = 0;
-  for (; i + 4 <= count; i += 4) {
-    uint64_t h[4] = {off, off, off, off};
-    size_t m = n[i];
-    for (int l = 1; l < 4; l++)
-      if (n[i + l] < m)
-        m = n[i + l];
-    const unsigned char *a = p[i], *b = p[i + 1], *c = p[i + 2], *d = p[i + 3];
-    for (size_t j = 0; j < m; j++) { /* four chains side by side */
-      h[0] = (h[0] ^ a[j]) * k;
-      h[1] = (h[1] ^ b[j]) * k;
-      h[2] = (h[2] ^ c[j]) * k;
-      h[3] = (h[3] ^ d[j]) * k;
-    }
-    for (int l = 0; l < 4; l++) {
-      for (size_t j = m; j < n[i + l]; j++)
-        h[l] = (h[l] ^ p[i + l][j]) * k;
-      out[i + l] = h[l];
-    }
-  }
+  for (; i + 4 <= count; i += 4)
+    fnv4(p + i, n + i, out + i);
   for (; i < count; i++)
     out[i] = mpc__fnv1a64(p[i], n[i]);
+}
+
+void mpc__key_default_many(char *const *o, const unsigned char *const *p, const size_t *n,
+                           size_t count) {
+  size_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    uint64_t h[4];
+    fnv4(p + i, n + i, h);
+    hex16(o[i], h[0]);
+    hex16(o[i + 1], h[1]);
+    hex16(o[i + 2], h[2]);
+    hex16(o[i + 3], h[3]);
+  }
+  for (; i < count; i++)
+    hex16(o[i], mpc__fnv1a64(p[i], n[i]));
 }
 
 int mpc__esc_append(mpc_buf_t *b, const void *p, size_t n) {

@@ -36,6 +36,10 @@ void mpc__fnv1a64_many(const unsigned char *const *p, const size_t *n, size_t co
 MPC_MUST_CHECK int mpc__key_default(mpc_buf_t *key, const void *in, size_t n);
 /* The 16 hex digits of h and a NUL into o[0..17). */
 void mpc__hex16(char *o, uint64_t h);
+/* Default keys of count inputs into o[i] (17 bytes each), as
+ * mpc__key_default makes them. */
+void mpc__key_default_many(char *const *o, const unsigned char *const *p, const size_t *n,
+                           size_t count);
 
 /* Append `n` bytes of s escaped (\\ \t \n \r, other bytes < 0x20 as \xHH). */
 MPC_MUST_CHECK int mpc__esc_append(mpc_buf_t *b, const void *s, size_t n);

@@ -52,7 +52,8 @@ static void test_wire(void) {
   CU_ASSERT_EQUAL(x, 8);
   CU_ASSERT_EQUAL_FATAL(n, 2);
   mpc__wres_t g = {0};
-  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g), 0);
+  uint64_t prev = 0;
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g, &prev), 0);
   CU_ASSERT_EQUAL(g.tid, 1ull << 40);
   CU_ASSERT_EQUAL(g.status, 2);
   CU_ASSERT_EQUAL(g.code, 11);
@@ -63,11 +64,12 @@ static void test_wire(void) {
   CU_ASSERT_EQUAL(g.maxrss_kb, 77);
   CU_ASSERT_EQUAL_FATAL(g.len, 4);
   CU_ASSERT(memcmp(g.data, "boom", 4) == 0);
-  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g), 0);
+  CU_ASSERT_EQUAL(prev, 1ull << 40);
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g, &prev), 0);
   CU_ASSERT_EQUAL(g.tid, 5);
   CU_ASSERT_EQUAL(g.len, 0);
   CU_ASSERT_PTR_EQUAL(rd.p, rd.end);
-  CU_ASSERT_EQUAL(mpc__wire_read_result(&rd, &g), MPC_EPROTO);
+  CU_ASSERT_EQUAL(mpc__wire_read_result(&rd, &g, &prev), MPC_EPROTO);
   /* Truncated messages are refused, not overrun. */
   mpc_buf_t t = MPC_BUF_INIT;
   CU_ASSERT_EQUAL(mpc__wire_hdr(&t, MPC__DOWN_TASKS, MPC__DOWN_LAST), 0);
@@ -84,6 +86,141 @@ static void test_wire(void) {
   CU_ASSERT_EQUAL(tid, 42);
   CU_ASSERT(len == 5 && memcmp(p, "input", 5) == 0);
   mpc_buf_free(&t);
+  mpc_buf_free(&b);
+}
+
+/* LEB128 numbers at their edges, and refusal of truncated ones. */
+static void test_wire_varint(void) {
+  static const uint64_t v[] = {0, 1, 127, 128, 16383, 16384, UINT32_MAX,
+                               (uint64_t)UINT32_MAX + 1, UINT64_MAX - 1, UINT64_MAX};
+  static const int bytes[] = {1, 1, 1, 2, 2, 3, 5, 5, 10, 10};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    unsigned char b[10];
+    unsigned char *e = mpc__put_uvar(b, v[i]);
+    CU_ASSERT_EQUAL(e - b, bytes[i]);
+    uint64_t got = 12345;
+    CU_ASSERT_PTR_EQUAL(mpc__get_uvar(b, e, &got), e);
+    CU_ASSERT_EQUAL(got, v[i]);
+    CU_ASSERT_PTR_NULL(mpc__get_uvar(b, e - 1, &got)); /* cut short */
+  }
+  unsigned char eleven[11];
+  memset(eleven, 0x80, sizeof eleven); /* never ends within 64 bits */
+  uint64_t got;
+  CU_ASSERT_PTR_NULL(mpc__get_uvar(eleven, eleven + sizeof eleven, &got));
+}
+
+/* Short result entries mixed with full ones; tids going back and forth. */
+static void test_wire_short(void) {
+  /* What fits: tid within -128..127 of the previous entry's, worker
+   * 0..254, under 4.29 s, output up to 65535 bytes. */
+  CU_ASSERT(mpc__wire_short_fits(1000, 1127, 0, 0.1, 8));
+  CU_ASSERT(!mpc__wire_short_fits(1000, 1128, 0, 0.1, 8));
+  CU_ASSERT(mpc__wire_short_fits(1000, 872, 0, 0.1, 8));
+  CU_ASSERT(!mpc__wire_short_fits(1000, 871, 0, 0.1, 8));
+  CU_ASSERT(!mpc__wire_short_fits(0, 1000, 0, 0.1, 8)); /* first of a message */
+  CU_ASSERT(mpc__wire_short_fits(5, 6, 254, 0.1, 8));
+  CU_ASSERT(!mpc__wire_short_fits(5, 6, 255, 0.1, 8));
+  CU_ASSERT(!mpc__wire_short_fits(5, 6, -1, 0.1, 8));
+  CU_ASSERT(!mpc__wire_short_fits(5, 6, 0, 5.0, 8));
+  CU_ASSERT(mpc__wire_short_fits(5, 6, 0, 4.2, 65535));
+  CU_ASSERT(!mpc__wire_short_fits(5, 6, 0, 0.1, 65536));
+  CU_ASSERT(mpc__wire_short_fits(UINT64_MAX, 0, 0, 0.1, 8)); /* wraps */
+
+  mpc_buf_t b = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_hdr(&b, MPC__UP_RESULTS, 0), 0);
+  mpc__wres_t full = {.tid = 1000, .status = 3, .code = 9, .worker = 1, .pid = 4242,
+                      .start = 0.5, .end = 0.75, .maxrss_kb = 5, .data = "e", .len = 1};
+  CU_ASSERT_EQUAL(mpc__wire_result(&b, &full), 0);
+  CU_ASSERT_EQUAL(mpc__wire_result_short(&b, 1000, 1001, 0, 1.5e-6, "12345678", 8), 0);
+  CU_ASSERT_EQUAL(mpc__wire_result_short(&b, 1001, 1128, 254, 0, NULL, 0), 0);
+  CU_ASSERT_EQUAL(mpc__wire_result_short(&b, 1128, 1000, 2, 4.2, "x", 1), 0);
+  unsigned char big[65535];
+  memset(big, 'q', sizeof big);
+  CU_ASSERT_EQUAL(mpc__wire_result_short(&b, 1000, 999, 1, -1.0, big, sizeof big), 0);
+  mpc__wire_set_n(&b, 5);
+  /* 8-byte outputs: 16 bytes an entry instead of 62 */
+  mpc_buf_t c = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL(mpc__wire_result_short(&c, 41, 42, 0, 2e-5, "12345678", 8), 0);
+  CU_ASSERT_EQUAL(c.len, 16);
+  mpc_buf_free(&c);
+
+  mpc__wrd_t rd = {b.data + MPC__HDR_BYTES, b.data + b.len};
+  mpc__wres_t g = {0};
+  uint64_t prev = 0;
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g, &prev), 0);
+  CU_ASSERT(g.tid == 1000 && g.status == 3 && g.code == 9 && g.pid == 4242 && g.len == 1);
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g, &prev), 1);
+  CU_ASSERT_EQUAL(g.tid, 1001);
+  CU_ASSERT(g.status == 0 && g.code == 0 && g.pid == 0 && g.maxrss_kb == 0);
+  CU_ASSERT_EQUAL(g.worker, 0);
+  CU_ASSERT_DOUBLE_EQUAL(g.end - g.start, 1.5e-6, 1e-12);
+  CU_ASSERT(g.len == 8 && memcmp(g.data, "12345678", 8) == 0);
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g, &prev), 1);
+  CU_ASSERT(g.tid == 1128 && g.worker == 254 && g.len == 0 && g.end == 0);
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g, &prev), 1);
+  CU_ASSERT(g.tid == 1000 && g.worker == 2 && g.len == 1 && memcmp(g.data, "x", 1) == 0);
+  CU_ASSERT_DOUBLE_EQUAL(g.end, 4.2, 1e-9);
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g, &prev), 1);
+  CU_ASSERT(g.tid == 999 && g.worker == 1 && g.len == 65535 && g.end == 0);
+  CU_ASSERT(memcmp(g.data, big, sizeof big) == 0);
+  CU_ASSERT_EQUAL(prev, 999);
+  CU_ASSERT_PTR_EQUAL(rd.p, rd.end);
+  CU_ASSERT_EQUAL(mpc__wire_read_result(&rd, &g, &prev), MPC_EPROTO);
+  /* Every cut of the first entries is refused at some entry, never overrun. */
+  for (size_t cut = MPC__HDR_BYTES; cut < b.len - sizeof big; cut++) {
+    mpc__wrd_t r = {b.data + MPC__HDR_BYTES, b.data + cut};
+    uint64_t p = 0;
+    int rc = 0;
+    for (int i = 0; i < 5 && rc >= 0; i++)
+      rc = mpc__wire_read_result(&r, &g, &p);
+    CU_ASSERT_EQUAL(rc, MPC_EPROTO);
+    CU_ASSERT(r.p <= r.end);
+  }
+  /* A length past the end of the message. */
+  unsigned char bad[] = {1, 1, 0, 0, 0, 0, 3, 0, 'a', 'b'};
+  mpc__wrd_t r = {bad, bad + sizeof bad};
+  prev = 0;
+  CU_ASSERT_EQUAL(mpc__wire_read_result(&r, &g, &prev), MPC_EPROTO);
+  r.p = bad;
+  bad[6] = 2;
+  CU_ASSERT_EQUAL(mpc__wire_read_result(&r, &g, &prev), 1);
+  CU_ASSERT_PTR_EQUAL(r.p, r.end);
+  mpc_buf_free(&b);
+}
+
+/* TASKS with consecutive tids: tid0 once, then lengths and inputs. */
+static void test_wire_run(void) {
+  unsigned char big[300];
+  memset(big, 'z', sizeof big);
+  const struct { const void *p; uint32_t len; } in[] = {{"", 0}, {"abc", 3}, {big, 300}};
+  mpc_buf_t b = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_hdr(&b, MPC__DOWN_TASKS, MPC__DOWN_RUN), 0);
+  CU_ASSERT_EQUAL_FATAL(mpc_buf_reserve(&b, 8 + 3 * 10 + 303), 0);
+  unsigned char *o = b.data + b.len;
+  mpc__put64(o, 77);
+  o += 8;
+  for (int i = 0; i < 3; i++)
+    o = mpc__wire_run_task_at(o, in[i].p, in[i].len);
+  b.len = (size_t)(o - b.data);
+  CU_ASSERT_EQUAL(b.len, MPC__HDR_BYTES + 8 + 1 + 0 + 1 + 3 + 2 + 300);
+  mpc__wrd_t rd = {b.data + MPC__HDR_BYTES + 8, b.data + b.len};
+  CU_ASSERT_EQUAL(mpc__get64(b.data + MPC__HDR_BYTES), 77);
+  for (int i = 0; i < 3; i++) {
+    const void *p = NULL;
+    uint32_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(mpc__wire_read_run_task(&rd, &p, &len), 0);
+    CU_ASSERT_EQUAL(len, in[i].len);
+    CU_ASSERT(memcmp(p, in[i].p, len) == 0);
+  }
+  CU_ASSERT_PTR_EQUAL(rd.p, rd.end);
+  const void *p = NULL;
+  uint32_t len;
+  CU_ASSERT_EQUAL(mpc__wire_read_run_task(&rd, &p, &len), MPC_EPROTO);
+  /* The big input cut by one byte; its length cut in half. */
+  mpc__wrd_t t1 = {b.data + b.len - 302, b.data + b.len - 1};
+  CU_ASSERT_EQUAL(mpc__wire_read_run_task(&t1, &p, &len), MPC_EPROTO);
+  mpc__wrd_t t2 = {b.data + b.len - 302, b.data + b.len - 301};
+  CU_ASSERT_EQUAL(mpc__wire_read_run_task(&t2, &p, &len), MPC_EPROTO);
   mpc_buf_free(&b);
 }
 
@@ -192,6 +329,9 @@ static void test_summary_cluster(void) {
 MPC_TESTS(farm) = {
     {"guided batch sizes", test_guided},
     {"wire format round trip and bounds", test_wire},
+    {"wire varints at their edges", test_wire_varint},
+    {"wire short result entries", test_wire_short},
+    {"wire task runs", test_wire_run},
     {"summary text and JSON", test_summary},
     {"MPC_FAULT parsing and the fail fault", test_fault_parse},
     {"summary: lost ranks, speculation, per-worker JSON", test_summary_cluster},

@@ -45,6 +45,17 @@ static void test_fnv_key(void) {
     mpc__fnv1a64_many(ps, ns, c, hs);
     for (size_t i = 0; i < c; i++)
       CU_ASSERT_EQUAL(hs[i], mpc__fnv1a64(ps[i], ns[i]));
+    /* and the keys made from them, as mpc__key_default makes one */
+    char keys[11][17], *ko[11];
+    memset(keys, 'x', sizeof keys);
+    for (size_t i = 0; i < c; i++)
+      ko[i] = keys[i];
+    mpc__key_default_many(ko, ps, ns, c);
+    for (size_t i = 0; i < c; i++) {
+      mpc_buf_clear(&k);
+      CU_ASSERT_EQUAL(mpc__key_default(&k, ps[i], ns[i]), 0);
+      CU_ASSERT_STRING_EQUAL(keys[i], mpc_buf_str(&k));
+    }
   }
   mpc_buf_free(&k);
 }
