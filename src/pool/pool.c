@@ -104,6 +104,7 @@ struct mpc_pool {
   unit_t *pend, *pend_tail;
   size_t pend_tasks;
   size_t inflight; /* tasks accepted and not yet delivered */
+  int cancel_queued; /* a canceled task waits on a worker: check_canceled() */
   size_t caller_pending;
   parked_t *parked, *parked_tail;
   double avg_ns; /* moving average of task run time */
@@ -1144,6 +1145,36 @@ static double check_timeouts(mpc_pool_t *p) {
   return next;
 }
 
+/* A task canceled while queued on a worker (sent, not started) cannot be
+ * taken back from its ring: when the worker starts it, the worker is killed
+ * (reported canceled, replaced).  Returns when to look again while such a
+ * task waits, else 0. */
+static double check_canceled(mpc_pool_t *p) {
+  if (!p->cancel_queued)
+    return 0;
+  int waiting = 0;
+  for (int i = 0; i < p->nw; i++) {
+    worker_t *w = &p->w[i];
+    if (w->state != WS_LIVE || w->kill_reason)
+      continue;
+    for (unit_t *u = w->fifo; u; u = u->next) {
+      if (!u->canceled)
+        continue;
+      if (u == w->fifo &&
+          running_idx(w, atomic_load_explicit(&w->shm->cur, memory_order_acquire)) >= 0)
+        worker_kill(w, KR_CANCEL);
+      else
+        waiting = 1;
+      break;
+    }
+  }
+  if (!waiting) {
+    p->cancel_queued = 0;
+    return 0;
+  }
+  return now_s() + 0.01;
+}
+
 /* One pass of everything that needs no waiting.  Returns results delivered. */
 static int step(mpc_pool_t *p) {
   int n = 0;
@@ -1238,7 +1269,9 @@ static int run_loop(mpc_pool_t *p, int (*done)(mpc_pool_t *, void *),
       return MPC_EINTR;
     if (done && done(p, arg))
       return 0;
-    double next = check_timeouts(p);
+    double next = check_timeouts(p), nc = check_canceled(p);
+    if (nc > 0 && (next == 0 || nc < next))
+      next = nc;
     if (until > 0 && now_s() >= until)
       return 0;
     double wake = until;
@@ -1932,6 +1965,8 @@ int mpc_pool_cancel(mpc_pool_t *p, uint64_t tag) {
       int rc = u->count == 1 ? (u->canceled = 1, 0) : cancel_entry(u, (uint32_t)i);
       if (!rc && u == w->fifo && running_idx(w, atomic_load(&w->shm->cur)) == i)
         worker_kill(w, KR_CANCEL);
+      else if (!rc && u->count == 1)
+        p->cancel_queued = 1; /* killed when it starts: check_canceled() */
       return rc;
     }
   }

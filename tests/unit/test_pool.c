@@ -561,6 +561,32 @@ static void test_submit_poll_cancel(void) {
   mpc_pool_free(p);
 }
 
+/* A task canceled while queued behind another on its worker (sent, not yet
+ * started) must not run on: here it would hang the worker forever. */
+static void test_cancel_queued(void) {
+  mpc_pool_t *p = make_pool(1, 0, 0);
+  tally_t t = {0};
+  op_t slow = {.op = OP_SLEEP, .arg = 300, .val = 1}, hang = {.op = OP_HANG};
+  CU_ASSERT_EQUAL(mpc_pool_submit(p, &slow, sizeof slow, 1), 0);
+  CU_ASSERT_EQUAL(mpc_pool_submit(p, &hang, sizeof hang, 2), 0);
+  CU_ASSERT(mpc_pool_poll(p, 0.05, tally_cb, &t) >= 0); /* both go to the worker */
+  CU_ASSERT_EQUAL(t.n, 0);
+  CU_ASSERT_EQUAL(mpc_pool_cancel(p, 2), 0);
+  double end = mpct_now() + 10;
+  while (mpc_pool_pending(p) && mpct_now() < end)
+    CU_ASSERT(mpc_pool_poll(p, 0.5, tally_cb, &t) >= 0);
+  CU_ASSERT_EQUAL_FATAL(mpc_pool_pending(p), 0); /* else join would wait forever */
+  CU_ASSERT_EQUAL(t.ok, 1);
+  CU_ASSERT_EQUAL(t.canceled, 1);
+  /* the pool goes on: a new task runs */
+  op_t o = {.op = OP_ECHO, .val = 7};
+  CU_ASSERT_EQUAL(mpc_pool_submit(p, &o, sizeof o, 3), 0);
+  tally_t j = {0};
+  CU_ASSERT_EQUAL(mpc_pool_join(p, tally_cb, &j), 0);
+  CU_ASSERT_EQUAL(j.ok, 1);
+  mpc_pool_free(p);
+}
+
 typedef struct many {
   int n, ok, canceled, crashed, bad;
   unsigned char seen[1000];
@@ -1011,6 +1037,7 @@ MPC_TESTS(pool) = {
     {"worker SIGKILLed from outside", test_killed_from_outside},
     {"async apply, wait with timeout", test_async_and_timeout_wait},
     {"submit, poll, cancel, join", test_submit_poll_cancel},
+    {"cancel of a task queued on a worker, not started", test_cancel_queued},
     {"submit a batch: crash inside, cancel one, drain", test_submit_many},
     {"SIGINT mid-run: clean return, no child left", test_sigint_parent},
     {"1M-task generator keeps memory bounded", test_generator_bounded_memory},
