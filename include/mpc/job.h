@@ -48,6 +48,11 @@ enum {
   /** The journal keeps each successful task's output so that a --resume run
    *  hands it to gather() again (for jobs that aggregate small results). */
   MPC_JOB_JOURNAL_OUTPUT = 1u << 2,
+  /** gather() and finish() never read a result's key.  mpc-run then makes
+   *  the default key (a hash of the input) only when it needs it itself: for
+   *  a journal, --resume, --trace, --timeline, or a failure's report;
+   *  otherwise mpc_job_result_t.key is "".  Keys given by next() are kept. */
+  MPC_JOB_KEYS_UNUSED = 1u << 3,
 };
 
 /** What every rank knows when init() runs. */

@@ -430,7 +430,7 @@ static int chaos_finish(void *state, const mpc_job_report_t *rep) {
 
 const mpc_job_t mpc_job_chaos = {
     .abi = MPC_JOB_ABI_VERSION,
-    .flags = MPC_JOB_IDEMPOTENT | MPC_JOB_JOURNAL_OUTPUT,
+    .flags = MPC_JOB_IDEMPOTENT | MPC_JOB_JOURNAL_OUTPUT | MPC_JOB_KEYS_UNUSED,
     .name = "chaos",
     .brief = "test/demo tasks that sleep, burn CPU, fail, crash, exit or hang (from a seed)",
     .usage = usage,

@@ -105,11 +105,23 @@ typedef struct task {
   unsigned done : 1;   /* outcome known, waiting for its turn (--ordered) */
   unsigned has_stash : 1;
   unsigned own_data : 1; /* key and input in an allocation of their own */
+  unsigned key_lazy : 1; /* default key not made yet ("" until task_key()) */
 } task_t;
 /* Small on purpose: the master writes and reads one per task, thousands of
  * tasks apart, so a record that fits a cache line is one miss, not three. */
 _Static_assert(sizeof(task_t) <= 64, "task records fit a cache line");
 #define TASK_IN(t) ((unsigned char *)(t)->key + (t)->key_len + 1)
+
+/* The task's key, made now if it was left for later (lazy_keys). */
+static const char *task_key(task_t *t) {
+  if (t->key_lazy) {
+    const unsigned char *in = TASK_IN(t);
+    size_t len = t->in_len;
+    mpc__key_default_many(&t->key, &in, &len, 1);
+    t->key_lazy = 0;
+  }
+  return t->key;
+}
 
 /* An outcome kept for --ordered until it is its turn (allocated only then,
  * so that task records stay small on the hot path). */
@@ -603,6 +615,9 @@ struct mpc__farm {
   int have_journal;
   FILE *timeline;
   int observe;         /* --trace or --timeline: keep every attempt */
+  int lazy_keys;       /* the job reads no keys and nothing here needs them
+                          (no journal, resume, trace, timeline): default keys
+                          are made only for failures */
   int plain;           /* none of those, no journal, no --ordered (fixed at
                           the start: a journal closed on error stays slow) */
   int ordered;         /* --ordered or a job that wants task order */
@@ -1115,7 +1130,7 @@ static void note_failure(mpc__farm_t *f, task_t *t, const mpc_job_result_t *r) {
   if (f->nfails >= FAILS_KEPT)
     return;
   mpc__fail_item_t *it = &f->fails[f->nfails++];
-  it->key = strdup(t->key);
+  it->key = strdup(task_key(t));
   it->status = r->status;
   it->code = r->code;
   it->rank = r->rank;
@@ -1461,7 +1476,7 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
       journal_attempt(f, t, w, rank, att, NULL);
       t->retried = 1;
       if (f->cfg.verbose)
-        MPC_LOG(MPC_LOG_ERROR, "task %s: %s on rank %d, retrying", t->key,
+        MPC_LOG(MPC_LOG_ERROR, "task %s: %s on rank %d, retrying", task_key(t),
                 mpc_task_status_name((mpc_task_status_t)w->status), rank);
       tq_push(&f->retry, t);
       return 0;
@@ -1560,7 +1575,10 @@ static int gen_one(mpc__farm_t *f) {
     mpc__copy_small((unsigned char *)t->key, f->key.data, key_len);
   mpc__copy_small(TASK_IN(t), f->in.data, f->in.len);
   t->in_len = (uint32_t)f->in.len;
-  if (defer) {
+  if (defer && f->lazy_keys) {
+    t->key[0] = 0;
+    t->key_lazy = 1;
+  } else if (defer) {
     f->kpend[f->nkpend++] = t;
     if (f->nkpend == KPEND)
       keys_flush(f);
@@ -1865,7 +1883,7 @@ static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
       f->spec_launched++;
       if (f->cfg.verbose)
         MPC_LOG(MPC_LOG_ERROR, "task %s: running for %.1f s on rank %d; a copy "
-                "starts on rank %d", best->key, f->tnow - f->t0 - best->run_at[0],
+                "starts on rank %d", task_key(best), f->tnow - f->t0 - best->run_at[0],
                 best->run_rank[0], r);
       scratch[k++] = best;
     }
@@ -2253,6 +2271,8 @@ static int setup_master(mpc__farm_t *f, mpc_buf_t *err) {
   f->progress = f->cfg.progress == 1 || (f->cfg.progress < 0 && isatty(2));
   f->observe = f->cfg.trace || f->tl_png || f->timeline;
   f->plain = !f->observe && !f->have_journal && !f->ordered;
+  f->lazy_keys = (f->job->flags & MPC_JOB_KEYS_UNUSED) && !f->observe && !f->have_journal &&
+                 !f->jdone;
   return 0;
 }
 
