@@ -39,21 +39,27 @@ for r in 0 1 2 3; do
 done
 # Default keys are FNV-1a-64 of each task's input (chaos: its index as 8
 # little-endian bytes), made in groups on the master: every one must be right.
+cat >"$TMP/chaoskey.py" <<'PYEOF'
+import struct
+def key(i):
+    """The default key of chaos task i: FNV-1a-64 of its 8-byte index, in hex."""
+    h = 0xcbf29ce484222325
+    for c in struct.pack("<Q", i):
+        h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
+    return "%016x" % h
+PYEOF
 for launch in singleton mpirun; do
   pre=()
   [ "$launch" = mpirun ] && pre=(mpirun --oversubscribe -n 2)
   run "k$launch" 120 "${pre[@]}" "$RUN" chaos --tasks 1000 -w 1 --journal "$TMP/k$launch.j"
   check "$launch: every default key is the hash of its task's input" /usr/bin/python3 -c '
-import struct, sys
-def fnv(b):
-    h = 0xcbf29ce484222325
-    for c in b:
-        h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
-    return "%016x" % h
-want = {fnv(struct.pack("<Q", i)) for i in range(1000)}
+import sys
+sys.path.insert(0, sys.argv[2])
+from chaoskey import key
+want = {key(i) for i in range(1000)}
 got = [l.split("\t")[0] for l in open(sys.argv[1]) if not l.startswith("#")]
 assert len(got) == 1000 and set(got) == want, (len(got), len(set(got) - want))
-' "$TMP/k$launch.j"
+' "$TMP/k$launch.j" "$TMP"
 done
 # chaos reads no keys (MPC_JOB_KEYS_UNUSED): without a journal or trace the
 # master makes a default key only for a failure's report.  Those must be the
@@ -62,17 +68,14 @@ run klazy 120 mpirun --oversubscribe -n 2 "$RUN" chaos --tasks 300 --seed 5 --fa
   --retries 0 -w 1 --json "$TMP/klazy.json"
 check "lazy keys: exit 1 (some tasks failed)" [ "$(rc_of klazy)" = 1 ]
 check "lazy keys: each failure's key is the hash of its task's input" /usr/bin/python3 -c '
-import json, re, struct, sys
-def fnv(b):
-    h = 0xcbf29ce484222325
-    for c in b:
-        h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
-    return "%016x" % h
+import json, re, sys
+sys.path.insert(0, sys.argv[2])
+from chaoskey import key
 s = json.load(open(sys.argv[1]))
 assert s["failed"] > 0 and len(s["failures"]) == s["failed"], s
 for f in s["failures"]:
     i = int(re.search(r"task (\d+) fails", f["message"]).group(1))
-    assert f["key"] == fnv(struct.pack("<Q", i)), (f, fnv(struct.pack("<Q", i)))
-' "$TMP/klazy.json"
+    assert f["key"] == key(i), (f, key(i))
+' "$TMP/klazy.json" "$TMP"
 check "no process left" wait_gone 20
 exit 0
