@@ -15,7 +15,7 @@ for b in pool-tiny mpi-tiny scaling mandel-scaling image stats wordcount cmd; do
   [ -x "$f" ] || continue
   echo; echo "######## $b"
   out=$(mktemp)
-  "$f" "$B" 2>&1 | tee "$out"
+  "$f" 2>&1 | tee "$out"  # each finds the build in MPC_BUILD; $1 is its size
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
   summary+=("$(grep '^BENCH ' "$out" | tail -n 1)")
   rm -f "$out"
