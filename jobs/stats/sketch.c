@@ -549,10 +549,10 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   }
 }
 
-static int lev_push(stats_sketch_t *s, uint32_t h, const double *v, size_t n) {
+static int lev_push(stats_sketch_t *s, uint32_t h, const void *v, size_t n) {
   if (lev_reserve(s, h, n))
     return MPC_ENOMEM;
-  memcpy(s->lev[h].v + s->lev[h].len, v, n * sizeof *v);
+  memcpy(s->lev[h].v + s->lev[h].len, v, n * sizeof(double));
   s->lev[h].len += (uint32_t)n;
   if (s->nlev < h + 1)
     s->nlev = h + 1;
@@ -660,29 +660,30 @@ int stats_sketch_add(stats_sketch_t *s, const double *v, size_t n) {
   return 0;
 }
 
-int stats_sketch_merge(stats_sketch_t *a, const stats_sketch_t *b) {
-  if (a->k != b->k)
-    return MPC_EINVAL;
-  for (uint32_t h = 0; h < b->nlev; h++) {
-    if (b->lev[h].len == 0)
-      continue;
-    if (lev_reserve(a, h, b->lev[h].len))
-      return MPC_ENOMEM;
-    memcpy(a->lev[h].v + a->lev[h].len, b->lev[h].v,
-           (size_t)b->lev[h].len * sizeof(double));
-    a->lev[h].len += b->lev[h].len;
-  }
-  if (a->nlev < b->nlev)
-    a->nlev = b->nlev;
-  a->n += b->n;
-  a->err += b->err;
-  a->flip ^= b->flip;
+/* The end of every merge, once the other sketch's levels are appended: its
+ * counts folded in, then every level compacted. */
+static int merge_finish(stats_sketch_t *a, uint32_t nlev, uint64_t n, uint64_t err,
+                        uint32_t flip) {
+  if (a->nlev < nlev)
+    a->nlev = nlev;
+  a->n += n;
+  a->err += err;
+  a->flip ^= flip;
   for (uint32_t h = 0; h < a->nlev; h++) {
     int rc = compact_from(a, h);
     if (rc)
       return rc;
   }
   return 0;
+}
+
+int stats_sketch_merge(stats_sketch_t *a, const stats_sketch_t *b) {
+  if (a->k != b->k)
+    return MPC_EINVAL;
+  for (uint32_t h = 0; h < b->nlev; h++)
+    if (b->lev[h].len && lev_push(a, h, b->lev[h].v, b->lev[h].len))
+      return MPC_ENOMEM;
+  return merge_finish(a, b->nlev, b->n, b->err, b->flip);
 }
 
 double stats_lerp(double a, double b, double t) {
@@ -789,26 +790,14 @@ int stats_sketch_merge_wire(stats_sketch_t *a, const unsigned char *p, size_t le
     uint64_t m;
     memcpy(&m, p + off, sizeof m);
     off += sizeof m;
-    if (m) {
-      if (lev_reserve(a, h, m))
-        return MPC_ENOMEM;
-      memcpy(a->lev[h].v + a->lev[h].len, p + off, m * sizeof(double));
-      a->lev[h].len += (uint32_t)m;
-      off += m * sizeof(double);
-    }
+    if (m && lev_push(a, h, p + off, m))
+      return MPC_ENOMEM;
+    off += m * sizeof(double);
   }
-  if (a->nlev < (uint32_t)hdr[1])
-    a->nlev = (uint32_t)hdr[1];
-  a->n += hdr[2];
-  a->err += hdr[3];
-  a->flip ^= (uint32_t)hdr[4];
-  for (uint32_t h = 0; h < a->nlev; h++) {
-    int rc = compact_from(a, h);
-    if (rc)
-      return rc;
-  }
-  *used = n;
-  return 0;
+  int rc = merge_finish(a, (uint32_t)hdr[1], hdr[2], hdr[3], (uint32_t)hdr[4]);
+  if (!rc)
+    *used = n;
+  return rc;
 }
 
 /* A written sketch's header (k, levels, n, ...) at p, if it is plausible. */
@@ -839,33 +828,16 @@ size_t stats_sketch_skip(const unsigned char *p, size_t len) {
 
 size_t stats_sketch_read(stats_sketch_t *s, const unsigned char *p, size_t len) {
   uint64_t hdr[5];
+  size_t used = 0;
   if (!sketch_hdr(p, len, hdr))
     return 0;
-  stats_sketch_init(s, (uint32_t)hdr[0]);
-  s->nlev = (uint32_t)hdr[1];
-  s->n = hdr[2];
-  s->err = hdr[3];
-  s->flip = (uint32_t)hdr[4];
-  size_t off = sizeof hdr;
-  for (uint32_t h = 0; h < s->nlev; h++) {
-    uint64_t n;
-    if (len - off < sizeof n)
-      goto bad;
-    memcpy(&n, p + off, sizeof n);
-    off += sizeof n;
-    if (n > (len - off) / sizeof(double))
-      goto bad;
-    if (n && lev_reserve(s, h, n))
-      goto bad;
-    if (n)
-      memcpy(s->lev[h].v, p + off, n * sizeof(double));
-    s->lev[h].len = (uint32_t)n;
-    off += n * sizeof(double);
+  stats_sketch_init(s, (uint32_t)hdr[0]); /* a written sketch's levels are < k:
+                                             merging compacts nothing */
+  if (stats_sketch_merge_wire(s, p, len, &used)) {
+    stats_sketch_free(s);
+    return 0;
   }
-  return off;
-bad:
-  stats_sketch_free(s);
-  return 0;
+  return used;
 }
 
 /* Number of items <= key in a sorted run. */

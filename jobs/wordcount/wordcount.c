@@ -356,9 +356,7 @@ static int add_counted(const unsigned char *w, size_t n, size_t room, const wc_o
 
 /* Words waiting to be counted: short ones are hashed and their slots
  * prefetched a batch ahead, so the table's cache misses overlap. */
-#ifndef WC_BATCH
 #define WC_BATCH 32
-#endif
 typedef struct wbatch {
   size_t n;
   size_t start[WC_BATCH], len[WC_BATCH];

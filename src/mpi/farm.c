@@ -608,7 +608,6 @@ struct mpc__farm {
   int nlost;
   mpc__faults_t faults;
   sendq_t *msq;      /* this rank's sends in flight (master or worker loop) */
-  task_t **mscratch; /* the master loop's dispatch scratch (MAX_BATCH) */
   char why[256];
   mpc__jdone_t *jdone;
   mpc__journal_t jr;
@@ -1775,7 +1774,8 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
    * tasks; long ones queued on a rank leave the others idle at the end (a
    * stats run ended with one rank holding 4 of the last ranges).  Beyond
    * what the rank asked for, a batch holds about BATCH_WORK_S of work per
-   * worker, and nothing beyond the ask until a duration is known. */
+   * worker, and nothing beyond the ask until a duration is known (other
+   * schedules never go beyond it; --walltime relies on that too). */
   if (n > rs->want && f->cfg.sched == MPC__SCHED_GUIDED) {
     double d = dur_mean(f);
     double fit = f->dur_n == 0 ? 0 : d > 0 ? BATCH_WORK_S * rs->workers / d : (double)n;
@@ -1783,8 +1783,6 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
     n = cap > rs->want ? cap : rs->want;
   }
   size_t room = wall_room(f, rs);
-  if (f->deadline > 0 && f->dur_n == 0 && n > rs->want)
-    n = rs->want; /* no big batches before we know how long tasks take */
   if (n > room) {
     if (!f->gen_done || queued_total(f))
       f->wall_hold = 1;
@@ -1905,7 +1903,8 @@ static int send_ctl(mpc__farm_t *f, sendq_t *sq, int rank, uint32_t kind) {
   return rc;
 }
 
-static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
+static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg, sendq_t *sq,
+                     task_t **scratch) {
   mpc__wrd_t rd = {msg->data, msg->data + msg->len};
   uint32_t kind, want, n;
   int rc = mpc__wire_read_hdr(&rd, &kind, &want, &n);
@@ -1921,7 +1920,7 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg) {
    * a burst of merges), and this rank's workers would wait for it. */
   if (kind != MPC__UP_BYE && want) {
     rs->want = want;
-    if (f->mscratch && (rc = serve(f, src, f->msq, f->mscratch)))
+    if ((rc = serve(f, src, sq, scratch)))
       return rc;
   }
   uint64_t prev = 0;
@@ -1993,7 +1992,6 @@ static int master_loop(mpc__farm_t *f) {
   }
   sq.per_dest = per_dest;
   f->msq = &sq;
-  f->mscratch = scratch;
   for (;;) {
     int activity = 0;
     double t = f->tnow = now_s();
@@ -2070,7 +2068,7 @@ static int master_loop(mpc__farm_t *f) {
         goto out;
       MPI_Mrecv(msg.data, cnt, MPI_BYTE, &m, MPI_STATUS_IGNORE);
       msg.len = (size_t)cnt;
-      if ((rc = handle_up(f, st.MPI_SOURCE, &msg)))
+      if ((rc = handle_up(f, st.MPI_SOURCE, &msg, &sq, scratch)))
         goto out;
       activity = 1;
     }
@@ -2198,7 +2196,6 @@ out:
    * ends with MPI_Abort; see mpc__farm_run). */
   sendq_release(&sq, !f->nlost);
   f->msq = NULL;
-  f->mscratch = NULL;
   mpc_buf_free(&msg);
   free(scratch);
   free(per_dest);

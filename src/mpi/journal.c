@@ -58,8 +58,6 @@ static inline void hex16(char *o, uint64_t h) {
   o[16] = 0;
 }
 
-void mpc__hex16(char *o, uint64_t h) { hex16(o, h); }
-
 int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
   uint64_t h = mpc__fnv1a64(in, n);
   if (key->cap - key->len < 17) {
@@ -67,7 +65,7 @@ int mpc__key_default(mpc_buf_t *key, const void *in, size_t n) {
     if (rc)
       return rc;
   }
-  mpc__hex16((char *)key->data + key->len, h);
+  hex16((char *)key->data + key->len, h);
   key->len += 16;
   return 0;
 }
@@ -116,17 +114,13 @@ void mpc__fnv1a64_many(const unsigned char *const *p, const size_t *n, size_t co
 
 void mpc__key_default_many(char *const *o, const unsigned char *const *p, const size_t *n,
                            size_t count) {
-  size_t i = 0;
-  for (; i + 4 <= count; i += 4) {
-    uint64_t h[4];
-    fnv4(p + i, n + i, h);
-    hex16(o[i], h[0]);
-    hex16(o[i + 1], h[1]);
-    hex16(o[i + 2], h[2]);
-    hex16(o[i + 3], h[3]);
+  uint64_t h[32];
+  for (size_t i = 0; i < count; i += 32) {
+    size_t c = count - i < 32 ? count - i : 32;
+    mpc__fnv1a64_many(p + i, n + i, c, h);
+    for (size_t j = 0; j < c; j++)
+      hex16(o[i + j], h[j]);
   }
-  for (; i < count; i++)
-    hex16(o[i], mpc__fnv1a64(p[i], n[i]));
 }
 
 int mpc__esc_append(mpc_buf_t *b, const void *p, size_t n) {

@@ -34,8 +34,6 @@ void mpc__fnv1a64_many(const unsigned char *const *p, const size_t *n, size_t co
                        uint64_t *out);
 /* Default task key: 16 lowercase hex digits of FNV-1a-64 of the input. */
 MPC_MUST_CHECK int mpc__key_default(mpc_buf_t *key, const void *in, size_t n);
-/* The 16 hex digits of h and a NUL into o[0..17). */
-void mpc__hex16(char *o, uint64_t h);
 /* Default keys of count inputs into o[i] (17 bytes each), as
  * mpc__key_default makes them. */
 void mpc__key_default_many(char *const *o, const unsigned char *const *p, const size_t *n,
