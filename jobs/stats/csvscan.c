@@ -1181,9 +1181,11 @@ static fb_shape_t fb_shape(const unsigned char *bb, const uint32_t *ix, size_t n
 /* the same compiled for AVX2 + BMI (VEX encodings, andn, shlx) */
 #define FB_COL_NAME fb_col_avx2
 #define FB_COL_TARGET "avx2,bmi,bmi2,popcnt"
+#define FB_COL_WIDE 1 /* 256-bit loops too */
 #include "fbcol.h"
 #undef FB_COL_NAME
 #undef FB_COL_TARGET
+#undef FB_COL_WIDE
 #endif
 
 /* Convert one column of a block: fields f of records 0..nrec-1. */

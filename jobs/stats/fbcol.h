@@ -84,7 +84,42 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
     }
     const uint64_t sign = 1ULL << 63;
     const double div = p10[n];
-    for (size_t r = 0; r < nrec; r++) {
+    size_t r = 0;
+#ifdef FB_COL_WIDE
+    {
+      /* four at a time, bit for bit what the loop below does: (sign | M) to
+       * double as two exact halves whose sum rounds once (the same value as
+       * the int64 conversion), then the same multiplication or division;
+       * scalar divisions would not overlap enough to keep up */
+      const __m256i sgn = _mm256_set1_epi64x((long long)sign);
+      const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFFLL);
+      const __m256i k52 = _mm256_set1_epi64x(0x4330000000000000LL); /* 2^52 */
+      const __m256i k84 = _mm256_set1_epi64x(0x4530000000000000LL); /* 2^84 */
+      const __m256d k8452 = _mm256_set1_pd(19342813118337666422669312.); /* 2^84 + 2^52 */
+      const __m256d vdiv = _mm256_set1_pd(div);
+      for (; r + 4 <= nrec; r += 4) {
+        __m256i u = _mm256_loadu_si256((const __m256i *)(out + r));
+        __m256i sg = _mm256_and_si256(u, sgn);
+        u = _mm256_andnot_si256(sgn, u);
+        __m256d lo = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(u, lo32), k52));
+        __m256d hi = _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(u, 32), k84));
+        __m256d d = _mm256_add_pd(_mm256_sub_pd(hi, k8452), lo);
+        if (kind == FB_DEC) {
+          d = _mm256_div_pd(d, vdiv);
+        } else if (kind == FB_EXP) {
+          int32_t k4;
+          memcpy(&k4, kx + r, sizeof k4);
+          __m128i k = _mm_cvtepi8_epi32(_mm_cvtsi32_si128(k4));
+          __m128i kp = _mm_max_epi32(k, _mm_setzero_si128());
+          __m128i kn = _mm_max_epi32(_mm_sub_epi32(_mm_setzero_si128(), k), _mm_setzero_si128());
+          d = _mm256_div_pd(_mm256_mul_pd(d, _mm256_i32gather_pd(p10, kp, 8)),
+                            _mm256_i32gather_pd(p10, kn, 8));
+        }
+        _mm256_storeu_pd(out + r, _mm256_or_pd(d, _mm256_castsi256_pd(sg)));
+      }
+    }
+#endif
+    for (; r < nrec; r++) {
       uint64_t u, b;
       memcpy(&u, &out[r], sizeof u);
       double d = (double)(int64_t)(u & ~sign);
