@@ -37,7 +37,56 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
      * window holds several fields: digits to (sign | M) in out[], then
      * those to doubles in place */
     const uint32_t *tp = ix + f;
-    for (size_t r = 0; r < nrec; r++, tp += nc) {
+    size_t r = 0;
+#ifdef FB_COL_WIDE
+    /* Two records at a time, one in each 128-bit lane: what the loop below
+     * does for one, with the vector work shared (masks come out as one
+     * 32-bit word, low half the first record's). */
+    const __m256i w0 = _mm256_set1_epi8('0'), w9 = _mm256_set1_epi8(9);
+    const __m256i wdot = _mm256_set1_epi8('.'), wsq = _mm256_broadcastsi128_si256(sqz);
+    const __m256i wm1 = _mm256_broadcastsi128_si256(m1), wm2 = _mm256_broadcastsi128_si256(m2);
+    const __m256i wm4 = _mm256_broadcastsi128_si256(m4);
+    for (; kind != FB_EXP && r + 2 <= nrec; r += 2, tp += 2 * nc) {
+      uint32_t s0 = tp[-1] + 1, e0 = tp[0], s1 = tp[nc - 1] + 1, e1 = tp[nc];
+      size_t len0 = e0 - s0, len1 = e1 - s1;
+      __m256i v = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(bb + e0 - 16))),
+          _mm_loadu_si128((const __m128i *)(bb + e1 - 16)), 1);
+      __m256i t = _mm256_sub_epi8(v, w0);
+      uint32_t dig = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(t, w9), t));
+      uint32_t neg0 = bb[s0] == '-', neg1 = bb[s1] == '-';
+      uint32_t li0 = len0 <= 16 ? (uint32_t)len0 : 0, li1 = len1 <= 16 ? (uint32_t)len1 : 0;
+      uint32_t bad0 = (~dig & sse_tabs.fm[li0]) ^ (fixed | neg0 << (16 - li0));
+      uint32_t bad1 = (~(dig >> 16) & sse_tabs.fm[li1]) ^ (fixed | neg1 << (16 - li1));
+      if (kind == FB_INT) {
+        bad0 |= li0 <= neg0;
+        bad1 |= li1 <= neg1;
+      } else {
+        uint32_t dotm = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, wdot));
+        bad0 |= dotbit & ~dotm;
+        bad1 |= dotbit & ~(dotm >> 16);
+      }
+      t = _mm256_and_si256(t, _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(
+              (const __m128i *)sse_tabs.tail[(16 - li0 + neg0) & 15])),
+          _mm_loadu_si128((const __m128i *)sse_tabs.tail[(16 - li1 + neg1) & 15]), 1));
+      if (kind != FB_INT)
+        t = _mm256_shuffle_epi8(t, wsq);
+      __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(t, wm1), wm2);
+      __m256i p4 = _mm256_madd_epi16(_mm256_packus_epi32(p2, p2), wm4);
+      uint64_t hl0 = (uint64_t)_mm256_extract_epi64(p4, 0);
+      uint64_t hl1 = (uint64_t)_mm256_extract_epi64(p4, 2);
+      uint64_t mm0 = ((hl0 & 0xFFFFFFFFu) * 100000000u + (hl0 >> 32)) | (uint64_t)neg0 << 63;
+      uint64_t mm1 = ((hl1 & 0xFFFFFFFFu) * 100000000u + (hl1 >> 32)) | (uint64_t)neg1 << 63;
+      memcpy(&out[r], &mm0, sizeof mm0);
+      memcpy(&out[r + 1], &mm1, sizeof mm1);
+      redo[nredo] = (uint32_t)r;
+      nredo += bad0 != 0;
+      redo[nredo] = (uint32_t)r + 1;
+      nredo += bad1 != 0;
+    }
+#endif
+    for (; r < nrec; r++, tp += nc) {
       uint32_t s = tp[-1] + 1, e = tp[0];
       size_t len = e - s;
       __m128i v = _mm_loadu_si128((const __m128i *)(bb + e - 16));
@@ -84,7 +133,7 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
     }
     const uint64_t sign = 1ULL << 63;
     const double div = p10[n];
-    size_t r = 0;
+    r = 0;
 #ifdef FB_COL_WIDE
     {
       /* four at a time, bit for bit what the loop below does: (sign | M) to
