@@ -8,14 +8,18 @@
  * sends, between short polls of its own pool. */
 #include "mpi/farm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2378,6 +2382,28 @@ static double wall_deadline(mpc__farm_t *f) {
   return 0;
 }
 
+int mpc__tcp_nodelay_all(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return 0;
+  int n = 0, one = 1;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int fd = atoi(e->d_name), type = 0;
+    socklen_t tl = sizeof type;
+    struct sockaddr_storage a;
+    socklen_t al = sizeof a;
+    if (fd < 3 || fd == dirfd(d) ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) || type != SOCK_STREAM ||
+        getsockname(fd, (struct sockaddr *)&a, &al) ||
+        (a.ss_family != AF_INET && a.ss_family != AF_INET6))
+      continue;
+    n += setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
+  }
+  closedir(d);
+  return n;
+}
+
 int mpc__farm_run(mpc__farm_t *f) {
   int inited = 0, code = 2, rc;
   mpc_buf_t err = MPC_BUF_INIT;
@@ -2392,6 +2418,10 @@ int mpc__farm_run(mpc__farm_t *f) {
       return 2;
     }
     f->we_init = 1;
+    /* PMIx's client connection to the local daemon writes small messages
+     * back to back with Nagle on: MPI_Finalize's fence waited 40-50 ms for
+     * the daemon's delayed ACK (measured: 48 -> 5 ms with this). */
+    mpc__tcp_nodelay_all();
   }
   if (f->mpi) {
     MPI_Comm_dup(MPI_COMM_WORLD, &f->comm);

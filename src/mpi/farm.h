@@ -51,6 +51,12 @@ void mpc__farm_free(mpc__farm_t *f);
 int mpc__env_rank(void);
 int mpc__env_size(void);
 
+/* Turn Nagle's algorithm off on every TCP socket the process has open (after
+ * MPI_Init: Open MPI's PMIx client socket to the local daemon has it on, and
+ * MPI_Finalize's fence then waits out the daemon's 40 ms delayed ACK).
+ * Returns how many sockets it set. */
+int mpc__tcp_nodelay_all(void);
+
 /* Append a formatted message to b; on allocation failure the message is
  * dropped (used for error texts, where nothing better can be done). */
 void mpc__msg(mpc_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,7 +1,12 @@
 /* Pure parts of mpc-run's runtime: batch sizes, wire format, summary. */
 #include "test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "mpi/fault.h"
 #include "mpi/farm.h"
@@ -296,6 +301,40 @@ static void test_fault_parse(void) {
   mpc_buf_free(&err);
 }
 
+static int nodelay_of(int fd) {
+  int v = -1;
+  socklen_t l = sizeof v;
+  return getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &l) ? -1 : v;
+}
+
+/* A loopback connection (both ends), a listener and a Unix socket pair: the
+ * TCP ends get TCP_NODELAY, the pair is left alone. */
+static void test_tcp_nodelay(void) {
+  int ls = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0), sp[2];
+  CU_ASSERT_FATAL(ls >= 0 && c >= 0);
+  CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  CU_ASSERT_FATAL(bind(ls, (struct sockaddr *)&a, sizeof a) == 0 && listen(ls, 1) == 0);
+  CU_ASSERT_FATAL(getsockname(ls, (struct sockaddr *)&a, &al) == 0);
+  CU_ASSERT_FATAL(connect(c, (struct sockaddr *)&a, sizeof a) == 0);
+  int s = accept(ls, NULL, NULL);
+  CU_ASSERT_FATAL(s >= 0);
+  CU_ASSERT_EQUAL(nodelay_of(c), 0); /* Nagle on by default */
+  CU_ASSERT_EQUAL(nodelay_of(s), 0);
+  CU_ASSERT(mpc__tcp_nodelay_all() >= 3);
+  CU_ASSERT_EQUAL(nodelay_of(c), 1);
+  CU_ASSERT_EQUAL(nodelay_of(s), 1);
+  CU_ASSERT_EQUAL(nodelay_of(sp[0]), -1); /* not TCP: untouched (and no such option) */
+  char b = 'x';
+  CU_ASSERT(write(sp[0], &b, 1) == 1 && read(sp[1], &b, 1) == 1 && b == 'x');
+  close(s);
+  close(c);
+  close(ls);
+  close(sp[0]);
+  close(sp[1]);
+}
+
 static void test_summary_cluster(void) {
   uint64_t wt[2] = {3, 4};
   double wb[2] = {1.5, 2.0};
@@ -335,5 +374,6 @@ MPC_TESTS(farm) = {
     {"summary text and JSON", test_summary},
     {"MPC_FAULT parsing and the fail fault", test_fault_parse},
     {"summary: lost ranks, speculation, per-worker JSON", test_summary_cluster},
+    {"TCP_NODELAY on the process's TCP sockets", test_tcp_nodelay},
     CU_TEST_INFO_NULL,
 };
