@@ -68,6 +68,47 @@ static void test_moments_merge(void) {
   free(v);
 }
 
+/* A block's sum, min, max and squared deviations keep one summation order
+ * whatever the code variant (SSE2 or AVX2): four partial sums by index mod 4,
+ * combined (0+2) + (1+3), then the tail in order.  Same bits as that. */
+static void test_moments_block_order(void) {
+  enum { N = 1003 };
+  double v[N];
+  srand(77);
+  for (int i = 0; i < N; i++) /* lanes 0 and 2 cancel, 1 and 3 are small: */
+    v[i] = (i % 4 == 0 ? 1e15 : i % 4 == 2 ? -1e15 : 0) + (double)rand() / RAND_MAX;
+  double s4[4] = {0, 0, 0, 0}, mn = INFINITY, mx = -INFINITY;
+  size_t i = 0;
+  for (; i + 4 <= N; i += 4)
+    for (int k = 0; k < 4; k++)
+      s4[k] += v[i + k];
+  double sum = (s4[0] + s4[2]) + (s4[1] + s4[3]); /* any other order loses bits */
+  for (; i < N; i++)
+    sum += v[i];
+  for (i = 0; i < N; i++) {
+    mn = v[i] < mn ? v[i] : mn;
+    mx = v[i] > mx ? v[i] : mx;
+  }
+  double mean = sum / N, q4[4] = {0, 0, 0, 0};
+  for (i = 0; i + 4 <= N; i += 4)
+    for (int k = 0; k < 4; k++) {
+      double d = v[i + k] - mean;
+      q4[k] += d * d;
+    }
+  double q = (q4[0] + q4[2]) + (q4[1] + q4[3]);
+  for (; i < N; i++) {
+    double d = v[i] - mean;
+    q += d * d;
+  }
+  stats_moments_t m;
+  stats_moments_init(&m);
+  stats_moments_add_block(&m, v, N);
+  CU_ASSERT_EQUAL(m.n, N);
+  CU_ASSERT(m.mean == mean);
+  CU_ASSERT(m.m2 == q);
+  CU_ASSERT(m.min == mn && m.max == mx);
+}
+
 static void test_moments_special(void) {
   stats_moments_t m;
   stats_moments_init(&m);
@@ -314,6 +355,7 @@ static void test_select_runs(void) {
 MPC_TESTS(stats_sketch) = {
     {"moments merged over any split match two-pass", test_moments_merge},
     {"moments: empty, one value, infinities", test_moments_special},
+    {"block moments: one summation order, same bits in every variant", test_moments_block_order},
     {"radix sort equals qsort", test_sort},
     {"sketch rank error within the proven bound <= 0.5%", test_sketch_bound},
     {"sketch batch summaries within the bound on awkward data", test_sketch_batch_kinds},
