@@ -313,7 +313,7 @@ static int compact_from(stats_sketch_t *s, uint32_t h) {
  * largest bucket that is not a single value plus w/2, and emax_ok and w are
  * chosen so that this is at most 2.5 n / STATS_SKETCH_Q. */
 
-#define SUMM_NB 8192
+#define SUMM_NB 16384
 #define SUMM_DEPTH 40 /* 2 linear levels, then the key range shrinks 8x a level */
 
 typedef struct summ {
@@ -417,9 +417,34 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     summ_leaf(z, n, bits_of(mn), 1);
     return;
   }
-  /* about 8 buckets per allowed bucket size, at most SUMM_NB */
+  double range = mx - mn;
+  int linear = depth < 2 && isfinite(range) && (double)SUMM_NB / range < 1e300;
+  uint32_t big = 0;
+  if (linear && depth == 0) {
+    /* a sample decides whether the value-linear buckets are balanced enough
+     * (they are not for log-like data or outliers); one level down, inside
+     * one bucket, they usually are, and the check after the pass catches
+     * the rest */
+    uint32_t sc[64] = {0};
+    double sscale = 64.0 / range;
+    size_t step = n / 256 ? n / 256 : 1;
+    for (size_t i = 0; i < n; i += step) {
+      uint32_t b = (uint32_t)((a[i] - mn) * sscale);
+      b = b < 64 ? b : 63;
+      big = ++sc[b] > big ? sc[b] : big;
+    }
+    if (big > 64)
+      linear = 0;
+  }
+  /* about 8 buckets per allowed bucket size, at most SUMM_NB / 2; at the
+   * top, for values that are not spread evenly (a sample bucket of the 64
+   * with three times its share, or log-like values), up to SUMM_NB: the
+   * dense part then fills fewer buckets past the allowed size, which would
+   * each cost a pass over their values one level down.  Even values do
+   * better with the smaller tables (they stay in cache). */
+  const uint32_t nbmax = depth == 0 && (!linear || big > 12) ? SUMM_NB : SUMM_NB / 2;
   uint32_t nb = 16;
-  while (nb < SUMM_NB && (uint64_t)nb * emax_ok < 8 * (uint64_t)n)
+  while (nb < nbmax && (uint64_t)nb * emax_ok < 8 * (uint64_t)n)
     nb *= 2;
   if (depth >= SUMM_DEPTH) { /* cannot happen: key digits narrow every level */
     z->nomem = 1;
@@ -449,24 +474,7 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   memset(cc, 0, nb * sizeof *cc);
   for (uint32_t b = 0; b < nb; b++)
     rep[b] = none;
-  double range = mx - mn, scale = (double)nb / range;
-  int linear = depth < 2 && isfinite(range) && scale < 1e300;
-  if (linear && depth == 0) {
-    /* a sample decides whether the value-linear buckets are balanced enough
-     * (they are not for log-like data or outliers); one level down, inside
-     * one bucket, they usually are, and the check after the pass catches
-     * the rest */
-    uint32_t sc[64] = {0}, big = 0;
-    double sscale = 64.0 / range;
-    size_t step = n / 256 ? n / 256 : 1;
-    for (size_t i = 0; i < n; i += step) {
-      uint32_t b = (uint32_t)((a[i] - mn) * sscale);
-      b = b < 64 ? b : 63;
-      big = ++sc[b] > big ? sc[b] : big;
-    }
-    if (big > 64)
-      linear = 0;
-  }
+  const double scale = (double)nb / range;
   int shift = 0;
   uint64_t kmn = d2k(mn);
   if (linear) {
@@ -474,10 +482,10 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     lin_buckets(a, n, mn, scale, nb, bk);
     for (size_t i = 0; i < n; i++)
       tally(cc, rep, bk[i], a[i]);
-    uint32_t big = 0;
+    uint32_t most = 0;
     for (uint32_t b = 0; b < nb; b++)
-      big = (uint32_t)cc[b] > big ? (uint32_t)cc[b] : big;
-    if (big > n / 2) { /* the sample missed the skew: use bit digits */
+      most = (uint32_t)cc[b] > most ? (uint32_t)cc[b] : most;
+    if (most > n / 2) { /* the sample missed the skew: use bit digits */
       linear = 0;
       memset(cc, 0, nb * sizeof *cc);
       for (uint32_t b = 0; b < nb; b++)
