@@ -46,7 +46,7 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
     const __m256i wdot = _mm256_set1_epi8('.'), wsq = _mm256_broadcastsi128_si256(sqz);
     const __m256i wm1 = _mm256_broadcastsi128_si256(m1), wm2 = _mm256_broadcastsi128_si256(m2);
     const __m256i wm4 = _mm256_broadcastsi128_si256(m4);
-    for (; kind != FB_EXP && r + 2 <= nrec; r += 2, tp += 2 * nc) {
+    for (; r + 2 <= nrec; r += 2, tp += 2 * nc) {
       uint32_t s0 = tp[-1] + 1, e0 = tp[0], s1 = tp[nc - 1] + 1, e1 = tp[nc];
       size_t len0 = e0 - s0, len1 = e1 - s1;
       __m256i v = _mm256_inserti128_si256(
@@ -65,6 +65,17 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
         uint32_t dotm = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, wdot));
         bad0 |= dotbit & ~dotm;
         bad1 |= dotbit & ~(dotm >> 16);
+      }
+      if (kind == FB_EXP) {
+        uint32_t em = (uint32_t)_mm256_movemask_epi8(
+            _mm256_cmpeq_epi8(_mm256_or_si256(v, _mm256_set1_epi8(0x20)), _mm256_set1_epi8('e')));
+        uint32_t pm = (uint32_t)_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('+')),
+                            _mm256_cmpeq_epi8(v, _mm256_set1_epi8('-'))));
+        bad0 |= (ebit & ~em) | (esbit & ~pm) | (li0 <= (uint32_t)x + neg0);
+        bad1 |= (ebit & ~(em >> 16)) | (esbit & ~(pm >> 16)) | (li1 <= (uint32_t)x + neg1);
+        kx[r] = fb_exponent(bb + e0, ed, sh.es, n, &bad0);
+        kx[r + 1] = fb_exponent(bb + e1, ed, sh.es, n, &bad1);
       }
       t = _mm256_and_si256(t, _mm256_inserti128_si256(
           _mm256_castsi128_si256(_mm_loadu_si128(
@@ -109,13 +120,7 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
         uint32_t pm = (uint32_t)_mm_movemask_epi8(_mm_or_si128(
             _mm_cmpeq_epi8(v, _mm_set1_epi8('+')), _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
         bad |= (ebit & ~em) | (esbit & ~pm) | (li <= (uint32_t)x + neg);
-        const unsigned char *pe = bb + e; /* >= 16 bytes into the data */
-        int d1 = pe[-1] - '0', d2 = pe[-2] - '0', d3 = pe[-3] - '0';
-        int ex = ed == 1 ? d1 : ed == 2 ? d2 * 10 + d1 : d3 * 100 + d2 * 10 + d1;
-        ex = sh.es && pe[-ed - 1] == '-' ? -ex : ex;
-        ex -= n;
-        bad |= (unsigned)(ex + 22) > 44;
-        kx[r] = (int8_t)(ex < -22 ? -22 : ex > 22 ? 22 : ex);
+        kx[r] = fb_exponent(bb + e, ed, sh.es, n, &bad);
       }
       /* index 16 or 17 only for fields that are bad anyway */
       t = _mm_and_si128(t, _mm_loadu_si128((const __m128i *)sse_tabs.tail[(16 - li + neg) & 15]));
