@@ -820,11 +820,9 @@ static mpc__wres_t wres_from(const mpc__farm_t *f, const mpc_result_t *r) {
   };
 }
 
-/* One result into the UP message being collected. */
-static int up_add(mpc__farm_t *f, const mpc_result_t *r) {
-  int rc = up_begin(f);
-  if (rc)
-    return rc;
+/* One result into the UP message being collected (up_begin() was called). */
+static inline __attribute__((always_inline)) int up_put(mpc__farm_t *f,
+                                                        const mpc_result_t *r) {
   double d = r->end - r->start;
   unsigned wk = (unsigned)r->worker;
   uint64_t prev = f->up_prev;
@@ -846,13 +844,49 @@ static int local_result_to_up(void *ctx, const mpc_result_t *r) {
     double d = r->end - r->start;
     f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
   }
-  int rc = up_add(f, r);
+  int rc = up_begin(f);
+  if (!rc)
+    rc = up_put(f, r);
   if (rc) {
     f->up_err = rc;
     return 0;
   }
   if (f->up_n++ == 0)
     f->up_first = now_s();
+  return 0;
+}
+
+/* Results in arrays (mpc_pool_poll_many()): most are the successes of one
+ * worker's batch.  What local_result_to_up() does for each, with the running
+ * mean of task times moved once for the array: as n steps of weight 0.1 would
+ * move it, towards the array's mean. */
+static int local_results_to_up(void *ctx, const mpc_result_t *r, size_t n) {
+  mpc__farm_t *f = ctx;
+  int rc = up_begin(f);
+  if (rc) {
+    f->up_err = rc;
+    return 0;
+  }
+  if (f->up_n == 0)
+    f->up_first = now_s();
+  double dsum = 0;
+  size_t dn = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (r[i].end > r[i].start && r[i].start > 0) {
+      dsum += r[i].end - r[i].start;
+      dn++;
+    }
+    if ((rc = up_put(f, &r[i]))) {
+      f->up_err = rc;
+      return 0;
+    }
+    f->up_n++;
+  }
+  if (dn) {
+    double m = dsum / (double)dn;
+    double keep = dn == 1 ? 0.9 : pow(0.9, (double)dn);
+    f->task_avg = f->task_avg > 0 ? keep * f->task_avg + (1 - keep) * m : m;
+  }
   return 0;
 }
 
@@ -873,9 +907,9 @@ static int up_send(mpc__farm_t *f, sendq_t *sq, uint32_t kind, size_t want) {
 
 /* Poll the local pool for up to `timeout` seconds.  An empty pool returns at
  * once, so then sleep here: an idle rank must not spin on a shared core. */
-static int poll_pool(mpc__farm_t *f, double timeout, mpc_result_cb cb) {
+static int poll_pool(mpc__farm_t *f, double timeout, mpc_results_cb cb) {
   double t0 = timeout > 0 ? now_s() : 0;
-  int got = mpc_pool_poll(f->pool, timeout, cb, f);
+  int got = mpc_pool_poll_many(f->pool, timeout, cb, f);
   if (got == 0 && timeout > 0) {
     double left = timeout - (now_s() - t0);
     if (left > 0.00005) {
@@ -1045,7 +1079,7 @@ static int worker_loop(mpc__farm_t *f) {
     sendq_test(&sq);
     int got = 0;
     if (!canceled_self) {
-      got = poll_pool(f, poll_to, local_result_to_up);
+      got = poll_pool(f, poll_to, local_results_to_up);
       if (got < 0) {
         rc = got;
         goto out;
@@ -1508,6 +1542,12 @@ static int master_local_cb(void *ctx, const mpc_result_t *r) {
     set_why(f, "%s", mpc_strerror(rc));
     stop_run(f, MPC__HALT_NOW);
   }
+  return 0;
+}
+
+static int master_local_many(void *ctx, const mpc_result_t *r, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    master_local_cb(ctx, &r[i]);
   return 0;
 }
 
@@ -2148,7 +2188,7 @@ static int master_loop(mpc__farm_t *f) {
     progress_draw(f, 0);
     int got = 0;
     if (!now_sent) {
-      got = poll_pool(f, poll_to, master_local_cb);
+      got = poll_pool(f, poll_to, master_local_many);
       if (got < 0) {
         rc = got;
         goto out;

@@ -245,9 +245,7 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
       /* One reserve, then plain copies (this runs once per tiny task). */
       unsigned char *o = bt->b.data + bt->b.len;
       memcpy(o, &e, sizeof e);
-      if (out->len)
-        memcpy(o + sizeof e, out->data, out->len);
-      memset(o + sizeof e + out->len, 0, PAD8(out->len) - out->len);
+      mpc__copy_pad8(o + sizeof e, out->data, out->len);
       bt->b.len += need;
       bt->n++;
       if (end && (i + 1 == count || end - bt->t0 >= BATCH_MAX_NS ||
