@@ -88,12 +88,24 @@ static void sleep_on_parent(wctx_t *w) {
     _exit(0);
 }
 
-/* Wait until `ok(w)` holds: spin a little, then announce sleep and block. */
+/* Yield the CPU while waiting; 1 when that let another process run (the
+ * call took long): the CPUs are oversubscribed, and spinning on would cost
+ * a context switch per look, taken from processes with work to do. */
+#define YIELD_SLOW_NS 20000u
+static int yield_was_slow(void) {
+  uint64_t t0 = mpc__now_ns();
+  sched_yield();
+  return mpc__now_ns() - t0 > YIELD_SLOW_NS;
+}
+
+/* Wait until `ok(w)` holds: spin a little (while no other process wants
+ * this CPU), then announce sleep and block. */
 #define WAIT_UNTIL(w, cond)                                                    \
   do {                                                                         \
     for (int spin_ = 0; !(cond); spin_++) {                                    \
       if (spin_ < 64) {                                                        \
-        sched_yield();                                                         \
+        if (yield_was_slow())                                                  \
+          spin_ = 63;                                                          \
         continue;                                                              \
       }                                                                        \
       atomic_store_explicit(&(w)->shm->worker_sleeping, 1,                     \
