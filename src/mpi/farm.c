@@ -636,15 +636,20 @@ struct mpc__farm {
   double last_progress;
 };
 
-/* The pool's task function: the job's run() with its state. */
+/* task_tramp() with task faults to inject (MPC_FAULT). */
+static __attribute__((noinline)) int task_tramp_faults(mpc__farm_t *f, const void *in,
+                                                       size_t len, mpc_buf_t *out) {
+  int rc = mpc__fault_task(&f->faults, f->rank_guess, mpc_worker_index(),
+                           mpc_task_id(), out);
+  return rc ? rc : f->job->run(f->state, in, len, out);
+}
+
+/* The pool's task function: the job's run() with its state (a tail call:
+ * this runs once per task). */
 static int task_tramp(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
   mpc__farm_t *f = ctx;
-  if (f->faults.n > f->faults.nrank) {
-    int rc = mpc__fault_task(&f->faults, f->rank_guess, mpc_worker_index(),
-                             mpc_task_id(), out);
-    if (rc)
-      return rc;
-  }
+  if (__builtin_expect(f->faults.n > f->faults.nrank, 0))
+    return task_tramp_faults(f, in, len, out);
   return f->job->run(f->state, in, len, out);
 }
 
@@ -1533,7 +1538,8 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
                   w->end > w->start ? w->end - w->start : 0, 0);
 }
 
-static int master_local_cb(void *ctx, const mpc_result_t *r) {
+static inline __attribute__((always_inline)) int master_local_one(void *ctx,
+                                                                   const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
   mpc__wres_t w = wres_from(f, r);
   int rc = on_result(f, 0, &w);
@@ -1545,9 +1551,13 @@ static int master_local_cb(void *ctx, const mpc_result_t *r) {
   return 0;
 }
 
+static int master_local_cb(void *ctx, const mpc_result_t *r) {
+  return master_local_one(ctx, r);
+}
+
 static int master_local_many(void *ctx, const mpc_result_t *r, size_t n) {
   for (size_t i = 0; i < n; i++)
-    master_local_cb(ctx, &r[i]);
+    master_local_one(ctx, &r[i]);
   return 0;
 }
 
