@@ -98,14 +98,21 @@ typedef struct task {
   uint16_t excused;  /* attempts not counted against --retries: lost rank,
                         signal, speculative copies */
   uint16_t run_att[2]; /* attempt numbers of the running ones */
-  unsigned live : 1;   /* a record in use (not freed) */
-  unsigned retried : 1;
-  unsigned zombie : 1; /* gathered and freed but for an attempt still running */
-  unsigned copied : 1; /* a speculative copy was started (once per task) */
-  unsigned done : 1;   /* outcome known, waiting for its turn (--ordered) */
-  unsigned has_stash : 1;
-  unsigned own_data : 1; /* key and input in an allocation of their own */
-  unsigned key_lazy : 1; /* default key not made yet ("" until task_key()) */
+  union {
+    struct {
+      unsigned live : 1;   /* a record in use (not freed) */
+      unsigned retried : 1;
+      unsigned zombie : 1; /* gathered and freed but for an attempt still running */
+      unsigned copied : 1; /* a speculative copy was started (once per task) */
+      unsigned done : 1;   /* outcome known, waiting for its turn (--ordered) */
+      unsigned has_stash : 1;
+      unsigned own_data : 1; /* key and input in an allocation of their own */
+      unsigned key_lazy : 1; /* default key not made yet ("" until task_key()) */
+    };
+    uint32_t flags; /* all of them: a new record's are set with one store
+                       (bit by bit, the byte was read back first, from a line
+                       not yet in the cache, and the master waited on it) */
+  };
 } task_t;
 /* Small on purpose: the master writes and reads one per task, thousands of
  * tasks apart, so a record that fits a cache line is one miss, not three. */
@@ -317,8 +324,12 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
   if (!d)
     return NULL;
   task_t *t = &b->rec[b->n++];
-  *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1, .live = 1,
-                .own_data = dlen > TB_INLINE};
+  /* The flags of a new record, as constants the compiler folds. */
+  task_t in_block = {.flags = 0}, own = {.flags = 0};
+  in_block.live = 1;
+  own.live = own.own_data = 1;
+  *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1,
+                .flags = dlen > TB_INLINE ? own.flags : in_block.flags};
   b->live++;
   m->live++;
   *data = d;
