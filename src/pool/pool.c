@@ -617,8 +617,9 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
       return MPC_EPROTO;
     size_t off = sizeof h;
     uint64_t t = h.start_ns;
-    /* Fixed for the whole record: u's entries, its worker and the sink. */
-    int fast = !u->canceled && !u->cbits && u->sink == S_CALLER && p->caller_cb;
+    /* Fixed for the whole record: its worker, the sink.  (Cancels are
+     * looked at per entry: a callback may cancel a task of this unit.) */
+    int fast = u->sink == S_CALLER && p->caller_cb;
     if (fast && (p->many_tmpl.worker != slot || p->many_tmpl.pid != pid ||
                  p->many_tmpl.attempts != u->attempts || p->many_tmpl.maxrss_kb != rss)) {
       p->many_tmpl = (mpc_result_t){.status = MPC_TASK_OK, .attempts = u->attempts,
@@ -639,7 +640,7 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
       if (off + e.len > len)
         return MPC_EPROTO;
       double tend = (double)(int64_t)e.end_ns * 1e-9;
-      if (e.code == 0 && fast) {
+      if (e.code == 0 && fast && !u->canceled && !u->cbits) {
         /* Most results of a submitted batch: a success handed straight to
          * the polling caller (what finish_entry() and deliver() do then,
          * without their tests); with mpc_pool_poll_many(), in arrays. */

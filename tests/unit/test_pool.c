@@ -789,6 +789,72 @@ static void test_poll_many(void) {
   mpc_pool_free(p);
 }
 
+/* Cancels from inside a poll_many callback, of tasks of the batch being
+ * delivered: a cancel that succeeded gets MPC_TASK_CANCELED, one that found
+ * the task finished (MPC_ENOTFOUND) gets its real outcome. */
+#define PC_N 5000
+typedef struct pc {
+  mpc_pool_t *p;
+  int n, bad, done_cancels;
+  int cancel_rc[PC_N];
+  int status[PC_N];
+} pc_t;
+
+static int pc_cb(void *ctx, const mpc_result_t *r, size_t n) {
+  pc_t *m = ctx;
+  for (size_t k = 0; k < n; k++) {
+    if (r[k].id >= PC_N || m->status[r[k].id] >= 0) {
+      m->bad++;
+      continue;
+    }
+    m->status[r[k].id] = (int)r[k].status;
+    m->n++;
+  }
+  if (!m->done_cancels) { /* the second half, from the first delivery */
+    m->done_cancels = 1;
+    for (int i = PC_N / 2; i < PC_N; i++)
+      m->cancel_rc[i] = mpc_pool_cancel(m->p, (uint64_t)i);
+  }
+  return 0;
+}
+
+static void test_poll_many_cancel(void) {
+  mpc_pool_t *p = make_pool(1, 0, 0);
+  static uint64_t val[PC_N], tag[PC_N];
+  static mpc_slice_t in[PC_N];
+  static pc_t m;
+  memset(&m, 0, sizeof m);
+  m.p = p;
+  for (int i = 0; i < PC_N; i++) {
+    val[i] = (uint64_t)i;
+    tag[i] = (uint64_t)i;
+    in[i] = (mpc_slice_t){&val[i], sizeof val[i]};
+    m.status[i] = -1;
+    m.cancel_rc[i] = 1; /* not asked */
+  }
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in, tag, PC_N), 0);
+  double end = mpct_now() + 60;
+  while (m.n < PC_N && mpct_now() < end)
+    CU_ASSERT(mpc_pool_poll_many(p, 1.0, pc_cb, &m) >= 0);
+  CU_ASSERT_EQUAL(m.n, PC_N);
+  CU_ASSERT_EQUAL(m.bad, 0);
+  int canceled = 0, late = 0, odd = 0;
+  for (int i = 0; i < PC_N; i++) {
+    if (m.cancel_rc[i] == 0) {
+      canceled++;
+      odd += m.status[i] != MPC_TASK_CANCELED;
+    } else if (m.cancel_rc[i] == MPC_ENOTFOUND) {
+      late++;
+      odd += m.status[i] != MPC_TASK_OK;
+    } else {
+      odd += m.cancel_rc[i] != 1 || m.status[i] != MPC_TASK_OK;
+    }
+  }
+  CU_ASSERT_EQUAL(odd, 0);
+  CU_ASSERT_EQUAL(canceled + late, PC_N - PC_N / 2);
+  mpc_pool_free(p);
+}
+
 /* Children of this process, from the process table. */
 static int count_children(void) {
   char path[64], buf[4096];
@@ -1147,6 +1213,7 @@ MPC_TESTS(pool) = {
     {"cancel of a task queued on a worker, not started", test_cancel_queued},
     {"submit a batch: crash inside, cancel one, drain", test_submit_many},
     {"poll_many: arrays of a batch's successes, every input length", test_poll_many},
+    {"poll_many: cancels from the callback get canceled or real outcomes", test_poll_many_cancel},
     {"SIGINT mid-run: clean return, no child left", test_sigint_parent},
     {"1M-task generator keeps memory bounded", test_generator_bounded_memory},
     {"unordered generator, callback stops early", test_gen_unordered_and_stop},
