@@ -229,6 +229,22 @@ MPC_MUST_CHECK int mpc_pool_submit_many(mpc_pool_t *p, const mpc_slice_t *in,
  */
 MPC_MUST_CHECK int mpc_pool_poll(mpc_pool_t *p, double timeout,
                                  mpc_result_cb cb, void *cb_ctx);
+/** @brief Delivery of several results in one call.  `r[0..n)` and their data
+ *  are valid during the call only (the array is the pool's: do not drive the
+ *  pool from the callback).  Return 0 to go on, non-zero to make the poll
+ *  return as soon as the results it has collected are delivered. */
+typedef int (*mpc_results_cb)(void *cb_ctx, const mpc_result_t *r, size_t n);
+
+/**
+ * @brief mpc_pool_poll() with results handed over in arrays: the successes
+ * that a worker sends back together (small results of an
+ * mpc_pool_submit_many() batch) come in one call, up to 256 at a time, in
+ * the order they finished; every other result comes alone (n = 1).  Cheaper
+ * per result than mpc_pool_poll() when tasks are tiny.
+ * @return number of results delivered (>= 0) or a negative error.
+ */
+MPC_MUST_CHECK int mpc_pool_poll_many(mpc_pool_t *p, double timeout,
+                                      mpc_results_cb cb, void *cb_ctx);
 /** @brief Tasks submitted and not yet delivered. */
 size_t mpc_pool_pending(const mpc_pool_t *p);
 /** @brief Cancel a submitted task by tag: dropped if not started, its worker

@@ -102,14 +102,21 @@ typedef struct task {
   uint16_t excused;  /* attempts not counted against --retries: lost rank,
                         signal, speculative copies */
   uint16_t run_att[2]; /* attempt numbers of the running ones */
-  unsigned live : 1;   /* a record in use (not freed) */
-  unsigned retried : 1;
-  unsigned zombie : 1; /* gathered and freed but for an attempt still running */
-  unsigned copied : 1; /* a speculative copy was started (once per task) */
-  unsigned done : 1;   /* outcome known, waiting for its turn (--ordered) */
-  unsigned has_stash : 1;
-  unsigned own_data : 1; /* key and input in an allocation of their own */
-  unsigned key_lazy : 1; /* default key not made yet ("" until task_key()) */
+  union {
+    struct {
+      unsigned live : 1;   /* a record in use (not freed) */
+      unsigned retried : 1;
+      unsigned zombie : 1; /* gathered and freed but for an attempt still running */
+      unsigned copied : 1; /* a speculative copy was started (once per task) */
+      unsigned done : 1;   /* outcome known, waiting for its turn (--ordered) */
+      unsigned has_stash : 1;
+      unsigned own_data : 1; /* key and input in an allocation of their own */
+      unsigned key_lazy : 1; /* default key not made yet ("" until task_key()) */
+    };
+    uint32_t flags; /* all of them: a new record's are set with one store
+                       (bit by bit, the byte was read back first, from a line
+                       not yet in the cache, and the master waited on it) */
+  };
 } task_t;
 /* Small on purpose: the master writes and reads one per task, thousands of
  * tasks apart, so a record that fits a cache line is one miss, not three. */
@@ -321,8 +328,12 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
   if (!d)
     return NULL;
   task_t *t = &b->rec[b->n++];
-  *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1, .live = 1,
-                .own_data = dlen > TB_INLINE};
+  /* The flags of a new record, as constants the compiler folds. */
+  task_t in_block = {.flags = 0}, own = {.flags = 0};
+  in_block.live = 1;
+  own.live = own.own_data = 1;
+  *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1,
+                .flags = dlen > TB_INLINE ? own.flags : in_block.flags};
   b->live++;
   m->live++;
   *data = d;
@@ -640,15 +651,20 @@ struct mpc__farm {
   double last_progress;
 };
 
-/* The pool's task function: the job's run() with its state. */
+/* task_tramp() with task faults to inject (MPC_FAULT). */
+static __attribute__((noinline)) int task_tramp_faults(mpc__farm_t *f, const void *in,
+                                                       size_t len, mpc_buf_t *out) {
+  int rc = mpc__fault_task(&f->faults, f->rank_guess, mpc_worker_index(),
+                           mpc_task_id(), out);
+  return rc ? rc : f->job->run(f->state, in, len, out);
+}
+
+/* The pool's task function: the job's run() with its state (a tail call:
+ * this runs once per task). */
 static int task_tramp(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
   mpc__farm_t *f = ctx;
-  if (f->faults.n > f->faults.nrank) {
-    int rc = mpc__fault_task(&f->faults, f->rank_guess, mpc_worker_index(),
-                             mpc_task_id(), out);
-    if (rc)
-      return rc;
-  }
+  if (__builtin_expect(f->faults.n > f->faults.nrank, 0))
+    return task_tramp_faults(f, in, len, out);
   return f->job->run(f->state, in, len, out);
 }
 
@@ -824,11 +840,9 @@ static mpc__wres_t wres_from(const mpc__farm_t *f, const mpc_result_t *r) {
   };
 }
 
-/* One result into the UP message being collected. */
-static int up_add(mpc__farm_t *f, const mpc_result_t *r) {
-  int rc = up_begin(f);
-  if (rc)
-    return rc;
+/* One result into the UP message being collected (up_begin() was called). */
+static inline __attribute__((always_inline)) int up_put(mpc__farm_t *f,
+                                                        const mpc_result_t *r) {
   double d = r->end - r->start;
   unsigned wk = (unsigned)r->worker;
   uint64_t prev = f->up_prev;
@@ -850,13 +864,49 @@ static int local_result_to_up(void *ctx, const mpc_result_t *r) {
     double d = r->end - r->start;
     f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
   }
-  int rc = up_add(f, r);
+  int rc = up_begin(f);
+  if (!rc)
+    rc = up_put(f, r);
   if (rc) {
     f->up_err = rc;
     return 0;
   }
   if (f->up_n++ == 0)
     f->up_first = now_s();
+  return 0;
+}
+
+/* Results in arrays (mpc_pool_poll_many()): most are the successes of one
+ * worker's batch.  What local_result_to_up() does for each, with the running
+ * mean of task times moved once for the array: as n steps of weight 0.1 would
+ * move it, towards the array's mean. */
+static int local_results_to_up(void *ctx, const mpc_result_t *r, size_t n) {
+  mpc__farm_t *f = ctx;
+  int rc = up_begin(f);
+  if (rc) {
+    f->up_err = rc;
+    return 0;
+  }
+  if (f->up_n == 0)
+    f->up_first = now_s();
+  double dsum = 0;
+  size_t dn = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (r[i].end > r[i].start && r[i].start > 0) {
+      dsum += r[i].end - r[i].start;
+      dn++;
+    }
+    if ((rc = up_put(f, &r[i]))) {
+      f->up_err = rc;
+      return 0;
+    }
+    f->up_n++;
+  }
+  if (dn) {
+    double m = dsum / (double)dn;
+    double keep = dn == 1 ? 0.9 : pow(0.9, (double)dn);
+    f->task_avg = f->task_avg > 0 ? keep * f->task_avg + (1 - keep) * m : m;
+  }
   return 0;
 }
 
@@ -877,9 +927,9 @@ static int up_send(mpc__farm_t *f, sendq_t *sq, uint32_t kind, size_t want) {
 
 /* Poll the local pool for up to `timeout` seconds.  An empty pool returns at
  * once, so then sleep here: an idle rank must not spin on a shared core. */
-static int poll_pool(mpc__farm_t *f, double timeout, mpc_result_cb cb) {
+static int poll_pool(mpc__farm_t *f, double timeout, mpc_results_cb cb) {
   double t0 = timeout > 0 ? now_s() : 0;
-  int got = mpc_pool_poll(f->pool, timeout, cb, f);
+  int got = mpc_pool_poll_many(f->pool, timeout, cb, f);
   if (got == 0 && timeout > 0) {
     double left = timeout - (now_s() - t0);
     if (left > 0.00005) {
@@ -1049,7 +1099,7 @@ static int worker_loop(mpc__farm_t *f) {
     sendq_test(&sq);
     int got = 0;
     if (!canceled_self) {
-      got = poll_pool(f, poll_to, local_result_to_up);
+      got = poll_pool(f, poll_to, local_results_to_up);
       if (got < 0) {
         rc = got;
         goto out;
@@ -1503,7 +1553,8 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
                   w->end > w->start ? w->end - w->start : 0, 0);
 }
 
-static int master_local_cb(void *ctx, const mpc_result_t *r) {
+static inline __attribute__((always_inline)) int master_local_one(void *ctx,
+                                                                   const mpc_result_t *r) {
   mpc__farm_t *f = ctx;
   mpc__wres_t w = wres_from(f, r);
   int rc = on_result(f, 0, &w);
@@ -1512,6 +1563,16 @@ static int master_local_cb(void *ctx, const mpc_result_t *r) {
     set_why(f, "%s", mpc_strerror(rc));
     stop_run(f, MPC__HALT_NOW);
   }
+  return 0;
+}
+
+static int master_local_cb(void *ctx, const mpc_result_t *r) {
+  return master_local_one(ctx, r);
+}
+
+static int master_local_many(void *ctx, const mpc_result_t *r, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    master_local_one(ctx, &r[i]);
   return 0;
 }
 
@@ -2152,7 +2213,7 @@ static int master_loop(mpc__farm_t *f) {
     progress_draw(f, 0);
     int got = 0;
     if (!now_sent) {
-      got = poll_pool(f, poll_to, master_local_cb);
+      got = poll_pool(f, poll_to, master_local_many);
       if (got < 0) {
         rc = got;
         goto out;

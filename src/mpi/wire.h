@@ -228,21 +228,30 @@ static inline int mpc__wire_short_fits(uint64_t prev, uint64_t tid, int worker, 
          secs < 4.29 && len <= UINT16_MAX;
 }
 
-/* A short entry (mpc__wire_short_fits said yes); secs < 0 counts as 0. */
-static inline int mpc__wire_result_short(mpc_buf_t *b, uint64_t prev, uint64_t tid,
-                                         int worker, double secs, const void *data,
-                                         uint32_t len) {
-  int rc = mpc_buf_reserve(b, MPC__RES_SHORT + (size_t)len);
-  if (rc)
-    return rc;
-  unsigned char *o = b->data + b->len;
+/* A short entry at o (MPC__RES_SHORT + len bytes of room; mpc__wire_short_fits
+ * said yes); secs < 0 counts as 0.  Returns the end. */
+static inline unsigned char *mpc__wire_result_short_at(unsigned char *o, uint64_t prev,
+                                                       uint64_t tid, int worker, double secs,
+                                                       const void *data, uint32_t len) {
   o[0] = (unsigned char)(worker + 1);
   o[1] = (unsigned char)(int8_t)(int64_t)(tid - prev);
   mpc__put32(o + 2, secs > 0 ? (uint32_t)(secs * 1e9 + 0.5) : 0);
   o[6] = (unsigned char)len;
   o[7] = (unsigned char)(len >> 8);
   mpc__copy_small(o + MPC__RES_SHORT, data, len);
-  b->len += MPC__RES_SHORT + (size_t)len;
+  return o + MPC__RES_SHORT + len;
+}
+
+static inline int mpc__wire_result_short(mpc_buf_t *b, uint64_t prev, uint64_t tid,
+                                         int worker, double secs, const void *data,
+                                         uint32_t len) {
+  if (b->cap - b->len < MPC__RES_SHORT + (size_t)len) {
+    int rc = mpc_buf_reserve(b, MPC__RES_SHORT + (size_t)len);
+    if (rc)
+      return rc;
+  }
+  b->len = (size_t)(mpc__wire_result_short_at(b->data + b->len, prev, tid, worker, secs,
+                                              data, len) - b->data);
   return 0;
 }
 

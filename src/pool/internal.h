@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -38,6 +39,30 @@ typedef struct batch_ent {
 #define UNIT_HDR 8u
 #define ENTRY_HDR 16u
 #define PAD8(n) (((n) + 7u) & ~(size_t)7u)
+
+/* Copy n bytes to d and zero d up to PAD8(n): inline for the few bytes of a
+ * tiny task's input or output (this runs once per task on both sides). */
+static inline void mpc__copy_pad8(unsigned char *d, const void *src, size_t n) {
+  const unsigned char *s = src;
+  if (n > 16) {
+    memcpy(d, s, n);
+    memset(d + n, 0, PAD8(n) - n);
+    return;
+  }
+  if (!n)
+    return;
+  uint64_t a = 0, b;
+  memcpy(d + PAD8(n) - 8, &a, 8); /* the last word's padding */
+  if (n >= 8) { /* two overlapping words */
+    memcpy(&a, s, 8);
+    memcpy(&b, s + n - 8, 8);
+    memcpy(d, &a, 8);
+    memcpy(d + n - 8, &b, 8);
+  } else {
+    for (size_t i = 0; i < n; i++)
+      d[i] = s[i];
+  }
+}
 
 /* R_RESULT payload: this header, then the output or error text. */
 typedef struct res_hdr {

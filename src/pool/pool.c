@@ -85,6 +85,8 @@ typedef struct worker {
   uint64_t kill_cur;
 } worker_t;
 
+#define MANY_MAX 256 /* results per mpc_pool_poll_many() call at most */
+
 typedef struct parked {
   struct parked *next;
   mpc_result_t r;
@@ -116,6 +118,14 @@ struct mpc_pool {
   /* Delivery for S_MAP and S_CALLER units. */
   mpc_result_cb map_cb, caller_cb;
   void *map_ctx, *caller_ctx;
+  /* Set with caller_cb by mpc_pool_poll_many(): successes of a worker's
+   * batch of small results go to it in arrays. */
+  mpc_results_cb caller_many;
+  /* The arrays handed to caller_many; entries [0, many_init) hold many_tmpl's
+   * fields that are the same for a whole batch (status, worker, pid...). */
+  mpc_result_t many[MANY_MAX];
+  size_t many_init;
+  mpc_result_t many_tmpl;
   int cb_stop;
   mpc_progress_bar_t bar;
 };
@@ -569,6 +579,26 @@ static int finish_entry(mpc_pool_t *p, int slot, worker_t *w, unit_t *u,
   return 1;
 }
 
+/* Successes of a batch gathered by handle_result(), handed to the polling
+ * caller: in one call with mpc_pool_poll_many(), else one by one. */
+static void deliver_many(mpc_pool_t *p, mpc_result_t *r, size_t *n) {
+  size_t k = *n;
+  if (!k)
+    return;
+  *n = 0;
+  p->inflight -= k;
+  p->caller_pending -= k;
+  p->bar.done += k;
+  if (p->caller_many) {
+    if (p->caller_many(p->caller_ctx, r, k) != 0)
+      p->cb_stop = 1;
+    return;
+  }
+  for (size_t i = 0; i < k; i++)
+    if (p->caller_cb(p->caller_ctx, &r[i]) != 0)
+      p->cb_stop = 1;
+}
+
 static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
                          uint64_t did, const unsigned char *payload,
                          size_t len) {
@@ -587,6 +617,20 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
       return MPC_EPROTO;
     size_t off = sizeof h;
     uint64_t t = h.start_ns;
+    /* Fixed for the whole record: its worker, the sink.  (Cancels are
+     * looked at per entry: a callback may cancel a task of this unit.) */
+    int fast = u->sink == S_CALLER && p->caller_cb;
+    if (fast && (p->many_tmpl.worker != slot || p->many_tmpl.pid != pid ||
+                 p->many_tmpl.attempts != u->attempts || p->many_tmpl.maxrss_kb != rss)) {
+      p->many_tmpl = (mpc_result_t){.status = MPC_TASK_OK, .attempts = u->attempts,
+                                    .worker = slot, .pid = pid, .maxrss_kb = rss};
+      p->many_init = 0;
+    }
+    mpc_result_t *many = p->many;
+    size_t nmany = 0;
+    /* Entry k starts where k-1 ended: each time is converted once.  (Clock
+     * readings fit an int64_t, which converts to double faster.) */
+    double tprev = (double)(int64_t)t * 1e-9;
     for (uint32_t k = 0; k < h.n; k++) {
       batch_ent_t e;
       if (off + sizeof e > len)
@@ -595,22 +639,26 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
       off += sizeof e;
       if (off + e.len > len)
         return MPC_EPROTO;
-      if (e.code == 0 && !u->canceled && !u->cbits && u->sink == S_CALLER &&
-          p->caller_cb && !p->cb_stop) {
+      double tend = (double)(int64_t)e.end_ns * 1e-9;
+      if (e.code == 0 && fast && !u->canceled && !u->cbits) {
         /* Most results of a submitted batch: a success handed straight to
          * the polling caller (what finish_entry() and deliver() do then,
-         * without their tests). */
-        mpc_result_t r = {.id = next_result_id(u), .status = MPC_TASK_OK, .data = payload + off,
-                          .len = e.len, .attempts = u->attempts, .worker = slot,
-                          .pid = pid, .start = (double)t * 1e-9,
-                          .end = (double)e.end_ns * 1e-9, .maxrss_kb = rss};
-        p->inflight--;
-        mpc_progress_tick(&p->bar, 0);
-        p->caller_pending--;
-        if (p->caller_cb(p->caller_ctx, &r) != 0)
-          p->cb_stop = 1;
+         * without their tests); with mpc_pool_poll_many(), in arrays. */
+        mpc_result_t *r = &many[nmany];
+        if (nmany >= p->many_init) {
+          *r = p->many_tmpl;
+          p->many_init = nmany + 1;
+        }
+        r->id = next_result_id(u);
+        r->data = payload + off;
+        r->len = e.len;
+        r->start = tprev;
+        r->end = tend;
+        if (++nmany == MANY_MAX || !p->caller_many)
+          deliver_many(p, many, &nmany);
         entry_done(w, u);
       } else {
+        deliver_many(p, many, &nmany);
         int rc = finish_entry(p, slot, w, u, e.code, payload + off, e.len, t,
                               e.end_ns, pid, rss);
         if (rc < 0)
@@ -618,7 +666,9 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
       }
       off += PAD8(e.len);
       t = e.end_ns;
+      tprev = tend;
     }
+    deliver_many(p, many, &nmany);
     if (h.n) /* one sample per batch: the mean task time */
       account_time(p, (t - h.start_ns) / h.n);
     return (int)h.n;
@@ -914,6 +964,19 @@ static uint32_t fit_entries(const mpc_pool_t *p, const unit_t *u, uint32_t n,
                             size_t limit, size_t *bytes) {
   size_t total = UNIT_HDR, off = u->blob_off ? u->blob_off : UNIT_HDR;
   uint32_t k = 0;
+  if (u->kind == U_OWNED) { /* the entries' sizes are in the blob */
+    for (; k < n; k++) {
+      uint64_t l;
+      memcpy(&l, u->blob + off + 8, 8);
+      size_t add = ENTRY_HDR + PAD8(l);
+      if (k > 0 && total + add > limit)
+        break;
+      total += add;
+      off += add;
+    }
+    *bytes = total;
+    return k;
+  }
   for (; k < n; k++) {
     uint64_t id;
     const void *in;
@@ -947,7 +1010,28 @@ static uint32_t send_some(mpc_pool_t *p, worker_t *w, uint32_t want) {
   if (n == u->count) {
     v = pend_pop(p);
   } else {
-    v = unit_slice(p, u, 0, n);
+    if (u->kind == U_OWNED && bytes <= maxrec) {
+      /* Entries [0, n) are the first `bytes` of u's blob (fit_entries()
+       * measured them): a copy with its own header, no second walk. */
+      v = unit_new(U_OWNED, u->sink);
+      if (v && !(v->blob = malloc(bytes))) {
+        free(v);
+        v = NULL;
+      }
+      if (v) {
+        v->count = n;
+        v->attempts = u->attempts;
+        v->fut = u->fut;
+        v->canceled = u->canceled;
+        v->cbits = cbits_slice(u, 0, n);
+        v->blob_len = bytes;
+        memcpy(v->blob, u->blob, bytes);
+        uint32_t hdr[2] = {n, 0};
+        memcpy(v->blob, hdr, UNIT_HDR);
+      }
+    } else {
+      v = unit_slice(p, u, 0, n);
+    }
     if (!v) {
       p->fatal = MPC_ENOMEM;
       return 0;
@@ -957,11 +1041,15 @@ static uint32_t send_some(mpc_pool_t *p, worker_t *w, uint32_t want) {
       u->first += n;
     } else {
       size_t off = UNIT_HDR;
-      for (uint32_t i = 0; i < n; i++) {
-        uint64_t id;
-        const void *in;
-        size_t len;
-        entry_get(p, u, i, &off, &id, &in, &len);
+      if (bytes <= maxrec) {
+        off = bytes;
+      } else {
+        for (uint32_t i = 0; i < n; i++) {
+          uint64_t id;
+          const void *in;
+          size_t len;
+          entry_get(p, u, i, &off, &id, &in, &len);
+        }
       }
       /* The rest starts with a new header over the bytes just dispatched:
        * moving the rest down instead cost O(tasks^2) for a big batch handed
@@ -1844,9 +1932,7 @@ int mpc_pool_submit_many(mpc_pool_t *p, const mpc_slice_t *in,
   for (size_t i = 0; i < n; i++) {
     uint64_t eh[2] = {tags[i], in[i].len};
     memcpy(o, eh, ENTRY_HDR);
-    if (in[i].len)
-      memcpy(o + ENTRY_HDR, in[i].data, in[i].len);
-    memset(o + ENTRY_HDR + in[i].len, 0, PAD8(in[i].len) - in[i].len);
+    mpc__copy_pad8(o + ENTRY_HDR, in[i].data, in[i].len);
     o += ENTRY_HDR + PAD8(in[i].len);
   }
   u->blob_off = UNIT_HDR;
@@ -1875,13 +1961,22 @@ int mpc_pool_submit(mpc_pool_t *p, const void *in, size_t len, uint64_t tag) {
 typedef struct poll_arg {
   int got;
   mpc_result_cb cb;
+  mpc_results_cb many;
   void *ctx;
 } poll_arg_t;
 
 static int poll_cb(void *ctx, const mpc_result_t *r) {
   poll_arg_t *a = ctx;
   a->got++;
+  if (a->many)
+    return a->many(a->ctx, r, 1);
   return a->cb ? a->cb(a->ctx, r) : 0;
+}
+
+static int poll_many_cb(void *ctx, const mpc_result_t *r, size_t n) {
+  poll_arg_t *a = ctx;
+  a->got += (int)n;
+  return a->many(a->ctx, r, n);
 }
 
 /* Hand over results that arrived while nobody was listening. */
@@ -1901,26 +1996,40 @@ static int poll_done(mpc_pool_t *p, void *arg) {
   return a->got > 0 || (p->caller_pending == 0);
 }
 
-int mpc_pool_poll(mpc_pool_t *p, double timeout, mpc_result_cb cb,
-                  void *cb_ctx) {
-  if (!p)
-    return MPC_EINVAL;
+static int poll_run(mpc_pool_t *p, double timeout, poll_arg_t *a) {
   int rc = usable(p);
   if (rc < 0)
     return rc;
-  poll_arg_t a = {.cb = cb, .ctx = cb_ctx};
-  drain_parked(p, &a);
+  drain_parked(p, a);
   p->caller_cb = poll_cb;
-  p->caller_ctx = &a;
+  p->caller_many = a->many ? poll_many_cb : NULL;
+  p->caller_ctx = a;
   p->cb_stop = 0;
   double until = timeout < 0 ? 0 : now_s() + timeout;
   if (timeout == 0)
     until = now_s();
-  rc = run_loop(p, poll_done, &a, until);
+  rc = run_loop(p, poll_done, a, until);
   p->caller_cb = NULL;
+  p->caller_many = NULL;
   if (rc == MPC_ECANCELED)
     rc = 0;
-  return rc < 0 ? rc : a.got;
+  return rc < 0 ? rc : a->got;
+}
+
+int mpc_pool_poll(mpc_pool_t *p, double timeout, mpc_result_cb cb,
+                  void *cb_ctx) {
+  if (!p)
+    return MPC_EINVAL;
+  poll_arg_t a = {.cb = cb, .ctx = cb_ctx};
+  return poll_run(p, timeout, &a);
+}
+
+int mpc_pool_poll_many(mpc_pool_t *p, double timeout, mpc_results_cb cb,
+                       void *cb_ctx) {
+  if (!p || !cb)
+    return MPC_EINVAL;
+  poll_arg_t a = {.many = cb, .ctx = cb_ctx};
+  return poll_run(p, timeout, &a);
 }
 
 size_t mpc_pool_pending(const mpc_pool_t *p) {

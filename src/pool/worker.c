@@ -88,12 +88,24 @@ static void sleep_on_parent(wctx_t *w) {
     _exit(0);
 }
 
-/* Wait until `ok(w)` holds: spin a little, then announce sleep and block. */
+/* Yield the CPU while waiting; 1 when that let another process run (the
+ * call took long): the CPUs are oversubscribed, and spinning on would cost
+ * a context switch per look, taken from processes with work to do. */
+#define YIELD_SLOW_NS 20000u
+static int yield_was_slow(void) {
+  uint64_t t0 = mpc__now_ns();
+  sched_yield();
+  return mpc__now_ns() - t0 > YIELD_SLOW_NS;
+}
+
+/* Wait until `ok(w)` holds: spin a little (while no other process wants
+ * this CPU), then announce sleep and block. */
 #define WAIT_UNTIL(w, cond)                                                    \
   do {                                                                         \
     for (int spin_ = 0; !(cond); spin_++) {                                    \
       if (spin_ < 64) {                                                        \
-        sched_yield();                                                         \
+        if (yield_was_slow())                                                  \
+          spin_ = 63;                                                          \
         continue;                                                              \
       }                                                                        \
       atomic_store_explicit(&(w)->shm->worker_sleeping, 1,                     \
@@ -151,29 +163,41 @@ static void note_rss(wctx_t *w, uint64_t now) {
   w->last_rss_ns = now;
 }
 
+/* Results of one unit being batched.  Written straight into the result
+ * ring when it has room for the largest batch (a record reserved at the
+ * first entry and committed at the flush: the parent sees nothing before),
+ * else into `b` and copied at the flush. */
 typedef struct batch {
   mpc_buf_t b;
   uint32_t n;
   uint64_t t0;
+  unsigned char *d;  /* the batch: the reserved record's payload, or b.data */
+  size_t len, cap;
+  ring_rec_t *rec;   /* the reserved record (NULL: in b) */
+  uint64_t pos;
 } batch_t;
 
 static void batch_flush(wctx_t *w, uint64_t did, batch_t *bt) {
   if (!bt->n)
     return;
-  batch_hdr_t *h = (batch_hdr_t *)bt->b.data;
+  batch_hdr_t *h = (batch_hdr_t *)bt->d;
   h->n = bt->n;
   ring_t *r = w->rr;
-  ring_rec_t *rec;
-  uint64_t pos = 0;
-  WAIT_UNTIL(w, (rec = ring_reserve(r, bt->b.len, &pos)) != NULL);
+  ring_rec_t *rec = bt->rec;
+  uint64_t pos = bt->pos;
+  if (!rec) {
+    bt->b.len = bt->len;
+    WAIT_UNTIL(w, (rec = ring_reserve(r, bt->len, &pos)) != NULL);
+    memcpy(rec + 1, bt->b.data, bt->len);
+  }
   rec->type = R_BATCH;
-  rec->len = (uint32_t)bt->b.len;
+  rec->len = (uint32_t)bt->len;
   rec->id = did;
-  memcpy(rec + 1, bt->b.data, bt->b.len);
-  ring_commit(r, pos, bt->b.len);
+  ring_commit(r, pos, bt->len);
   ring_parent(w);
   bt->n = 0;
-  bt->b.len = 0;
+  bt->len = 0;
+  bt->rec = NULL;
 }
 
 /* Tiny tasks are timed in samples: every task is timed while tasks take more
@@ -182,6 +206,48 @@ static void batch_flush(wctx_t *w, uint64_t did, batch_t *bt) {
  * as a trivial task. */
 #define SAMPLE_NS 2000u
 #define SAMPLE_EVERY 16u
+
+/* The largest batch: flushed at a timed entry once past BATCH_MAX_BYTES, so
+ * at most SAMPLE_EVERY entries of at most BATCH_MAX_OUT bytes beyond it. */
+#define BATCH_RESERVE \
+  (sizeof(batch_hdr_t) + BATCH_MAX_BYTES + SAMPLE_EVERY * (sizeof(batch_ent_t) + BATCH_MAX_OUT))
+
+/* Start a batch: in the ring if it has room for the largest, else in b. */
+static void batch_open(wctx_t *w, batch_t *bt, const batch_hdr_t *h) {
+  bt->len = 0;
+  bt->rec = ring_reserve(w->rr, BATCH_RESERVE, &bt->pos);
+  if (bt->rec) {
+    bt->d = (unsigned char *)(bt->rec + 1);
+    bt->cap = BATCH_RESERVE;
+  } else {
+    bt->b.len = 0;
+    if (mpc_buf_reserve(&bt->b, BATCH_RESERVE))
+      _exit(WORKER_EXIT_INIT + 2);
+    bt->d = bt->b.data;
+    bt->cap = bt->b.cap;
+  }
+  memcpy(bt->d, h, sizeof *h);
+  bt->len = sizeof *h;
+}
+
+/* Room for `need` more bytes in the batch (past BATCH_RESERVE: never, as
+ * batches are flushed; if it were, the batch moves to b and grows there). */
+static void batch_room(batch_t *bt, size_t need) {
+  if (bt->cap - bt->len >= need)
+    return;
+  if (bt->rec) { /* abandon the reservation: nothing was committed */
+    bt->b.len = 0;
+    if (mpc_buf_append(&bt->b, bt->d, bt->len))
+      _exit(WORKER_EXIT_INIT + 2);
+    bt->rec = NULL;
+  } else {
+    bt->b.len = bt->len;
+  }
+  if (mpc_buf_reserve(&bt->b, need))
+    _exit(WORKER_EXIT_INIT + 2);
+  bt->d = bt->b.data;
+  bt->cap = bt->b.cap;
+}
 
 static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
                      const unsigned char *p, size_t len, mpc_buf_t *out,
@@ -215,7 +281,7 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
       if (nuntimed) { /* spread [t, end] over the untimed tasks and this one */
         uint64_t step = (end - t) / (nuntimed + 1);
         for (uint32_t k = 0; k < nuntimed; k++) {
-          batch_ent_t *e = (batch_ent_t *)(bt->b.data + untimed[k]);
+          batch_ent_t *e = (batch_ent_t *)(bt->d + untimed[k]);
           e->end_ns = t + step * (k + 1);
         }
         sampling = (end - t) / (nuntimed + 1) < SAMPLE_NS;
@@ -231,27 +297,22 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
       /* Small result of a many-task unit: batch it. */
       if (!bt->n) {
         batch_hdr_t h = {.n = 0, .first = i, .start_ns = t};
-        bt->b.len = 0;
-        if (mpc_buf_append(&bt->b, &h, sizeof h))
-          _exit(WORKER_EXIT_INIT + 2);
+        batch_open(w, bt, &h);
         bt->t0 = t;
       }
       batch_ent_t e = {.code = code, .len = (uint32_t)out->len, .end_ns = end};
       size_t need = sizeof e + PAD8(out->len);
+      batch_room(bt, need);
       if (!end)
-        untimed[nuntimed++] = bt->b.len;
-      if (bt->b.cap - bt->b.len < need && mpc_buf_reserve(&bt->b, need))
-        _exit(WORKER_EXIT_INIT + 2);
-      /* One reserve, then plain copies (this runs once per tiny task). */
-      unsigned char *o = bt->b.data + bt->b.len;
+        untimed[nuntimed++] = bt->len;
+      /* Plain copies (this runs once per tiny task). */
+      unsigned char *o = bt->d + bt->len;
       memcpy(o, &e, sizeof e);
-      if (out->len)
-        memcpy(o + sizeof e, out->data, out->len);
-      memset(o + sizeof e + out->len, 0, PAD8(out->len) - out->len);
-      bt->b.len += need;
+      mpc__copy_pad8(o + sizeof e, out->data, out->len);
+      bt->len += need;
       bt->n++;
       if (end && (i + 1 == count || end - bt->t0 >= BATCH_MAX_NS ||
-                  bt->b.len >= BATCH_MAX_BYTES))
+                  bt->len >= BATCH_MAX_BYTES))
         batch_flush(w, did, bt);
     } else {
       batch_flush(w, did, bt);

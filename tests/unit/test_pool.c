@@ -682,6 +682,179 @@ static void test_submit_many(void) {
   close(g_sh->pid_pipe[1]);
 }
 
+/* mpc_pool_poll_many(): tiny tasks of every input length from 0 to 23
+ * bytes (echoed back), a crash and an error among them.  Each result comes
+ * exactly once with its own bytes; successes of a batch come in arrays of
+ * one worker's results in finishing order. */
+#define PM_N 20000
+typedef struct pm {
+  int calls, multi, n, ok, crashed, failed, bad, stop_first;
+  unsigned char seen[PM_N];
+} pm_t;
+
+static unsigned char pm_byte(int i, size_t k) { return (unsigned char)(i * 31 + (int)k); }
+
+static int pm_cb(void *ctx, const mpc_result_t *r, size_t n) {
+  pm_t *m = ctx;
+  m->calls++;
+  if (n == 0 || n > 256)
+    m->bad++;
+  if (n > 1)
+    m->multi++;
+  for (size_t k = 0; k < n; k++) {
+    const mpc_result_t *x = &r[k];
+    m->n++;
+    if (x->id >= PM_N || m->seen[x->id]++) {
+      m->bad++;
+      continue;
+    }
+    if (n > 1 && (x->status != MPC_TASK_OK || x->worker != r[0].worker ||
+                  x->pid != r[0].pid || (k && x->start < r[k - 1].start) ||
+                  x->end < x->start))
+      m->bad++;
+    int i = (int)x->id;
+    if (x->status == MPC_TASK_CRASHED) {
+      m->crashed++;
+      m->bad += i != 777;
+    } else if (x->status == MPC_TASK_ERROR) {
+      m->failed++;
+      m->bad += i != 1234 || x->code != 5;
+    } else if (x->status == MPC_TASK_OK) {
+      m->ok++;
+      if (i % 24 == 16) { /* an op_t: OP_ECHO doubles val */
+        m->bad += x->len != 8 || u64at(x->data) != 2 * (uint64_t)(i + 1);
+      } else {
+        size_t len = (size_t)(i % 24);
+        m->bad += x->len != len || x->pid <= 0 || x->worker < 0;
+        for (size_t b = 0; b < len && b < x->len; b++)
+          m->bad += ((const unsigned char *)x->data)[b] != pm_byte(i, b);
+      }
+    } else {
+      m->bad++;
+    }
+  }
+  if (m->stop_first) { /* the poll returns once what it collected is delivered */
+    m->stop_first = 0;
+    return 1;
+  }
+  return 0;
+}
+
+static void test_poll_many(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  static unsigned char bytes[PM_N][24];
+  static op_t o[PM_N];
+  static mpc_slice_t in[PM_N];
+  static uint64_t tag[PM_N];
+  for (int i = 0; i < PM_N; i++) {
+    tag[i] = (uint64_t)i;
+    if (i % 24 == 16 || i == 777 || i == 1234) {
+      o[i] = (op_t){.op = i == 777 ? OP_SEGV : i == 1234 ? OP_ERROR : OP_ECHO,
+                    .arg = 5, .val = (uint64_t)i + 1};
+      in[i] = (mpc_slice_t){&o[i], sizeof o[i]};
+    } else {
+      for (size_t b = 0; b < 24; b++)
+        bytes[i][b] = pm_byte(i, b);
+      in[i] = (mpc_slice_t){bytes[i], (size_t)(i % 24)};
+    }
+  }
+  static pm_t m;
+  memset(&m, 0, sizeof m);
+  for (int i = 0; i < PM_N; i += 2000)
+    CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in + i, tag + i, 2000), 0);
+  m.stop_first = 1;
+  int got = mpc_pool_poll_many(p, 30, pm_cb, &m);
+  CU_ASSERT(got >= 1 && got == m.n); /* what was collected is delivered */
+  double end = mpct_now() + 60;
+  while (m.n < PM_N && mpct_now() < end)
+    CU_ASSERT(mpc_pool_poll_many(p, 1.0, pm_cb, &m) >= 0);
+  CU_ASSERT_EQUAL(m.n, PM_N);
+  CU_ASSERT_EQUAL(m.ok, PM_N - 2);
+  CU_ASSERT_EQUAL(m.crashed, 1);
+  CU_ASSERT_EQUAL(m.failed, 1);
+  CU_ASSERT_EQUAL(m.bad, 0);
+  CU_ASSERT(m.multi > 0);          /* successes came in arrays */
+  CU_ASSERT(m.calls < PM_N / 4);   /* ... not one call per result */
+  CU_ASSERT_EQUAL(mpc_pool_pending(p), 0);
+  /* A plain poll after poll_many still gets one result per call. */
+  many_t mm = {0};
+  o[0] = (op_t){.op = OP_ECHO, .val = 1};
+  CU_ASSERT_EQUAL(mpc_pool_submit(p, &o[0], sizeof o[0], 0), 0);
+  poll_until(p, &mm, 1);
+  CU_ASSERT_EQUAL(mm.ok, 1);
+  CU_ASSERT_EQUAL(mm.bad, 0);
+  CU_ASSERT_EQUAL(mpc_pool_poll_many(p, 0, NULL, NULL), MPC_EINVAL);
+  CU_ASSERT_EQUAL(mpc_pool_poll_many(NULL, 0, pm_cb, &m), MPC_EINVAL);
+  CU_ASSERT_EQUAL(mpc_pool_join(p, NULL, NULL), 0);
+  mpc_pool_free(p);
+}
+
+/* Cancels from inside a poll_many callback, of tasks of the batch being
+ * delivered: a cancel that succeeded gets MPC_TASK_CANCELED, one that found
+ * the task finished (MPC_ENOTFOUND) gets its real outcome. */
+#define PC_N 5000
+typedef struct pc {
+  mpc_pool_t *p;
+  int n, bad, done_cancels;
+  int cancel_rc[PC_N];
+  int status[PC_N];
+} pc_t;
+
+static int pc_cb(void *ctx, const mpc_result_t *r, size_t n) {
+  pc_t *m = ctx;
+  for (size_t k = 0; k < n; k++) {
+    if (r[k].id >= PC_N || m->status[r[k].id] >= 0) {
+      m->bad++;
+      continue;
+    }
+    m->status[r[k].id] = (int)r[k].status;
+    m->n++;
+  }
+  if (!m->done_cancels) { /* the second half, from the first delivery */
+    m->done_cancels = 1;
+    for (int i = PC_N / 2; i < PC_N; i++)
+      m->cancel_rc[i] = mpc_pool_cancel(m->p, (uint64_t)i);
+  }
+  return 0;
+}
+
+static void test_poll_many_cancel(void) {
+  mpc_pool_t *p = make_pool(1, 0, 0);
+  static uint64_t val[PC_N], tag[PC_N];
+  static mpc_slice_t in[PC_N];
+  static pc_t m;
+  memset(&m, 0, sizeof m);
+  m.p = p;
+  for (int i = 0; i < PC_N; i++) {
+    val[i] = (uint64_t)i;
+    tag[i] = (uint64_t)i;
+    in[i] = (mpc_slice_t){&val[i], sizeof val[i]};
+    m.status[i] = -1;
+    m.cancel_rc[i] = 1; /* not asked */
+  }
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in, tag, PC_N), 0);
+  double end = mpct_now() + 60;
+  while (m.n < PC_N && mpct_now() < end)
+    CU_ASSERT(mpc_pool_poll_many(p, 1.0, pc_cb, &m) >= 0);
+  CU_ASSERT_EQUAL(m.n, PC_N);
+  CU_ASSERT_EQUAL(m.bad, 0);
+  int canceled = 0, late = 0, odd = 0;
+  for (int i = 0; i < PC_N; i++) {
+    if (m.cancel_rc[i] == 0) {
+      canceled++;
+      odd += m.status[i] != MPC_TASK_CANCELED;
+    } else if (m.cancel_rc[i] == MPC_ENOTFOUND) {
+      late++;
+      odd += m.status[i] != MPC_TASK_OK;
+    } else {
+      odd += m.cancel_rc[i] != 1 || m.status[i] != MPC_TASK_OK;
+    }
+  }
+  CU_ASSERT_EQUAL(odd, 0);
+  CU_ASSERT_EQUAL(canceled + late, PC_N - PC_N / 2);
+  mpc_pool_free(p);
+}
+
 /* Children of this process, from the process table. */
 static int count_children(void) {
   char path[64], buf[4096];
@@ -1039,6 +1212,8 @@ MPC_TESTS(pool) = {
     {"submit, poll, cancel, join", test_submit_poll_cancel},
     {"cancel of a task queued on a worker, not started", test_cancel_queued},
     {"submit a batch: crash inside, cancel one, drain", test_submit_many},
+    {"poll_many: arrays of a batch's successes, every input length", test_poll_many},
+    {"poll_many: cancels from the callback get canceled or real outcomes", test_poll_many_cancel},
     {"SIGINT mid-run: clean return, no child left", test_sigint_parent},
     {"1M-task generator keeps memory bounded", test_generator_bounded_memory},
     {"unordered generator, callback stops early", test_gen_unordered_and_stop},
