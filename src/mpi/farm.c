@@ -42,7 +42,8 @@
 #define UP_MAX_RESULTS 512 /* a rank sends its results at least this often */
 #define UP_MAX_BYTES (256u << 10)
 #define UP_MAX_DELAY 0.005 /* seconds a result may wait to be sent */
-#define POLL_MAX 0.002     /* longest sleep between polls when idle */
+#define POLL_MAX 0.002     /* longest sleep between polls when idle... */
+#define POLL_MAX_LONG 0.016 /* ...up to this while tasks are long (idle_cap) */
 #define WORKER_GIVEUP 30.0 /* seconds a signalled rank waits for the master */
 #define SPEC_EVERY 0.05    /* seconds between looks for stragglers */
 #define SPEC_MIN_AGE 0.5   /* a task younger than this is never a straggler */
@@ -925,6 +926,18 @@ static int up_send(mpc__farm_t *f, sendq_t *sq, uint32_t kind, size_t want) {
   return rc;
 }
 
+/* The longest sleep between looks at MPI while nothing happens, for tasks
+ * of `task` seconds (0: unknown): an eighth of a task, within [POLL_MAX,
+ * POLL_MAX_LONG].  A rank's workers wake it through the pool, but MPI has no
+ * such doorbell, and every look is a context switch taken from a worker on
+ * the same core: with 47 ms tasks, looks every 2 ms cost the two rank
+ * processes of a 2-rank stats run ~5% of the CPU.  Credits cover two tasks
+ * per worker, so a reply that waits an eighth of a task idles no one. */
+static double idle_cap(double task) {
+  double c = task / 8;
+  return c < POLL_MAX ? POLL_MAX : c > POLL_MAX_LONG ? POLL_MAX_LONG : c;
+}
+
 /* Poll the local pool for up to `timeout` seconds.  An empty pool returns at
  * once, so then sleep here: an idle rank must not spin on a shared core. */
 static int poll_pool(mpc__farm_t *f, double timeout, mpc_results_cb cb) {
@@ -1116,7 +1129,7 @@ static int worker_loop(mpc__farm_t *f) {
     else if (got > 0)
       poll_to = asked ? 0.00005 : 0.0002;
     else
-      poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, POLL_MAX);
+      poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, idle_cap(f->task_avg));
   }
   /* Our last word: whatever results are left, then BYE. */
   rc = up_send(f, &sq, MPC__UP_BYE, 0);
@@ -2225,7 +2238,7 @@ static int master_loop(mpc__farm_t *f) {
     if (activity || got > 0)
       poll_to = 0;
     else
-      poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, POLL_MAX);
+      poll_to = poll_to == 0 ? 0.0001 : fmin(poll_to * 2, idle_cap(dur_mean(f)));
     if (sq.n && poll_to > 0.0001)
       poll_to = 0.0001; /* sends in flight: a window may open soon */
   }
