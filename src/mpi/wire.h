@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/copy.h"
 #include "mpc/buf.h"
 #include "mpc/error.h"
 
@@ -138,22 +139,6 @@ static inline const unsigned char *mpc__get_uvar(const unsigned char *p,
     }
   }
   return NULL;
-}
-
-/* memcpy for the few bytes of a typical key or input, without a call. */
-static inline void mpc__copy_small(unsigned char *d, const unsigned char *s, size_t n) {
-  if (n > 16) {
-    memcpy(d, s, n);
-  } else if (n >= 8) { /* two overlapping words */
-    uint64_t a, b;
-    memcpy(&a, s, 8);
-    memcpy(&b, s + n - 8, 8);
-    memcpy(d, &a, 8);
-    memcpy(d + n - 8, &b, 8);
-  } else {
-    for (size_t i = 0; i < n; i++)
-      d[i] = s[i];
-  }
 }
 
 /* A task entry at o (12 + len bytes of room); returns the end. */

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "core/copy.h"
 #include "mpc/pool.h"
 #include "pool/ring.h"
 
@@ -43,25 +44,16 @@ typedef struct batch_ent {
 /* Copy n bytes to d and zero d up to PAD8(n): inline for the few bytes of a
  * tiny task's input or output (this runs once per task on both sides). */
 static inline void mpc__copy_pad8(unsigned char *d, const void *src, size_t n) {
-  const unsigned char *s = src;
   if (n > 16) {
-    memcpy(d, s, n);
+    memcpy(d, src, n);
     memset(d + n, 0, PAD8(n) - n);
     return;
   }
   if (!n)
     return;
-  uint64_t a = 0, b;
-  memcpy(d + PAD8(n) - 8, &a, 8); /* the last word's padding */
-  if (n >= 8) { /* two overlapping words */
-    memcpy(&a, s, 8);
-    memcpy(&b, s + n - 8, 8);
-    memcpy(d, &a, 8);
-    memcpy(d + n - 8, &b, 8);
-  } else {
-    for (size_t i = 0; i < n; i++)
-      d[i] = s[i];
-  }
+  uint64_t z = 0;
+  memcpy(d + PAD8(n) - 8, &z, 8); /* the last word's padding */
+  mpc__copy_small(d, src, n);
 }
 
 /* R_RESULT payload: this header, then the output or error text. */
