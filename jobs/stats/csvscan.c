@@ -1158,6 +1158,19 @@ static fb_shape_t fb_shape(const unsigned char *bb, const uint32_t *ix, size_t n
 }
 
 #ifdef STATS_SSE41
+/* The exponent of a field of the shape's exponent kind ending at pe (>= 16
+ * bytes into the data): `ed` digits, signed when `es`, less the `n` digits
+ * after the point; clamped to [-22, 22] and *bad set beyond that. */
+static inline __attribute__((always_inline)) int8_t
+fb_exponent(const unsigned char *pe, int ed, int es, int n, uint32_t *bad) {
+  int d1 = pe[-1] - '0', d2 = pe[-2] - '0', d3 = pe[-3] - '0';
+  int ex = ed == 1 ? d1 : ed == 2 ? d2 * 10 + d1 : d3 * 100 + d2 * 10 + d1;
+  ex = es && pe[-ed - 1] == '-' ? -ex : ex;
+  ex -= n;
+  *bad |= (unsigned)(ex + 22) > 44;
+  return (int8_t)(ex < -22 ? -22 : ex > 22 ? 22 : ex);
+}
+
 /* One column of a block whose fields mostly have one shape.  Each field is
  * loaded as the 16 bytes that end at its terminator, so its digits are
  * right-aligned and the point and exponent (if any) are in lanes fixed for
@@ -1173,19 +1186,6 @@ static fb_shape_t fb_shape(const unsigned char *bb, const uint32_t *ix, size_t n
  * sse_number() and the general parser.  Needs 16 readable bytes before every
  * terminator.  out[] gets nrec slots, kx[] is scratch for nrec; returns the
  * values kept (compacted), or -1 when the column is text. */
-/* The exponent of a field of the shape's exponent kind ending at pe (>= 16
- * bytes into the data): `ed` digits, signed when `es`, less the `n` digits
- * after the point; clamped to [-22, 22] and *bad set beyond that. */
-static inline __attribute__((always_inline)) int8_t
-fb_exponent(const unsigned char *pe, int ed, int es, int n, uint32_t *bad) {
-  int d1 = pe[-1] - '0', d2 = pe[-2] - '0', d3 = pe[-3] - '0';
-  int ex = ed == 1 ? d1 : ed == 2 ? d2 * 10 + d1 : d3 * 100 + d2 * 10 + d1;
-  ex = es && pe[-ed - 1] == '-' ? -ex : ex;
-  ex -= n;
-  *bad |= (unsigned)(ex + 22) > 44;
-  return (int8_t)(ex < -22 ? -22 : ex > 22 ? 22 : ex);
-}
-
 #define FB_COL_NAME fb_col_sse
 #define FB_COL_TARGET "sse4.1,popcnt"
 #include "fbcol.h"

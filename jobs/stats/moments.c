@@ -37,7 +37,7 @@ static void merge_raw(stats_moments_t *a, uint64_t nb, double meanb, double m2b)
 }
 
 #if defined(__x86_64__)
-/* The loops below with one 256-bit register where they use two 128-bit ones:
+/* The SSE2 loops further down with one 256-bit register where they use two:
  * lane k still holds the values at i = k mod 4, and the lanes are combined
  * in the same order, so the results are the same bits in half the
  * instructions (no FMA: mul and add round apart, as in the SSE2 loops). */
@@ -82,28 +82,12 @@ static int have_avx2(void) {
     have = __builtin_cpu_supports("avx2") ? 1 : 0;
   return have;
 }
-#endif
 
-/* Sum, min and max of v[0..n) (four independent partial sums: one
- * accumulator would cost an FP-add latency per value). */
-static void sum_min_max(const double *v, size_t n, double *sum, double *mn, double *mx) {
+/* The same with two 128-bit registers (SSE2, every x86-64). */
+static size_t sum_min_max_sse2(const double *v, size_t n, double *s, double *lo, double *hi) {
   size_t i = 0;
-#if defined(__x86_64__)
-  if (have_avx2()) {
-    double s = 0, lo = *mn, hi = *mx;
-    i = sum_min_max_avx2(v, n, &s, &lo, &hi);
-    for (; i < n; i++) {
-      lo = v[i] < lo ? v[i] : lo;
-      hi = v[i] > hi ? v[i] : hi;
-      s += v[i];
-    }
-    *sum = s;
-    *mn = lo;
-    *mx = hi;
-    return;
-  }
-  __m128d s0 = _mm_setzero_pd(), s1 = s0, lo0 = _mm_set1_pd(*mn), lo1 = lo0,
-          hi0 = _mm_set1_pd(*mx), hi1 = hi0;
+  __m128d s0 = _mm_setzero_pd(), s1 = s0, lo0 = _mm_set1_pd(*lo), lo1 = lo0,
+          hi0 = _mm_set1_pd(*hi), hi1 = hi0;
   for (; i + 4 <= n; i += 4) {
     __m128d a = _mm_loadu_pd(v + i), b = _mm_loadu_pd(v + i + 2);
     s0 = _mm_add_pd(s0, a);
@@ -117,9 +101,39 @@ static void sum_min_max(const double *v, size_t n, double *sum, double *mn, doub
   _mm_storeu_pd(t, _mm_add_pd(s0, s1));
   _mm_storeu_pd(l, _mm_min_pd(lo0, lo1));
   _mm_storeu_pd(h, _mm_max_pd(hi0, hi1));
-  double s = t[0] + t[1], lo = l[0] < l[1] ? l[0] : l[1], hi = h[0] > h[1] ? h[0] : h[1];
+  *s = t[0] + t[1];
+  *lo = l[0] < l[1] ? l[0] : l[1];
+  *hi = h[0] > h[1] ? h[0] : h[1];
+  return i;
+}
+
+static size_t sum_sq_dev_sse2(const double *v, size_t n, double mean, double *q) {
+  size_t i = 0;
+  const __m128d mu = _mm_set1_pd(mean);
+  __m128d q0 = _mm_setzero_pd(), q1 = q0;
+  for (; i + 4 <= n; i += 4) {
+    __m128d a = _mm_sub_pd(_mm_loadu_pd(v + i), mu), b = _mm_sub_pd(_mm_loadu_pd(v + i + 2), mu);
+    q0 = _mm_add_pd(q0, _mm_mul_pd(a, a));
+    q1 = _mm_add_pd(q1, _mm_mul_pd(b, b));
+  }
+  double t[2];
+  _mm_storeu_pd(t, _mm_add_pd(q0, q1));
+  *q = t[0] + t[1];
+  return i;
+}
+#endif
+
+/* Sum, min and max of v[0..n) (four independent partial sums: one
+ * accumulator would cost an FP-add latency per value), then the last few
+ * values in order. */
+static void sum_min_max(const double *v, size_t n, double *sum, double *mn, double *mx) {
+  double s, lo = *mn, hi = *mx;
+#if defined(__x86_64__)
+  size_t i = have_avx2() ? sum_min_max_avx2(v, n, &s, &lo, &hi)
+                         : sum_min_max_sse2(v, n, &s, &lo, &hi);
 #else
-  double s4[4] = {0, 0, 0, 0}, lo = *mn, hi = *mx;
+  size_t i = 0;
+  double s4[4] = {0, 0, 0, 0};
   for (; i + 4 <= n; i += 4)
     for (int u = 0; u < 4; u++) {
       double x = v[i + u];
@@ -127,7 +141,7 @@ static void sum_min_max(const double *v, size_t n, double *sum, double *mn, doub
       hi = x > hi ? x : hi;
       s4[u] += x;
     }
-  double s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+  s = (s4[0] + s4[2]) + (s4[1] + s4[3]);
 #endif
   for (; i < n; i++) {
     lo = v[i] < lo ? v[i] : lo;
@@ -139,37 +153,20 @@ static void sum_min_max(const double *v, size_t n, double *sum, double *mn, doub
   *mx = hi;
 }
 
-/* Sum of (v[i] - mean)^2 over v[0..n). */
+/* Sum of (v[i] - mean)^2 over v[0..n), in the same order. */
 static double sum_sq_dev(const double *v, size_t n, double mean) {
-  size_t i = 0;
+  double q;
 #if defined(__x86_64__)
-  if (have_avx2()) {
-    double q = 0;
-    i = sum_sq_dev_avx2(v, n, mean, &q);
-    for (; i < n; i++) {
-      double d = v[i] - mean;
-      q += d * d;
-    }
-    return q;
-  }
-  const __m128d mu = _mm_set1_pd(mean);
-  __m128d q0 = _mm_setzero_pd(), q1 = q0;
-  for (; i + 4 <= n; i += 4) {
-    __m128d a = _mm_sub_pd(_mm_loadu_pd(v + i), mu), b = _mm_sub_pd(_mm_loadu_pd(v + i + 2), mu);
-    q0 = _mm_add_pd(q0, _mm_mul_pd(a, a));
-    q1 = _mm_add_pd(q1, _mm_mul_pd(b, b));
-  }
-  double t[2];
-  _mm_storeu_pd(t, _mm_add_pd(q0, q1));
-  double q = t[0] + t[1];
+  size_t i = have_avx2() ? sum_sq_dev_avx2(v, n, mean, &q) : sum_sq_dev_sse2(v, n, mean, &q);
 #else
+  size_t i = 0;
   double q4[4] = {0, 0, 0, 0};
   for (; i + 4 <= n; i += 4)
     for (int u = 0; u < 4; u++) {
       double d = v[i + u] - mean;
       q4[u] += d * d;
     }
-  double q = (q4[0] + q4[1]) + (q4[2] + q4[3]);
+  q = (q4[0] + q4[2]) + (q4[1] + q4[3]);
 #endif
   for (; i < n; i++) {
     double d = v[i] - mean;

@@ -178,9 +178,10 @@ typedef struct stats_cfg {
 int stats_part_init(stats_part_t *p, const stats_cfg_t *c);
 void stats_part_free(stats_part_t *p, const stats_cfg_t *c);
 /* Values per column handed to the sketch at once.  Larger batches leave
- * fewer items per task for the master to merge (each batch becomes ~1024
- * items whatever its size), smaller ones bound a task's memory (16 bytes per
- * value and column).  stats_batch_for() sizes it by the number of columns. */
+ * fewer items per task for the master to merge (each batch becomes about
+ * STATS_SKETCH_Q / 4 items whatever its size), smaller ones bound a task's
+ * memory (16 bytes per value and column).  stats_batch_for() sizes it by the
+ * number of columns. */
 #define STATS_BATCH (1u << 16)
 size_t stats_batch_for(size_t nwant);
 static inline size_t stats_batch(const stats_cfg_t *c) {

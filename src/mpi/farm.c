@@ -859,28 +859,10 @@ static inline __attribute__((always_inline)) int up_put(mpc__farm_t *f,
   return mpc__wire_result(&f->up, &w);
 }
 
-static int local_result_to_up(void *ctx, const mpc_result_t *r) {
-  mpc__farm_t *f = ctx;
-  if (r->end > r->start && r->start > 0) {
-    double d = r->end - r->start;
-    f->task_avg = f->task_avg > 0 ? 0.9 * f->task_avg + 0.1 * d : d;
-  }
-  int rc = up_begin(f);
-  if (!rc)
-    rc = up_put(f, r);
-  if (rc) {
-    f->up_err = rc;
-    return 0;
-  }
-  if (f->up_n++ == 0)
-    f->up_first = now_s();
-  return 0;
-}
-
-/* Results in arrays (mpc_pool_poll_many()): most are the successes of one
- * worker's batch.  What local_result_to_up() does for each, with the running
- * mean of task times moved once for the array: as n steps of weight 0.1 would
- * move it, towards the array's mean. */
+/* Results into the UP message being collected, in arrays as
+ * mpc_pool_poll_many() hands them over (most are the successes of one
+ * worker's batch).  The running mean of task times moves once per array:
+ * as n steps of weight 0.1 would move it, towards the array's mean. */
 static int local_results_to_up(void *ctx, const mpc_result_t *r, size_t n) {
   mpc__farm_t *f = ctx;
   int rc = up_begin(f);
@@ -909,6 +891,11 @@ static int local_results_to_up(void *ctx, const mpc_result_t *r, size_t n) {
     f->task_avg = f->task_avg > 0 ? keep * f->task_avg + (1 - keep) * m : m;
   }
   return 0;
+}
+
+/* One result (what mpc_pool_terminate() hands over, and canceled tasks). */
+static int local_result_to_up(void *ctx, const mpc_result_t *r) {
+  return local_results_to_up(ctx, r, 1);
 }
 
 static int up_send(mpc__farm_t *f, sendq_t *sq, uint32_t kind, size_t want) {
@@ -1566,29 +1553,24 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
                   w->end > w->start ? w->end - w->start : 0, 0);
 }
 
-static inline __attribute__((always_inline)) int master_local_one(void *ctx,
-                                                                   const mpc_result_t *r) {
+/* The master's own pool's results, as rank 0's. */
+static int master_local_many(void *ctx, const mpc_result_t *r, size_t n) {
   mpc__farm_t *f = ctx;
-  mpc__wres_t w = wres_from(f, r);
-  int rc = on_result(f, 0, &w);
-  if (rc && !f->fatal) {
-    f->fatal = 1;
-    set_why(f, "%s", mpc_strerror(rc));
-    stop_run(f, MPC__HALT_NOW);
+  for (size_t i = 0; i < n; i++) {
+    mpc__wres_t w = wres_from(f, &r[i]);
+    int rc = on_result(f, 0, &w);
+    if (rc && !f->fatal) {
+      f->fatal = 1;
+      set_why(f, "%s", mpc_strerror(rc));
+      stop_run(f, MPC__HALT_NOW);
+    }
   }
   return 0;
 }
 
 static int master_local_cb(void *ctx, const mpc_result_t *r) {
-  return master_local_one(ctx, r);
+  return master_local_many(ctx, r, 1);
 }
-
-static int master_local_many(void *ctx, const mpc_result_t *r, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    master_local_one(ctx, &r[i]);
-  return 0;
-}
-
 
 /* The default keys of the tasks generated since the last call. */
 static void keys_flush(mpc__farm_t *f) {

@@ -235,8 +235,9 @@ static void entry_get(const mpc_pool_t *p, const unit_t *u, uint32_t i,
 }
 
 /* Split off entries [from, from+n) of u into a new unit (same sink, future). */
-static unit_t *unit_slice(const mpc_pool_t *p, unit_t *u, uint32_t from,
-                          uint32_t n) {
+/* A new unit of u's entries [from, from + n); for an owned unit they are the
+ * bytes u->blob[start, end), copied under a header of their own. */
+static unit_t *unit_part(unit_t *u, uint32_t from, uint32_t n, size_t start, size_t end) {
   unit_t *v = unit_new(u->kind, u->sink);
   if (!v)
     return NULL;
@@ -249,26 +250,31 @@ static unit_t *unit_slice(const mpc_pool_t *p, unit_t *u, uint32_t from,
     v->first = u->first + from;
     return v;
   }
-  size_t off = UNIT_HDR, start = 0;
-  for (uint32_t i = 0; i < from + n; i++) {
-    if (i == from)
-      start = off;
-    uint64_t id, l;
-    memcpy(&id, u->blob + off, 8);
-    memcpy(&l, u->blob + off + 8, 8);
-    off += ENTRY_HDR + PAD8(l);
-  }
-  v->blob_len = UNIT_HDR + (off - start);
+  v->blob_len = UNIT_HDR + (end - start);
   v->blob = malloc(v->blob_len);
   if (!v->blob) {
-    free(v);
+    unit_free(v);
     return NULL;
   }
   uint32_t hdr[2] = {n, 0};
   memcpy(v->blob, hdr, UNIT_HDR);
-  memcpy(v->blob + UNIT_HDR, u->blob + start, off - start);
+  memcpy(v->blob + UNIT_HDR, u->blob + start, end - start);
   v->blob_off = UNIT_HDR;
   return v;
+}
+
+static unit_t *unit_slice(const mpc_pool_t *p, unit_t *u, uint32_t from,
+                          uint32_t n) {
+  size_t off = UNIT_HDR, start = 0;
+  if (u->kind == U_OWNED)
+    for (uint32_t i = 0; i < from + n; i++) {
+      if (i == from)
+        start = off;
+      uint64_t l;
+      memcpy(&l, u->blob + off + 8, 8);
+      off += ENTRY_HDR + PAD8(l);
+    }
+  return unit_part(u, from, n, start, off);
 }
 
 static void pend_push_back(mpc_pool_t *p, unit_t *u) {
@@ -1010,28 +1016,9 @@ static uint32_t send_some(mpc_pool_t *p, worker_t *w, uint32_t want) {
   if (n == u->count) {
     v = pend_pop(p);
   } else {
-    if (u->kind == U_OWNED && bytes <= maxrec) {
-      /* Entries [0, n) are the first `bytes` of u's blob (fit_entries()
-       * measured them): a copy with its own header, no second walk. */
-      v = unit_new(U_OWNED, u->sink);
-      if (v && !(v->blob = malloc(bytes))) {
-        free(v);
-        v = NULL;
-      }
-      if (v) {
-        v->count = n;
-        v->attempts = u->attempts;
-        v->fut = u->fut;
-        v->canceled = u->canceled;
-        v->cbits = cbits_slice(u, 0, n);
-        v->blob_len = bytes;
-        memcpy(v->blob, u->blob, bytes);
-        uint32_t hdr[2] = {n, 0};
-        memcpy(v->blob, hdr, UNIT_HDR);
-      }
-    } else {
-      v = unit_slice(p, u, 0, n);
-    }
+    /* Entries [0, n) of an owned unit are its first `bytes` (fit_entries()
+     * measured them): no second walk. */
+    v = unit_part(u, 0, n, UNIT_HDR, bytes);
     if (!v) {
       p->fatal = MPC_ENOMEM;
       return 0;
@@ -1040,21 +1027,10 @@ static uint32_t send_some(mpc_pool_t *p, worker_t *w, uint32_t want) {
     if (u->kind == U_ARRAY) {
       u->first += n;
     } else {
-      size_t off = UNIT_HDR;
-      if (bytes <= maxrec) {
-        off = bytes;
-      } else {
-        for (uint32_t i = 0; i < n; i++) {
-          uint64_t id;
-          const void *in;
-          size_t len;
-          entry_get(p, u, i, &off, &id, &in, &len);
-        }
-      }
       /* The rest starts with a new header over the bytes just dispatched:
        * moving the rest down instead cost O(tasks^2) for a big batch handed
        * out in small chunks. */
-      size_t cut = off - UNIT_HDR;
+      size_t cut = bytes - UNIT_HDR;
       u->blob += cut;
       u->blob_skip += cut;
       u->blob_len -= cut;
