@@ -17,6 +17,16 @@ failures=()
 # mpirun can strand.
 shm_list() { ls /dev/shm 2>/dev/null | sort; }
 shm_before=$(shm_list)
+# Open MPI's session directories (TMPDIR/ompi.HOST.UID/pid.N) of mpiruns no
+# longer running: a killed mpirun strands one (~6 MB); tests keep theirs in
+# their own temporary directory.
+stale_sessions() {
+  local d
+  for d in "${TMPDIR:-/tmp}"/ompi.*/pid.*; do
+    [ -d "$d" ] && ! kill -0 "${d##*/pid.}" 2>/dev/null && echo "$d"
+  done | sort
+}
+sess_before=$(stale_sessions)
 
 while read -r suite ntests; do
   [ -n "$suite" ] || continue
@@ -70,6 +80,15 @@ if [ -n "$shm_new" ]; then
   failed=$((failed + 1)); failures+=("/dev/shm leftovers")
 else
   echo "ok - no /dev/shm objects left behind"
+  passed=$((passed + 1))
+fi
+
+sess_new=$(comm -13 <(echo "$sess_before") <(stale_sessions) | head -5)
+if [ -n "$sess_new" ]; then
+  echo "not ok - Open MPI session directories left behind: $sess_new"
+  failed=$((failed + 1)); failures+=("Open MPI session directory leftovers")
+else
+  echo "ok - no Open MPI session directory left behind"
   passed=$((passed + 1))
 fi
 
