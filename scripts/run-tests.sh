@@ -73,24 +73,21 @@ if [ "$MODE" != "--unit-only" ]; then
   done
 fi
 
-# Nothing may be left behind in /dev/shm by any test.
-shm_new=$(comm -13 <(echo "$shm_before") <(shm_list) | head -5)
-if [ -n "$shm_new" ]; then
-  echo "not ok - /dev/shm objects left behind: $shm_new"
-  failed=$((failed + 1)); failures+=("/dev/shm leftovers")
-else
-  echo "ok - no /dev/shm objects left behind"
-  passed=$((passed + 1))
-fi
-
-sess_new=$(comm -13 <(echo "$sess_before") <(stale_sessions) | head -5)
-if [ -n "$sess_new" ]; then
-  echo "not ok - Open MPI session directories left behind: $sess_new"
-  failed=$((failed + 1)); failures+=("Open MPI session directory leftovers")
-else
-  echo "ok - no Open MPI session directory left behind"
-  passed=$((passed + 1))
-fi
+# Nothing may be left behind by any test: compare a list taken before.
+# left_behind WHAT BEFORE LISTING-COMMAND
+left_behind() {
+  local new
+  new=$(comm -13 <(echo "$2") <($3) | head -5)
+  if [ -n "$new" ]; then
+    echo "not ok - $1 left behind: $new"
+    failed=$((failed + 1)); failures+=("$1 left behind")
+  else
+    echo "ok - no $1 left behind"
+    passed=$((passed + 1))
+  fi
+}
+left_behind "/dev/shm objects" "$shm_before" shm_list
+left_behind "Open MPI session directories" "$sess_before" stale_sessions
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then
