@@ -1442,37 +1442,79 @@ static inline __attribute__((always_inline)) double count_attempt(mpc__farm_t *f
   return d;
 }
 
-/* on_result() for most results: the task's only attempt succeeded and there
- * is no journal, trace or --ordered to serve.  Does what the general path
- * does in that case (attempt stats, then complete()), with less to decide. */
-static int on_plain_ok(mpc__farm_t *f, rstate_t *rs, task_t *t, const mpc__wres_t *w,
-                       int rank) {
-  t->run_rank[0] = -1;
-  rs->inflight--;
-  f->inflight--;
-  double d = count_attempt(f, rs, w);
-  f->rep.tasks++;
-  f->rep.ok++;
-  f->finished++;
-  f->by_status[MPC_TASK_OK]++;
+/* Most results are plain successes: the task's only attempt succeeded and
+ * there is no journal, trace or --ordered to serve.  Those of one message
+ * (or one array from the master's pool) go to gather() as a run: one
+ * mpc_job_result_t whose common fields are set once, and the counts that
+ * every such result moves the same way (tasks in flight, ok, finished...)
+ * added once per run.  Anything else ends the run first (okrun_flush), so
+ * the general path always sees exact counts. */
+typedef struct okrun {
+  rstate_t *rs;
+  mpc_job_result_t r; /* status OK, rank and host set once */
+  size_t n;           /* successes since the last flush */
+  double busy;        /* their run times */
+} okrun_t;
+
+static inline void okrun_begin(mpc__farm_t *f, okrun_t *o, int rank) {
+  o->rs = &f->r[rank];
+  o->r = (mpc_job_result_t){.status = MPC_TASK_OK, .rank = rank, .host = o->rs->host};
+  o->n = 0;
+  o->busy = 0;
+}
+
+/* Whether a success of `t` from `rank` takes the plain path (f->plain). */
+static inline int okrun_fits(const task_t *t, int rank) {
+  return t && t->run_rank[0] == rank && t->run_rank[1] < 0 && !t->done;
+}
+
+static inline void okrun_flush(mpc__farm_t *f, okrun_t *o) {
+  size_t n = o->n;
+  if (!n)
+    return;
+  rstate_t *rs = o->rs;
+  rs->inflight -= n;
+  f->inflight -= n;
+  rs->st.tasks += n;
+  rs->st.ok += n;
+  rs->st.busy += o->busy;
+  f->rep.tasks += n;
+  f->rep.ok += n;
+  f->finished += n;
+  f->by_status[MPC_TASK_OK] += n;
+  o->n = 0;
+  o->busy = 0;
+}
+
+/* A plain success (okrun_fits said yes) of `d` seconds on `worker`: what
+ * on_result() and complete() would do in that case, then the record goes.
+ * Returns gather()'s code. */
+static inline __attribute__((always_inline)) int okrun_put(mpc__farm_t *f, okrun_t *o,
+                                                           task_t *t, int worker, int pid,
+                                                           double d, const void *out,
+                                                           size_t len) {
+  rstate_t *rs = o->rs;
+  if ((unsigned)worker < (unsigned)rs->workers && rs->st.wtasks) {
+    rs->st.wtasks[worker]++;
+    rs->st.wbusy[worker] += d;
+  }
+  if (d > 0)
+    learn_duration(f, d);
+  o->n++;
+  o->busy += d;
   if (t->retried)
     f->rep.retried++;
-  mpc_job_result_t r = {
-      .seq = t->seq,
-      .key = t->key,
-      .input = TASK_IN(t),
-      .input_len = t->in_len,
-      .status = MPC_TASK_OK,
-      .output = w->data,
-      .output_len = w->len,
-      .attempts = t->attempts,
-      .rank = rank,
-      .worker = w->worker,
-      .host = rs->host,
-      .pid = w->pid,
-      .seconds = d,
-  };
-  int rc = gather_one(f, &r);
+  o->r.seq = t->seq;
+  o->r.key = t->key;
+  o->r.input = TASK_IN(t);
+  o->r.input_len = t->in_len;
+  o->r.output = out;
+  o->r.output_len = len;
+  o->r.attempts = t->attempts;
+  o->r.worker = worker;
+  o->r.pid = pid;
+  o->r.seconds = d;
+  int rc = gather_one(f, &o->r);
   task_free(&f->map, t);
   return rc;
 }
@@ -1489,9 +1531,6 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
               (unsigned long long)w->tid);
     return 0;
   }
-  if (k == 0 && w->status == MPC_TASK_OK && w->pid && f->plain && t->run_rank[1] < 0 &&
-      !t->done)
-    return on_plain_ok(f, rs, t, w, rank);
   int att = t->run_att[k];
   t->run_rank[k] = -1;
   int other = t->run_rank[!k] >= 0; /* a copy of it still runs */
@@ -1556,15 +1595,32 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
 /* The master's own pool's results, as rank 0's. */
 static int master_local_many(void *ctx, const mpc_result_t *r, size_t n) {
   mpc__farm_t *f = ctx;
+  okrun_t o;
+  okrun_begin(f, &o, 0);
   for (size_t i = 0; i < n; i++) {
+    int rc;
+    if (f->plain && r[i].status == MPC_TASK_OK && r[i].pid) {
+      task_t *t = tm_get(&f->map, r[i].id);
+      if (okrun_fits(t, 0)) {
+        /* (as wres_from() and on_result() make it) */
+        double s = r[i].start > 0 ? r[i].start - f->t0 : 0;
+        double e = r[i].end > 0 ? r[i].end - f->t0 : 0;
+        rc = okrun_put(f, &o, t, r[i].worker, (int)r[i].pid, e > s ? e - s : 0,
+                       r[i].data, r[i].len);
+        goto next;
+      }
+    }
+    okrun_flush(f, &o);
     mpc__wres_t w = wres_from(f, &r[i]);
-    int rc = on_result(f, 0, &w);
+    rc = on_result(f, 0, &w);
+  next:
     if (rc && !f->fatal) {
       f->fatal = 1;
       set_why(f, "%s", mpc_strerror(rc));
       stop_run(f, MPC__HALT_NOW);
     }
   }
+  okrun_flush(f, &o);
   return 0;
 }
 
@@ -1984,25 +2040,46 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg, sendq_t *sq,
       return rc;
   }
   uint64_t prev = 0;
+  int s;
+  okrun_t o;
+  okrun_begin(f, &o, src);
   for (uint32_t i = 0; i < n; i++) {
     mpc__wres_t w;
-    int s = mpc__wire_read_result(&rd, &w, &prev);
+    s = mpc__wire_read_result(&rd, &w, &prev);
     if (s < 0)
-      return s;
+      goto fail;
     if (s) { /* short: only asked for when plain; the pid is the worker's last */
-      if (!f->plain || !rs->wpid || !(w.pid = rs->wpid[w.worker]))
-        return MPC_EPROTO;
+      if (!f->plain || !rs->wpid || !(w.pid = rs->wpid[w.worker])) {
+        s = MPC_EPROTO;
+        goto fail;
+      }
     } else if (w.pid > 0 && (unsigned)w.worker < MPC__SHORT_WORKERS) {
-      if (!rs->wpid && !(rs->wpid = calloc(MPC__SHORT_WORKERS, sizeof *rs->wpid)))
-        return MPC_ENOMEM;
+      if (!rs->wpid && !(rs->wpid = calloc(MPC__SHORT_WORKERS, sizeof *rs->wpid))) {
+        s = MPC_ENOMEM;
+        goto fail;
+      }
       rs->wpid[w.worker] = w.pid;
     }
+    if (f->plain && w.status == MPC_TASK_OK && w.pid) { /* most: every short one */
+      task_t *t = tm_get(&f->map, w.tid);
+      if (okrun_fits(t, src)) {
+        if ((s = okrun_put(f, &o, t, w.worker, w.pid, w.end > w.start ? w.end - w.start : 0,
+                           w.data, w.len)))
+          goto fail;
+        continue;
+      }
+    }
+    okrun_flush(f, &o);
     if ((rc = on_result(f, src, &w)))
       return rc;
   }
+  okrun_flush(f, &o);
   if (kind == MPC__UP_BYE)
     rs->bye = 1;
   return 0;
+fail:
+  okrun_flush(f, &o);
+  return s;
 }
 
 static void progress_draw(mpc__farm_t *f, int final) {
