@@ -38,6 +38,7 @@
 #define BATCH_WORK_S 0.005 /* guided: a batch beyond the ask holds ~this per worker */
 #define KPEND 32          /* default keys made together (keys_flush) */
 #define LOOKAHEAD 2048     /* tasks generated ahead, to know what is left */
+#define GEN_AHEAD 64       /* tasks generated at a time while handing out */
 #define FAILS_KEPT 20      /* failures listed in the summary */
 #define UP_MAX_RESULTS 512 /* a rank sends its results at least this often */
 #define UP_MAX_BYTES (256u << 10)
@@ -1707,8 +1708,9 @@ static void keys_flush(mpc__farm_t *f) {
   f->nkpend = 0;
 }
 
-/* Generate one task.  1 produced (queued or completed as resumed), 0 end. */
-static int gen_one(mpc__farm_t *f) {
+/* Generate one task.  1 produced (queued or completed as resumed), 0 end.
+ * (Inline in the loops below: it runs once per task.) */
+static inline __attribute__((always_inline)) int gen_task(mpc__farm_t *f) {
   mpc_buf_clear(&f->in);
   mpc_buf_clear(&f->key);
   int rc = f->job->next(f->state, &f->in, &f->key);
@@ -1793,6 +1795,22 @@ queue:
   return 1;
 }
 
+static int gen_one(mpc__farm_t *f) {
+  return gen_task(f);
+}
+
+/* Generate until `want` fresh tasks are queued or the generator is done
+ * (not for --schedule static, whose tasks are not fresh ones).  0 or the
+ * error of gen_one(). */
+static int gen_fill(mpc__farm_t *f, size_t want) {
+  while (f->fresh_n < want && !f->gen_done && !f->fatal) {
+    int rc = gen_task(f);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
 /* The oldest fresh task (resumed ones were completed when generated). */
 static inline __attribute__((always_inline)) task_t *fresh_pop(mpc__farm_t *f) {
   while (f->fresh_n) {
@@ -1866,7 +1884,9 @@ static size_t take_gen(mpc__farm_t *f, int rank, size_t n, task_t **out, taken_t
   tq_t *q = &f->r[rank].staticq;
   while (k < n) {
     if (!(stat ? q->n : f->fresh_n) && !f->gen_done && !f->fatal) {
-      int rc = gen_one(f);
+      /* (a few at a time, so that their records are still in the cache
+       * when taken) */
+      int rc = stat ? gen_one(f) : gen_fill(f, n - k < GEN_AHEAD ? n - k : GEN_AHEAD);
       if (rc < 0) {
         set_why(f, "%s", mpc_strerror(rc));
         f->fatal = 1;
@@ -1895,9 +1915,9 @@ static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out, taken_t *tk
 static uint64_t remaining(mpc__farm_t *f) {
   if (!f->gen_done) {
     /* Look ahead so that the end is seen before it comes. */
-    while (!f->gen_done && !f->fatal && f->fresh_n < LOOKAHEAD)
-      if (gen_one(f) < 0)
-        break;
+    if (gen_fill(f, LOOKAHEAD)) { /* (guided only: tasks are fresh ones) */
+      /* an error: take() meets it again and stops the run */
+    }
     keys_flush(f);
   }
   /* While the generator is not done, what is known is a lower bound: batches
@@ -2167,6 +2187,26 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg, sendq_t *sq,
   okrun_t o;
   okrun_begin(f, &o, src);
   for (uint32_t i = 0; i < n; i++) {
+    if (f->plain && rs->wpid) {
+      /* Most entries: short ones (successes) of tasks that take the plain
+       * path, read straight into it.  Anything else is read again below. */
+      mpc__wrd_t at = rd;
+      uint64_t at_prev = prev, tid;
+      int wk;
+      uint32_t ns, len;
+      const void *data;
+      if (mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len)) {
+        int32_t pid = rs->wpid[wk];
+        task_t *t = pid ? tm_get(&f->map, tid) : NULL;
+        if (okrun_fits(t, src)) {
+          if ((s = okrun_put(f, &o, t, wk, pid, (double)ns * 1e-9, data, len)))
+            goto fail;
+          continue;
+        }
+        rd = at;
+        prev = at_prev;
+      }
+    }
     mpc__wres_t w;
     s = mpc__wire_read_result(&rd, &w, &prev);
     if (s < 0)
