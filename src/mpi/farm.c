@@ -1663,9 +1663,10 @@ static int master_local_many(void *ctx, const mpc_result_t *r, size_t n) {
   mpc__farm_t *f = ctx;
   okrun_t o;
   okrun_begin(f, &o, 0);
+  const int plain = f->plain; /* (fixed at the start) */
   for (size_t i = 0; i < n; i++) {
     int rc;
-    if (f->plain && r[i].status == MPC_TASK_OK && r[i].pid) {
+    if (plain && r[i].status == MPC_TASK_OK && r[i].pid) {
       task_t *t = tm_get(&f->map, r[i].id);
       if (okrun_fits(t, 0)) {
         /* (as wres_from() and on_result() make it) */
@@ -2186,8 +2187,9 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg, sendq_t *sq,
   int s;
   okrun_t o;
   okrun_begin(f, &o, src);
+  const int plain = f->plain; /* (fixed at the start) */
   for (uint32_t i = 0; i < n; i++) {
-    if (f->plain && rs->wpid) {
+    if (plain && rs->wpid) {
       /* Most entries: short ones (successes) of tasks that take the plain
        * path, read straight into it.  Anything else is read again below. */
       mpc__wrd_t at = rd;
