@@ -38,6 +38,7 @@
 #define BATCH_WORK_S 0.005 /* guided: a batch beyond the ask holds ~this per worker */
 #define KPEND 32          /* default keys made together (keys_flush) */
 #define LOOKAHEAD 2048     /* tasks generated ahead, to know what is left */
+#define GEN_AHEAD 64       /* tasks generated at a time while handing out */
 #define FAILS_KEPT 20      /* failures listed in the summary */
 #define UP_MAX_RESULTS 512 /* a rank sends its results at least this often */
 #define UP_MAX_BYTES (256u << 10)
@@ -90,7 +91,10 @@ int mpc__env_size(void) {
 /* ---- master's task records -------------------------------------------------- */
 typedef struct task {
   uint64_t seq;
-  char *key;        /* NUL-terminated; the input follows it (TASK_IN) */
+  union {
+    char *key;      /* NUL-terminated; the input follows it (TASK_IN) */
+    unsigned char inb[8]; /* in_rec: the input itself (TASK_KEY is "") */
+  };
   union {
     struct task *qnext;   /* while queued */
     struct stash *stash;  /* once done, with --ordered (has_stash) */
@@ -113,6 +117,9 @@ typedef struct task {
       unsigned has_stash : 1;
       unsigned own_data : 1; /* key and input in an allocation of their own */
       unsigned key_lazy : 1; /* default key not made yet ("" until task_key()) */
+      unsigned in_rec : 1;   /* lazy key and an input of up to 8 bytes, kept in
+                                inb: no bytes elsewhere to write, read and
+                                free (one cache line per task, not two) */
     };
     uint32_t flags; /* all of them: a new record's are set with one store
                        (bit by bit, the byte was read back first, from a line
@@ -122,10 +129,34 @@ typedef struct task {
 /* Small on purpose: the master writes and reads one per task, thousands of
  * tasks apart, so a record that fits a cache line is one miss, not three. */
 _Static_assert(sizeof(task_t) <= 64, "task records fit a cache line");
-#define TASK_IN(t) ((unsigned char *)(t)->key + (t)->key_len + 1)
+#define TASK_INB_MAX 8u /* inputs up to this size may be kept in the record */
 
-/* The task's key, made now if it was left for later (lazy_keys). */
+/* The task's input. */
+static inline const unsigned char *TASK_IN(const task_t *t) {
+  return t->in_rec ? t->inb : (const unsigned char *)t->key + t->key_len + 1;
+}
+
+/* The task's key as it is now ("" while a lazy one is not made). */
+static inline const char *TASK_KEY(const task_t *t) {
+  return t->in_rec ? "" : t->key;
+}
+
+/* The task's key, made now if it was left for later (lazy_keys).  A task
+ * whose input is in its record gets an allocation for key and input first
+ * (pointers to its input taken before are then stale; "" if memory runs
+ * out). */
 static const char *task_key(task_t *t) {
+  if (t->in_rec) {
+    char *d = malloc(17 + t->in_len);
+    if (!d)
+      return "";
+    memcpy(d + 17, t->inb, t->in_len);
+    d[0] = 0;
+    t->key = d;
+    t->key_len = 16;
+    t->in_rec = 0;
+    t->own_data = 1;
+  }
   if (t->key_lazy) {
     const unsigned char *in = TASK_IN(t);
     size_t len = t->in_len;
@@ -269,9 +300,11 @@ static void tm_trim(tmap_t *m) {
 }
 
 /* A new record for task `seq` (the next seq, always) with `dlen` bytes for its
- * key and input at *data.  The record is new but for seq, live, own_data
- * (one store per field as it is written: no separate pass over the block). */
-static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data) {
+ * key and input at *data (none, *data NULL, if dlen is 0).  The record is new
+ * but for seq, live, own_data and the flags in `flags` (one store per field as
+ * it is written: no separate pass over the block). */
+static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data,
+                      uint32_t flags) {
   if (!m->cur || m->cur->n == TB_TASKS) {
     if (m->n == m->cap) {
       size_t nc = m->cap ? 2 * m->cap : 64;
@@ -308,8 +341,12 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
   }
   tblock_t *b = m->cur;
   unsigned char *d = NULL;
-  if (dlen > TB_INLINE) {
+  if (dlen == 0) {
+    /* nothing to place */
+  } else if (dlen > TB_INLINE) {
     d = malloc(dlen);
+    if (!d)
+      return NULL;
   } else {
     tchunk_t *c = b->chunk;
     if (!c || c->cap - c->used < dlen) {
@@ -321,23 +358,39 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
         b->chunk = c;
       }
     }
-    if (c) {
-      d = c->b + c->used;
-      c->used += dlen;
-    }
+    if (!c)
+      return NULL;
+    d = c->b + c->used;
+    c->used += dlen;
   }
-  if (!d)
-    return NULL;
   task_t *t = &b->rec[b->n++];
   /* The flags of a new record, as constants the compiler folds. */
   task_t in_block = {.flags = 0}, own = {.flags = 0};
   in_block.live = 1;
   own.live = own.own_data = 1;
   *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1,
-                .flags = dlen > TB_INLINE ? own.flags : in_block.flags};
+                .flags = (dlen > TB_INLINE ? own.flags : in_block.flags) | flags};
   b->live++;
   m->live++;
   *data = d;
+  return t;
+}
+
+/* tm_new() for a record without key or input bytes (in_rec): inline while
+ * the current block has room. */
+static inline __attribute__((always_inline)) task_t *tm_new_rec(tmap_t *m, uint64_t seq,
+                                                                uint32_t flags) {
+  tblock_t *b = m->cur;
+  if (__builtin_expect(!b || b->n == TB_TASKS, 0)) {
+    unsigned char *d;
+    return tm_new(m, seq, 0, &d, flags);
+  }
+  task_t *t = &b->rec[b->n++];
+  task_t in_block = {.flags = 0};
+  in_block.live = 1;
+  *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1, .flags = in_block.flags | flags};
+  b->live++;
+  m->live++;
   return t;
 }
 
@@ -383,12 +436,15 @@ static task_t *tm_next(const tmap_t *m, uint64_t *from) {
   return NULL;
 }
 
-/* Release a task's record (and its block with its last record). */
-static inline __attribute__((always_inline)) void task_free(tmap_t *m, task_t *t) {
+/* Release a task's record (and its block with its last record).  `b`: its
+ * block if the caller knows it, else NULL. */
+static inline __attribute__((always_inline)) void task_free_in(tmap_t *m, task_t *t,
+                                                               tblock_t *b) {
   if (!t || !t->live)
     return;
   /* A live record's block is in the ring, where its seq says. */
-  tblock_t *b = m->blk[(m->head + (t->seq - m->base) / TB_TASKS) & (m->cap - 1)];
+  if (!b)
+    b = m->blk[(m->head + (t->seq - m->base) / TB_TASKS) & (m->cap - 1)];
   if (t->has_stash)
     free(t->stash);
   if (t->own_data)
@@ -400,6 +456,10 @@ static inline __attribute__((always_inline)) void task_free(tmap_t *m, task_t *t
     tb_retire(m, b);
     tm_trim(m);
   }
+}
+
+static inline __attribute__((always_inline)) void task_free(tmap_t *m, task_t *t) {
+  task_free_in(m, t, NULL);
 }
 
 static void tm_free(tmap_t *m) {
@@ -1168,7 +1228,7 @@ static int gather_ready(mpc__farm_t *f) {
       return 0;
     f->next_gather++;
     stash_t *st = t->stash;
-    st->res.key = t->key;
+    st->res.key = TASK_KEY(t);
     st->res.input = TASK_IN(t);
     st->res.output = st->out;
     st->res.host = st->host;
@@ -1234,9 +1294,13 @@ static void check_halt(mpc__farm_t *f) {
 static int complete(mpc__farm_t *f, task_t *t, mpc_task_status_t status, int code,
                     const void *out, size_t out_len, int rank, int worker,
                     int pid, double secs, int resumed) {
+  /* A failure's key is made for the summary (note_failure): before the
+   * result points at an input that making it may move. */
+  if (t->in_rec && status != MPC_TASK_OK && status != MPC_TASK_CANCELED)
+    (void)task_key(t);
   mpc_job_result_t r = {
       .seq = t->seq,
-      .key = t->key,
+      .key = TASK_KEY(t),
       .input = TASK_IN(t),
       .input_len = t->in_len,
       .status = status,
@@ -1300,7 +1364,7 @@ static void keep_attempt(mpc__farm_t *f, const task_t *t, const mpc__wres_t *w,
   a->key = malloc(t->key_len + 1);
   if (!a->key)
     goto oom;
-  memcpy(a->key, t->key, t->key_len + 1);
+  memcpy(a->key, TASK_KEY(t), t->key_len + 1);
   a->key_len = t->key_len;
   a->seq = t->seq;
   a->rank = rank;
@@ -1327,7 +1391,7 @@ static void record_run(mpc__farm_t *f, const task_t *t, const mpc__wres_t *w,
     keep_attempt(f, t, w, rank, att);
   if (f->timeline)
     fprintf(f->timeline, "%llu\t%s\t%d\t%d\t%d\t%.6f\t%.6f\t%s\n",
-            (unsigned long long)t->seq, t->key, rank, w->worker, w->pid,
+            (unsigned long long)t->seq, TASK_KEY(t), rank, w->worker, w->pid,
             w->start, w->end, mpc_task_status_name((mpc_task_status_t)w->status));
 }
 
@@ -1340,7 +1404,7 @@ static void journal_attempt_do(mpc__farm_t *f, task_t *t, const mpc__wres_t *w,
     int keep_out = (f->job->flags & MPC_JOB_JOURNAL_OUTPUT) &&
                    w->status == MPC_TASK_OK;
     mpc__jrec_t jr = {
-        .key = t->key,
+        .key = TASK_KEY(t),
         .key_len = t->key_len,
         .status = (mpc_task_status_t)w->status,
         .attempt = att,
@@ -1442,38 +1506,82 @@ static inline __attribute__((always_inline)) double count_attempt(mpc__farm_t *f
   return d;
 }
 
-/* on_result() for most results: the task's only attempt succeeded and there
- * is no journal, trace or --ordered to serve.  Does what the general path
- * does in that case (attempt stats, then complete()), with less to decide. */
-static int on_plain_ok(mpc__farm_t *f, rstate_t *rs, task_t *t, const mpc__wres_t *w,
-                       int rank) {
-  t->run_rank[0] = -1;
-  rs->inflight--;
-  f->inflight--;
-  double d = count_attempt(f, rs, w);
-  f->rep.tasks++;
-  f->rep.ok++;
-  f->finished++;
-  f->by_status[MPC_TASK_OK]++;
+/* Most results are plain successes: the task's only attempt succeeded and
+ * there is no journal, trace or --ordered to serve.  Those of one message
+ * (or one array from the master's pool) go to gather() as a run: one
+ * mpc_job_result_t whose common fields are set once, and the counts that
+ * every such result moves the same way (tasks in flight, ok, finished...)
+ * added once per run.  Anything else ends the run first (okrun_flush), so
+ * the general path always sees exact counts. */
+typedef struct okrun {
+  rstate_t *rs;
+  mpc_job_result_t r; /* status OK, rank and host set once */
+  size_t n;           /* successes since the last flush */
+  double busy;        /* their run times */
+} okrun_t;
+
+static inline void okrun_begin(mpc__farm_t *f, okrun_t *o, int rank) {
+  o->rs = &f->r[rank];
+  o->r = (mpc_job_result_t){.status = MPC_TASK_OK, .rank = rank, .host = o->rs->host};
+  o->n = 0;
+  o->busy = 0;
+}
+
+/* Whether a success of `t` from `rank` takes the plain path (f->plain). */
+static inline int okrun_fits(const task_t *t, int rank) {
+  return t && t->run_rank[0] == rank && t->run_rank[1] < 0 && !t->done;
+}
+
+static inline void okrun_flush(mpc__farm_t *f, okrun_t *o) {
+  size_t n = o->n;
+  if (!n)
+    return;
+  rstate_t *rs = o->rs;
+  rs->inflight -= n;
+  f->inflight -= n;
+  rs->st.tasks += n;
+  rs->st.ok += n;
+  rs->st.busy += o->busy;
+  f->rep.tasks += n;
+  f->rep.ok += n;
+  f->finished += n;
+  f->by_status[MPC_TASK_OK] += n;
+  o->n = 0;
+  o->busy = 0;
+}
+
+/* A plain success (okrun_fits said yes; t came from tm_get(), so that
+ * map.hint is its block) of `d` seconds on `worker`: what on_result() and
+ * complete() would do in that case, then the record goes.  Returns
+ * gather()'s code. */
+static inline __attribute__((always_inline)) int okrun_put(mpc__farm_t *f, okrun_t *o,
+                                                           task_t *t, int worker, int pid,
+                                                           double d, const void *out,
+                                                           size_t len) {
+  rstate_t *rs = o->rs;
+  if ((unsigned)worker < (unsigned)rs->workers && rs->st.wtasks) {
+    rs->st.wtasks[worker]++;
+    rs->st.wbusy[worker] += d;
+  }
+  if (d > 0)
+    learn_duration(f, d);
+  o->n++;
+  o->busy += d;
   if (t->retried)
     f->rep.retried++;
-  mpc_job_result_t r = {
-      .seq = t->seq,
-      .key = t->key,
-      .input = TASK_IN(t),
-      .input_len = t->in_len,
-      .status = MPC_TASK_OK,
-      .output = w->data,
-      .output_len = w->len,
-      .attempts = t->attempts,
-      .rank = rank,
-      .worker = w->worker,
-      .host = rs->host,
-      .pid = w->pid,
-      .seconds = d,
-  };
-  int rc = gather_one(f, &r);
-  task_free(&f->map, t);
+  o->r.seq = t->seq;
+  o->r.key = TASK_KEY(t);
+  o->r.input = TASK_IN(t);
+  o->r.input_len = t->in_len;
+  o->r.output = out;
+  o->r.output_len = len;
+  o->r.attempts = t->attempts;
+  o->r.worker = worker;
+  o->r.pid = pid;
+  o->r.seconds = d;
+  tblock_t *b = f->map.hint; /* (gather() cannot change the map) */
+  int rc = gather_one(f, &o->r);
+  task_free_in(&f->map, t, b);
   return rc;
 }
 
@@ -1489,9 +1597,6 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
               (unsigned long long)w->tid);
     return 0;
   }
-  if (k == 0 && w->status == MPC_TASK_OK && w->pid && f->plain && t->run_rank[1] < 0 &&
-      !t->done)
-    return on_plain_ok(f, rs, t, w, rank);
   int att = t->run_att[k];
   t->run_rank[k] = -1;
   int other = t->run_rank[!k] >= 0; /* a copy of it still runs */
@@ -1556,15 +1661,33 @@ static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
 /* The master's own pool's results, as rank 0's. */
 static int master_local_many(void *ctx, const mpc_result_t *r, size_t n) {
   mpc__farm_t *f = ctx;
+  okrun_t o;
+  okrun_begin(f, &o, 0);
+  const int plain = f->plain; /* (fixed at the start) */
   for (size_t i = 0; i < n; i++) {
+    int rc;
+    if (plain && r[i].status == MPC_TASK_OK && r[i].pid) {
+      task_t *t = tm_get(&f->map, r[i].id);
+      if (okrun_fits(t, 0)) {
+        /* (as wres_from() and on_result() make it) */
+        double s = r[i].start > 0 ? r[i].start - f->t0 : 0;
+        double e = r[i].end > 0 ? r[i].end - f->t0 : 0;
+        rc = okrun_put(f, &o, t, r[i].worker, (int)r[i].pid, e > s ? e - s : 0,
+                       r[i].data, r[i].len);
+        goto next;
+      }
+    }
+    okrun_flush(f, &o);
     mpc__wres_t w = wres_from(f, &r[i]);
-    int rc = on_result(f, 0, &w);
+    rc = on_result(f, 0, &w);
+  next:
     if (rc && !f->fatal) {
       f->fatal = 1;
       set_why(f, "%s", mpc_strerror(rc));
       stop_run(f, MPC__HALT_NOW);
     }
   }
+  okrun_flush(f, &o);
   return 0;
 }
 
@@ -1586,8 +1709,9 @@ static void keys_flush(mpc__farm_t *f) {
   f->nkpend = 0;
 }
 
-/* Generate one task.  1 produced (queued or completed as resumed), 0 end. */
-static int gen_one(mpc__farm_t *f) {
+/* Generate one task.  1 produced (queued or completed as resumed), 0 end.
+ * (Inline in the loops below: it runs once per task.) */
+static inline __attribute__((always_inline)) int gen_task(mpc__farm_t *f) {
   mpc_buf_clear(&f->in);
   mpc_buf_clear(&f->key);
   int rc = f->job->next(f->state, &f->in, &f->key);
@@ -1607,6 +1731,22 @@ static int gen_one(mpc__farm_t *f) {
    * (to look the task up); otherwise it is made with the keys of the next
    * few tasks, four hashes at a time, before any of them is handed out. */
   int defer = 0;
+  task_t *t;
+  if (f->key.len == 0 && f->lazy_keys && f->in.len <= TASK_INB_MAX) {
+    /* The usual case for tiny tasks: a key left for later (needed for
+     * failures only) and the input in the record. */
+    task_t in_rec = {.flags = 0};
+    in_rec.key_lazy = in_rec.in_rec = 1;
+    if (!(t = tm_new_rec(&f->map, f->next_seq, in_rec.flags)))
+      return MPC_ENOMEM;
+    f->next_seq++;
+    if (f->in.len == TASK_INB_MAX)
+      memcpy(t->inb, f->in.data, TASK_INB_MAX);
+    else
+      mpc__copy_small(t->inb, f->in.data, f->in.len);
+    t->in_len = (uint32_t)f->in.len;
+    goto queue;
+  }
   if (f->key.len == 0) {
     if (!f->jdone)
       defer = 1;
@@ -1623,7 +1763,7 @@ static int gen_one(mpc__farm_t *f) {
   }
   /* The record, then its key and input, from the current block. */
   unsigned char *d;
-  task_t *t = tm_new(&f->map, f->next_seq, key_len + 1 + f->in.len, &d);
+  t = tm_new(&f->map, f->next_seq, key_len + 1 + f->in.len, &d, 0);
   if (!t)
     return MPC_ENOMEM;
   f->next_seq++;
@@ -1632,7 +1772,7 @@ static int gen_one(mpc__farm_t *f) {
   t->key[key_len] = 0;
   if (!defer)
     mpc__copy_small((unsigned char *)t->key, f->key.data, key_len);
-  mpc__copy_small(TASK_IN(t), f->in.data, f->in.len);
+  mpc__copy_small((unsigned char *)t->key + key_len + 1, f->in.data, f->in.len);
   t->in_len = (uint32_t)f->in.len;
   if (defer && f->lazy_keys) {
     t->key[0] = 0;
@@ -1648,11 +1788,28 @@ static int gen_one(mpc__farm_t *f) {
     rc = complete(f, t, MPC_TASK_OK, 0, jout, jlen, -1, -1, 0, 0, 1);
     return rc < 0 ? rc : 1;
   }
+queue:
   if (f->cfg.sched == MPC__SCHED_STATIC)
     tq_push(&f->r[f->static_rr++ % (uint64_t)f->nranks].staticq, t);
   else
     f->fresh_n++;
   return 1;
+}
+
+static int gen_one(mpc__farm_t *f) {
+  return gen_task(f);
+}
+
+/* Generate until `want` fresh tasks are queued or the generator is done
+ * (not for --schedule static, whose tasks are not fresh ones).  0 or the
+ * error of gen_one(). */
+static int gen_fill(mpc__farm_t *f, size_t want) {
+  while (f->fresh_n < want && !f->gen_done && !f->fatal) {
+    int rc = gen_task(f);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
 }
 
 /* The oldest fresh task (resumed ones were completed when generated). */
@@ -1675,15 +1832,52 @@ static size_t queued_total(mpc__farm_t *f) {
   return n;
 }
 
+/* `at`: now, in seconds since t0.  The caller counts the task in flight. */
+static inline void mark_dispatched(task_t *t, int rank, float at) {
+  int k = t->run_rank[0] < 0 ? 0 : 1;
+  t->attempts++;
+  t->rank = rank;
+  t->run_rank[k] = rank;
+  t->run_att[k] = t->attempts;
+  t->run_at[k] = at;
+}
+
+/* What take() learnt of the tasks it took, for dispatch(): one pass over
+ * the records instead of one per question (a batch of 4096 records is
+ * more than the first-level cache holds). */
+typedef struct taken {
+  size_t in_bytes; /* their inputs' bytes */
+  int run;         /* their seqs are consecutive */
+} taken_t;
+
+/* Task t is the k-th taken for `rank`: marked as dispatched to it now (the
+ * caller sends or submits every task it takes), and for rank 0 put in the
+ * batch for the pool (sub_reserve() was called). */
+static inline __attribute__((always_inline)) void take_one(mpc__farm_t *f, int rank,
+                                                           float at, task_t *t,
+                                                           task_t **out, size_t k,
+                                                           taken_t *tk) {
+  mark_dispatched(t, rank, at);
+  out[k] = t;
+  if (rank == 0) {
+    f->sub_in[k] = (mpc_slice_t){TASK_IN(t), t->in_len};
+    f->sub_tag[k] = t->seq;
+  }
+  tk->in_bytes += t->in_len;
+  tk->run &= t->seq == out[0]->seq + k;
+}
+
 /* take() without making the deferred keys. */
-static size_t take_gen(mpc__farm_t *f, int rank, size_t n, task_t **out) {
+static size_t take_gen(mpc__farm_t *f, int rank, size_t n, task_t **out, taken_t *tk) {
   size_t k = 0;
   int avoid = f->nranks > 1 ? rank : -2;
+  float at = (float)(f->tnow - f->t0);
+  *tk = (taken_t){0, 1};
   while (k < n) {
     task_t *t = tq_pop_avoid(&f->retry, avoid);
     if (!t)
       break;
-    out[k++] = t;
+    take_one(f, rank, at, t, out, k++, tk);
   }
   if (f->stop_kind)
     return k; /* stopping: nothing new */
@@ -1691,7 +1885,9 @@ static size_t take_gen(mpc__farm_t *f, int rank, size_t n, task_t **out) {
   tq_t *q = &f->r[rank].staticq;
   while (k < n) {
     if (!(stat ? q->n : f->fresh_n) && !f->gen_done && !f->fatal) {
-      int rc = gen_one(f);
+      /* (a few at a time, so that their records are still in the cache
+       * when taken) */
+      int rc = stat ? gen_one(f) : gen_fill(f, n - k < GEN_AHEAD ? n - k : GEN_AHEAD);
       if (rc < 0) {
         set_why(f, "%s", mpc_strerror(rc));
         f->fatal = 1;
@@ -1703,14 +1899,16 @@ static size_t take_gen(mpc__farm_t *f, int rank, size_t n, task_t **out) {
     task_t *t = stat ? tq_pop(q) : fresh_pop(f);
     if (!t)
       break;
-    out[k++] = t;
+    take_one(f, rank, at, t, out, k++, tk);
   }
   return k;
 }
 
-/* Take up to n tasks for `rank` into out[]; returns how many. */
-static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
-  size_t k = take_gen(f, rank, n, out);
+/* Take up to n tasks for `rank` into out[], marked as dispatched to it (for
+ * rank 0 also into sub_in/sub_tag: call sub_reserve(f, n) first); returns
+ * how many.  The caller dispatches them all. */
+static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out, taken_t *tk) {
+  size_t k = take_gen(f, rank, n, out, tk);
   keys_flush(f);
   return k;
 }
@@ -1718,9 +1916,9 @@ static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out) {
 static uint64_t remaining(mpc__farm_t *f) {
   if (!f->gen_done) {
     /* Look ahead so that the end is seen before it comes. */
-    while (!f->gen_done && !f->fatal && f->fresh_n < LOOKAHEAD)
-      if (gen_one(f) < 0)
-        break;
+    if (gen_fill(f, LOOKAHEAD)) { /* (guided only: tasks are fresh ones) */
+      /* an error: take() meets it again and stops the run */
+    }
     keys_flush(f);
   }
   /* While the generator is not done, what is known is a lower bound: batches
@@ -1728,33 +1926,30 @@ static uint64_t remaining(mpc__farm_t *f) {
   return queued_total(f);
 }
 
-/* `at`: now, in seconds since t0.  The caller counts the task in flight. */
-static inline void mark_dispatched(task_t *t, int rank, float at) {
-  int k = t->run_rank[0] < 0 ? 0 : 1;
-  t->attempts++;
-  t->rank = rank;
-  t->run_rank[k] = rank;
-  t->run_att[k] = t->attempts;
-  t->run_at[k] = at;
-}
-
 /* Send (or, for rank 0, submit) scratch[0..k) to `rank`.  `partial`: this
  * answers only part of the rank's request (the send window is full), so the
- * last message is not flagged last and the rest of the request stays open. */
+ * last message is not flagged last and the rest of the request stays open.
+ * `tk`: the tasks came from take() (marked, and for rank 0 in sub_in), with
+ * what it learnt; NULL: not marked yet (for rank 0, sub_reserve(f, k) was
+ * called). */
 static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
-                    size_t k, int partial) {
+                    size_t k, int partial, const taken_t *tk) {
   int rc = 0;
   float at = (float)(f->tnow - f->t0);
-  if (rank == 0) {
-    if ((rc = sub_reserve(f, k)))
-      return rc;
+  if (!tk) {
     for (size_t i = 0; i < k; i++) {
-      mark_dispatched(scratch[i], 0, at);
-      f->sub_in[i] = (mpc_slice_t){TASK_IN(scratch[i]), scratch[i]->in_len};
-      f->sub_tag[i] = scratch[i]->seq;
+      mark_dispatched(scratch[i], rank, at);
+      if (rank == 0) {
+        f->sub_in[i] = (mpc_slice_t){TASK_IN(scratch[i]), scratch[i]->in_len};
+        f->sub_tag[i] = scratch[i]->seq;
+      }
     }
-    f->r[0].inflight += k;
-    f->inflight += k;
+  }
+  /* In flight even if a message fails: the run stops, and the end of the
+   * master loop cancels what is in flight, so each gets its line. */
+  f->r[rank].inflight += k;
+  f->inflight += k;
+  if (rank == 0) {
     f->r[0].want = 0;
     return mpc_pool_submit_many(f->pool, f->sub_in, f->sub_tag, k);
   }
@@ -1766,10 +1961,15 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
     /* Fresh tasks go out in seq order: then the tids are one number. */
     uint64_t tid0 = scratch[i]->seq;
     int run = 1;
-    size_t bytes = MPC__HDR_BYTES + 8;
-    for (size_t j = 0; j < m; j++) {
-      run &= scratch[i + j]->seq == tid0 + j;
-      bytes += 12 + scratch[i + j]->in_len;
+    size_t bytes = MPC__HDR_BYTES + 8 + 12 * m;
+    if (tk && m == k) {
+      run = tk->run;
+      bytes += tk->in_bytes;
+    } else {
+      for (size_t j = 0; j < m; j++) {
+        run &= scratch[i + j]->seq == tid0 + j;
+        bytes += scratch[i + j]->in_len;
+      }
     }
     rc = mpc_buf_reserve(&b, bytes); /* once, not as it grows */
     uint32_t flags = (i + m == k && !partial ? MPC__DOWN_LAST : 0) |
@@ -1790,12 +1990,6 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
       }
       b.len = (size_t)(o - b.data);
     }
-    /* In flight even if the message failed: the run stops, and the end of
-     * the master loop cancels what is in flight, so each gets its line. */
-    for (size_t j = 0; j < m; j++)
-      mark_dispatched(scratch[i + j], rank, at);
-    f->r[rank].inflight += m;
-    f->inflight += m;
     if (!rc) {
       mpc__wire_set_n(&b, (uint32_t)m);
       if (f->cfg.debug_protocol)
@@ -1862,12 +2056,16 @@ static int serve(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch) {
   }
   if (n == 0)
     return 0;
-  size_t k = take(f, rank, n, scratch);
+  int rc;
+  if (rank == 0 && (rc = sub_reserve(f, n)))
+    return rc;
+  taken_t tk;
+  size_t k = take(f, rank, n, scratch, &tk);
   if (k == 0)
     return 0;
   /* Answered in full unless the window cut it short: then the rest of the
    * request is served as sends to that rank complete. */
-  return dispatch(f, rank, sq, scratch, k, limited && k == n);
+  return dispatch(f, rank, sq, scratch, k, limited && k == n, &tk);
 }
 
 /* A rank went silent past --heartbeat: what it was running goes elsewhere. */
@@ -1946,7 +2144,9 @@ static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
       scratch[k++] = best;
     }
     if (k) {
-      int rc = dispatch(f, r, sq, scratch, k, 0);
+      int rc = r == 0 ? sub_reserve(f, k) : 0;
+      if (!rc)
+        rc = dispatch(f, r, sq, scratch, k, 0, NULL);
       if (rc)
         return rc;
     }
@@ -1984,25 +2184,67 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg, sendq_t *sq,
       return rc;
   }
   uint64_t prev = 0;
+  int s;
+  okrun_t o;
+  okrun_begin(f, &o, src);
+  const int plain = f->plain; /* (fixed at the start) */
   for (uint32_t i = 0; i < n; i++) {
+    if (plain && rs->wpid) {
+      /* Most entries: short ones (successes) of tasks that take the plain
+       * path, read straight into it.  Anything else is read again below. */
+      mpc__wrd_t at = rd;
+      uint64_t at_prev = prev, tid;
+      int wk;
+      uint32_t ns, len;
+      const void *data;
+      if (mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len)) {
+        int32_t pid = rs->wpid[wk];
+        task_t *t = pid ? tm_get(&f->map, tid) : NULL;
+        if (okrun_fits(t, src)) {
+          if ((s = okrun_put(f, &o, t, wk, pid, (double)ns * 1e-9, data, len)))
+            goto fail;
+          continue;
+        }
+        rd = at;
+        prev = at_prev;
+      }
+    }
     mpc__wres_t w;
-    int s = mpc__wire_read_result(&rd, &w, &prev);
+    s = mpc__wire_read_result(&rd, &w, &prev);
     if (s < 0)
-      return s;
+      goto fail;
     if (s) { /* short: only asked for when plain; the pid is the worker's last */
-      if (!f->plain || !rs->wpid || !(w.pid = rs->wpid[w.worker]))
-        return MPC_EPROTO;
+      if (!f->plain || !rs->wpid || !(w.pid = rs->wpid[w.worker])) {
+        s = MPC_EPROTO;
+        goto fail;
+      }
     } else if (w.pid > 0 && (unsigned)w.worker < MPC__SHORT_WORKERS) {
-      if (!rs->wpid && !(rs->wpid = calloc(MPC__SHORT_WORKERS, sizeof *rs->wpid)))
-        return MPC_ENOMEM;
+      if (!rs->wpid && !(rs->wpid = calloc(MPC__SHORT_WORKERS, sizeof *rs->wpid))) {
+        s = MPC_ENOMEM;
+        goto fail;
+      }
       rs->wpid[w.worker] = w.pid;
     }
+    if (f->plain && w.status == MPC_TASK_OK && w.pid) { /* most: every short one */
+      task_t *t = tm_get(&f->map, w.tid);
+      if (okrun_fits(t, src)) {
+        if ((s = okrun_put(f, &o, t, w.worker, w.pid, w.end > w.start ? w.end - w.start : 0,
+                           w.data, w.len)))
+          goto fail;
+        continue;
+      }
+    }
+    okrun_flush(f, &o);
     if ((rc = on_result(f, src, &w)))
       return rc;
   }
+  okrun_flush(f, &o);
   if (kind == MPC__UP_BYE)
     rs->bye = 1;
   return 0;
+fail:
+  okrun_flush(f, &o);
+  return s;
 }
 
 static void progress_draw(mpc__farm_t *f, int final) {

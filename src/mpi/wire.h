@@ -253,6 +253,27 @@ static inline int mpc__wire_read_task(mpc__wrd_t *r, uint64_t *tid, const void *
   return 0;
 }
 
+/* The next entry if it is a well-formed short one (after an entry for task
+ * *prev, which moves to this one): 1 and its fields (run time in ns), else 0
+ * and nothing read (mpc__wire_read_result() then reads or rejects it). */
+static inline int mpc__wire_read_short(mpc__wrd_t *r, uint64_t *prev, uint64_t *tid,
+                                       int *worker, uint32_t *ns, const void **data,
+                                       uint32_t *len) {
+  const unsigned char *o = r->p;
+  if (r->end - o < MPC__RES_SHORT || !*o)
+    return 0;
+  uint32_t l = (uint32_t)o[6] | (uint32_t)o[7] << 8;
+  if ((size_t)(r->end - o - MPC__RES_SHORT) < l)
+    return 0;
+  *tid = *prev += (uint64_t)(int64_t)(int8_t)o[1];
+  *worker = o[0] - 1;
+  *ns = mpc__get32(o + 2);
+  *data = o + MPC__RES_SHORT;
+  *len = l;
+  r->p = o + MPC__RES_SHORT + l;
+  return 1;
+}
+
 /* The next entry, after one for task *prev (0 at the start of a message),
  * which moves to this one.  A short entry gives status OK, code 0, start 0,
  * end = its run time, maxrss 0 and pid 0 (the caller knows the worker's

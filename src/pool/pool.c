@@ -605,6 +605,20 @@ static void deliver_many(mpc_pool_t *p, mpc_result_t *r, size_t *n) {
       p->cb_stop = 1;
 }
 
+/* handle_result()'s fast path: entries of w's head unit u done up to
+ * `done`, its blob read up to `boff` (as entry_done() and next_result_id()
+ * leave them).  Returns 1 if that was the unit's last entry (it is freed). */
+static int batch_sync(worker_t *w, unit_t *u, uint32_t done, size_t boff) {
+  w->queued -= done - u->done;
+  u->done = done;
+  u->blob_off = boff;
+  if (done == u->count) {
+    fifo_pop(w);
+    return 1;
+  }
+  return 0;
+}
+
 static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
                          uint64_t did, const unsigned char *payload,
                          size_t len) {
@@ -637,16 +651,25 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
     /* Entry k starts where k-1 ended: each time is converted once.  (Clock
      * readings fit an int64_t, which converts to double faster.) */
     double tprev = (double)(int64_t)t * 1e-9;
+    /* The fast path keeps the unit's progress (entries done, blob offset)
+     * in locals and writes it back (sync) before anything that may look at
+     * the unit: a delivery, whose callbacks may cancel tasks, and the
+     * general path.  Cancels can only come from callbacks, so whether the
+     * unit is clean of them is looked at again after each delivery. */
+    uint32_t done = u->done;
+    size_t boff = u->blob_off;
+    const int owned = u->kind == U_OWNED, in_arrays = p->caller_many != NULL;
+    int clean = fast && !u->canceled && !u->cbits;
     for (uint32_t k = 0; k < h.n; k++) {
       batch_ent_t e;
       if (off + sizeof e > len)
-        return MPC_EPROTO;
+        goto proto;
       memcpy(&e, payload + off, sizeof e);
       off += sizeof e;
       if (off + e.len > len)
-        return MPC_EPROTO;
+        goto proto;
       double tend = (double)(int64_t)e.end_ns * 1e-9;
-      if (e.code == 0 && fast && !u->canceled && !u->cbits) {
+      if (e.code == 0 && clean) {
         /* Most results of a submitted batch: a success handed straight to
          * the polling caller (what finish_entry() and deliver() do then,
          * without their tests); with mpc_pool_poll_many(), in arrays. */
@@ -655,29 +678,63 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
           *r = p->many_tmpl;
           p->many_init = nmany + 1;
         }
-        r->id = next_result_id(u);
+        if (owned) { /* the id of entry `done` (next_result_id()) */
+          uint64_t id, l;
+          memcpy(&id, u->blob + boff, 8);
+          memcpy(&l, u->blob + boff + 8, 8);
+          boff += ENTRY_HDR + PAD8(l);
+          r->id = id;
+        } else {
+          r->id = u->first + done;
+        }
+        done++;
         r->data = payload + off;
         r->len = e.len;
         r->start = tprev;
         r->end = tend;
-        if (++nmany == MANY_MAX || !p->caller_many)
+        if (++nmany == MANY_MAX || !in_arrays) {
+          int popped = batch_sync(w, u, done, boff);
           deliver_many(p, many, &nmany);
-        entry_done(w, u);
+          if (popped)
+            u = NULL; /* (its last entry: the loop ends here) */
+          else
+            clean = fast && !u->canceled && !u->cbits;
+        }
       } else {
+        if (batch_sync(w, u, done, boff)) { /* (cannot be: this entry is left) */
+          u = NULL;
+          goto proto;
+        }
         deliver_many(p, many, &nmany);
+        int last = done + 1 == u->count;
         int rc = finish_entry(p, slot, w, u, e.code, payload + off, e.len, t,
                               e.end_ns, pid, rss);
         if (rc < 0)
           return rc;
+        /* finish_entry() counted it done, and freed the unit with its last */
+        if (last) {
+          u = NULL;
+        } else {
+          done = u->done;
+          boff = u->blob_off;
+          clean = fast && !u->canceled && !u->cbits;
+        }
       }
       off += PAD8(e.len);
       t = e.end_ns;
       tprev = tend;
     }
+    if (u)
+      batch_sync(w, u, done, boff);
     deliver_many(p, many, &nmany);
     if (h.n) /* one sample per batch: the mean task time */
       account_time(p, (t - h.start_ns) / h.n);
     return (int)h.n;
+  proto: /* (what the fast path took is written back first) */
+    if (u)
+      batch_sync(w, u, done, boff);
+    deliver_many(p, many, &nmany);
+    return MPC_EPROTO;
   }
   res_hdr_t h;
   if (len < sizeof h)

@@ -2,6 +2,7 @@
 #include "test.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../jobs/chaos/chaos.h"
@@ -88,6 +89,67 @@ static void test_output_check(void) {
   CU_ASSERT_EQUAL(gather_with_flip(8, 7), MPC_EIO);
 }
 
+/* gather()'s short path (a fresh 8-byte success) counts what the general
+ * one counts: a task gathered twice is a duplicate (finish fails), an index
+ * past --tasks a protocol error, and the checksum is the same whichever
+ * path a task took (a resumed success takes the general one). */
+static uint64_t checksum_of(const char *out) {
+  const char *c = strstr(out, "checksum=");
+  return c ? strtoull(c + 9, NULL, 16) : 0;
+}
+
+static int gather_run(int dup, int resumed, uint64_t *sum) {
+  char *argv[] = {"chaos", "--tasks", "3", "--size", "8", NULL};
+  mpc_job_env_t env = {.rank = 0, .nranks = 1};
+  void *st = NULL;
+  mpc_buf_t err = MPC_BUF_INIT;
+  CU_ASSERT_EQUAL_FATAL(mpc_job_chaos.init(5, argv, &env, &st, &err), 0);
+  for (uint64_t i = 0; i < 3 + (uint64_t)dup; i++) {
+    uint64_t t = i < 3 ? i : 1;
+    unsigned char in[8], out[8];
+    for (int k = 0; k < 8; k++)
+      in[k] = (unsigned char)(t >> (8 * k));
+    chaos_output(1, t, out, 8);
+    mpc_job_result_t r = {.seq = t, .key = "k", .input = in, .input_len = 8,
+                          .status = MPC_TASK_OK, .output = out, .output_len = 8,
+                          .resumed = resumed && t == 2};
+    CU_ASSERT_EQUAL(mpc_job_chaos.gather(st, &r), 0);
+  }
+  unsigned char in[8] = {3}; /* task 3 of 3 */
+  unsigned char out[8] = {0};
+  mpc_job_result_t bad = {.seq = 3, .key = "k", .input = in, .input_len = 8,
+                          .status = MPC_TASK_OK, .output = out, .output_len = 8};
+  CU_ASSERT_EQUAL(mpc_job_chaos.gather(st, &bad), MPC_EPROTO);
+  mpc_job_report_t rep = {.tasks = 3, .ok = 3};
+  char buf[1024] = "";
+  fflush(stdout);
+  FILE *saved = stdout, *mem = fmemopen(buf, sizeof buf - 1, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mem);
+  stdout = mem;
+  int rc = mpc_job_chaos.finish(st, &rep);
+  fflush(mem);
+  stdout = saved;
+  fclose(mem);
+  *sum = checksum_of(buf);
+  if (resumed)
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "resumed=1 "));
+  if (dup)
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "duplicates=1 "));
+  mpc_job_chaos.fini(st);
+  mpc_buf_free(&err);
+  return rc;
+}
+
+static void test_gather_paths(void) {
+  uint64_t plain = 0, resumed = 0, dup = 0;
+  CU_ASSERT_EQUAL(gather_run(0, 0, &plain), 0);
+  CU_ASSERT_EQUAL(gather_run(0, 1, &resumed), 0);
+  CU_ASSERT_EQUAL(gather_run(1, 0, &dup), MPC_EIO);
+  CU_ASSERT(plain != 0);
+  CU_ASSERT_EQUAL(resumed, plain);
+  CU_ASSERT_EQUAL(dup, plain);
+}
+
 static void test_bad_args(void) {
   char *a1[] = {"chaos", "--tasks", "x", NULL};
   char *a2[] = {"chaos", "--fail", "0.7", "--segv", "0.7", NULL};
@@ -110,5 +172,6 @@ MPC_TESTS(chaos) = {
     {"serial run fails exactly the predicted tasks", test_serial_run},
     {"bad arguments", test_bad_args},
     {"gather checks every output byte", test_output_check},
+    {"gather's short path counts as the general one", test_gather_paths},
     CU_TEST_INFO_NULL,
 };

@@ -190,6 +190,43 @@ static void test_wire_short(void) {
   bad[6] = 2;
   CU_ASSERT_EQUAL(mpc__wire_read_result(&r, &g, &prev), 1);
   CU_ASSERT_PTR_EQUAL(r.p, r.end);
+
+  /* mpc__wire_read_short (the master's fast path): short entries as
+   * read_result reads them; a full entry, a truncated or an overlong one is
+   * left unread, for read_result to take or refuse. */
+  rd = (mpc__wrd_t){b.data + MPC__HDR_BYTES, b.data + b.len};
+  prev = 0;
+  uint64_t tid = 0;
+  int wk = -1;
+  uint32_t ns = 0, len = 0;
+  const void *data = NULL;
+  CU_ASSERT_EQUAL(mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len), 0);
+  CU_ASSERT_PTR_EQUAL(rd.p, b.data + MPC__HDR_BYTES); /* the full entry: not read */
+  CU_ASSERT_EQUAL(prev, 0);
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_result(&rd, &g, &prev), 0);
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len), 1);
+  CU_ASSERT(tid == 1001 && prev == 1001 && wk == 0 && ns == 1500 && len == 8);
+  CU_ASSERT(memcmp(data, "12345678", 8) == 0);
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len), 1);
+  CU_ASSERT(tid == 1128 && wk == 254 && ns == 0 && len == 0);
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len), 1);
+  CU_ASSERT(tid == 1000 && wk == 2 && ns == 4200000000u && len == 1);
+  /* the last entry cut short by one byte: refused, nothing moves */
+  const unsigned char *last = rd.p;
+  rd.end--;
+  CU_ASSERT_EQUAL(mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len), 0);
+  CU_ASSERT(rd.p == last && prev == 1000);
+  CU_ASSERT_EQUAL(mpc__wire_read_result(&rd, &g, &prev), MPC_EPROTO);
+  rd.end++;
+  CU_ASSERT_EQUAL_FATAL(mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len), 1);
+  CU_ASSERT(tid == 999 && wk == 1 && len == 65535 && memcmp(data, big, sizeof big) == 0);
+  CU_ASSERT_PTR_EQUAL(rd.p, rd.end);
+  CU_ASSERT_EQUAL(mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len), 0);
+  /* a short header shorter than its fixed fields */
+  r = (mpc__wrd_t){bad, bad + 5};
+  prev = 0;
+  CU_ASSERT_EQUAL(mpc__wire_read_short(&r, &prev, &tid, &wk, &ns, &data, &len), 0);
+  CU_ASSERT_PTR_EQUAL(r.p, bad);
   mpc_buf_free(&b);
 }
 
