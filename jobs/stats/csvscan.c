@@ -916,6 +916,7 @@ typedef struct fblk {
   uint32_t *ixa, *nl; /* ixa[0] = UINT32_MAX, then the terminators */
   size_t rows;        /* records per block: FB_ROWS, fewer for wide files */
   uint32_t redo[FB_ROWS + FB_ROWS / 4]; /* fields for the general parser; exponents */
+  uint16_t sg[FB_ROWS + 4];             /* AVX2 column loops: signs */
 } fblk_t;
 
 /* While a block is scanned, fewer than rows * ncols terminators are
@@ -1204,7 +1205,8 @@ fb_exponent(const unsigned char *pe, int ed, int es, int n, uint32_t *bad) {
 /* Convert one column of a block: fields f of records 0..nrec-1. */
 static inline __attribute__((always_inline)) int
 fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, size_t nrec,
-          size_t f, stats_col_t *col, uint32_t *redo, const int simd, const int fast) {
+          size_t f, stats_col_t *col, uint32_t *redo, uint16_t *sg, const int simd,
+          const int fast) {
   const size_t nc = c->ncols;
   if (col->capvals < col->nvals + nrec &&
       grow(&col->vals, &col->capvals, stats_batch(c) + FB_ROWS))
@@ -1215,16 +1217,17 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
   if (simd) {
     fb_shape_t sh = fb_shape(bb, ix, nrec, nc, f);
     int8_t *kx = (int8_t *)(redo + FB_ROWS);
+    const unsigned char dl = (unsigned char)c->delim;
 #define FB_COL(fn)                                                             \
   do {                                                                         \
     if (sh.kind == FB_INT)                                                     \
-      k = fn##_int(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+      k = fn##_int(bb, ix, nrec, nc, f, out, redo, kx, sg, dl, sh);                 \
     else if (sh.kind == FB_DEC)                                                \
-      k = fn##_dec(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+      k = fn##_dec(bb, ix, nrec, nc, f, out, redo, kx, sg, dl, sh);                 \
     else if (sh.kind == FB_EXP)                                                \
-      k = fn##_exp(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+      k = fn##_exp(bb, ix, nrec, nc, f, out, redo, kx, sg, dl, sh);                 \
     else                                                                       \
-      k = fn##_gen(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+      k = fn##_gen(bb, ix, nrec, nc, f, out, redo, kx, sg, dl, sh);                 \
   } while (0)
     if (simd >= 2)
       FB_COL(fb_col_avx2);
@@ -1327,7 +1330,7 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
         ix[i * nc + f] -= bb[ix[i * nc + f] - 1] == '\r';
     if (!act[f])
       continue;
-    int rc = fb_column(c, bb, ix, r, f, &part->cols[f], fb->redo, simd, fast);
+    int rc = fb_column(c, bb, ix, r, f, &part->cols[f], fb->redo, fb->sg, simd, fast);
     if (rc) {
       *rcp = rc;
       return 0;
@@ -1364,7 +1367,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
   /* the block path needs a delimiter it can tell from the bytes it leaves
    * to this loop, and a delimiter in every record (no blank lines); its
    * SSE number parser gets each field's length, so any delimiter does */
-  fblk_t fb = {NULL, NULL, 0, {0}};
+  fblk_t fb = {NULL, NULL, 0, {0}, {0}};
   const int fbok = ncols >= 2 && delim != '"' && delim != '\r' && delim != '\n' &&
                    delim != 0 && delim < 0x80 && fblk_init(&fb, ncols) == 0;
   uint64_t slow_left = 0, backoff = 1; /* records left for this loop after a miss */

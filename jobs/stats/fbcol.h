@@ -4,13 +4,82 @@
 #define FB_CAT2(a, b) a##b
 #define FB_CAT(a, b) FB_CAT2(a, b)
 
+#ifdef FB_COL_WIDE
+/* Two fields of a column, one in each 128-bit lane: the 16 bytes that end
+ * at field 0's terminator (e0) and at field 1's (e1).  Each field starts
+ * right after the last terminator (delimiter or LF) in its window, as no
+ * field of a plain record holds one; a window without one is a field of 16
+ * bytes or more, and a first field of a block is preceded by the LF or CR
+ * that ended the record before, so its window holds no field either.  The
+ * garbage lanes (the terminator and what is before it) come from a suffix
+ * OR of the terminator lanes within each 128-bit lane; the lanes of a
+ * field and the first of them follow as bit masks of both fields at once
+ * (field 1 in bits 16..31).  A field is good when its non-digit lanes are
+ * exactly the shape's fixed lanes (point, 'e', exponent sign) plus
+ * perhaps a '-' in its first lane, the fixed lanes hold the right bytes,
+ * and its last lane (and for exponents the lane before the 'e') is a
+ * digit of the field.  Returns the two M (< 10^15 for good fields) in the
+ * two 64-bit halves; *bad gets the bits of bad lanes (zero half: good
+ * field), *neg the bit of a leading '-' of each field (bits 0..15 and
+ * 16..31, zero when positive). */
+__attribute__((target(FB_COL_TARGET), always_inline)) static inline __m128i
+FB_CAT(FB_COL_NAME, _pair)(const unsigned char *bb, uint32_t e0, uint32_t e1, const int kind,
+                           const __m256i wsq, const uint32_t fixed, const uint32_t dotbit,
+                           const uint32_t ebit, const uint32_t esbit, const uint32_t must,
+                           const unsigned char delim, uint32_t *badp, uint32_t *negp) {
+  const __m256i w9 = _mm256_set1_epi8(9);
+  const __m256i wm1 = _mm256_set1_epi16(0x010A); /* bytes 10, 1 */
+  const __m256i wm2 = _mm256_set1_epi32(0x00010064); /* words 100, 1 */
+  const __m256i wm4 = _mm256_set1_epi32(0x00012710); /* words 10000, 1 */
+  __m256i v = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(bb + e0 - 16))),
+      _mm_loadu_si128((const __m128i *)(bb + e1 - 16)), 1);
+  __m256i t = _mm256_sub_epi8(v, _mm256_set1_epi8('0'));
+  __m256i dv = _mm256_cmpeq_epi8(_mm256_min_epu8(t, w9), t); /* digit lanes */
+  __m256i g = _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8((char)delim)),
+                              _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\n')));
+  g = _mm256_or_si256(g, _mm256_bsrli_epi128(g, 1)); /* lane i: a terminator at >= i */
+  g = _mm256_or_si256(g, _mm256_bsrli_epi128(g, 2));
+  g = _mm256_or_si256(g, _mm256_bsrli_epi128(g, 4));
+  g = _mm256_or_si256(g, _mm256_bsrli_epi128(g, 8));
+  const uint32_t fx2 = fixed | fixed << 16, must2 = must | must << 16;
+  uint32_t dig = (uint32_t)_mm256_movemask_epi8(dv);
+  uint32_t fl = ~(uint32_t)_mm256_movemask_epi8(g); /* field lanes */
+  uint32_t first = fl & ~(fl << 1); /* bit 16 also when field 0 is empty: bad anyway */
+  uint32_t neg =
+      (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('-'))) & first;
+  uint32_t bad = ((fl & ~dig) ^ (fx2 | neg)) | (must2 & ~(dig & fl)) | (fl & 0x10001u);
+  if (kind != FB_INT && dotbit) {
+    uint32_t dm = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('.')));
+    bad |= (dotbit | dotbit << 16) & ~dm;
+  }
+  if (kind == FB_EXP) {
+    uint32_t em = (uint32_t)_mm256_movemask_epi8(
+        _mm256_cmpeq_epi8(_mm256_or_si256(v, _mm256_set1_epi8(0x20)), _mm256_set1_epi8('e')));
+    uint32_t pm = (uint32_t)_mm256_movemask_epi8(
+        _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('+')),
+                        _mm256_cmpeq_epi8(v, _mm256_set1_epi8('-'))));
+    bad |= ((ebit | ebit << 16) & ~em) | ((esbit | esbit << 16) & ~pm);
+  }
+  /* digits of the field only; the shape's lanes squeezed out */
+  t = _mm256_andnot_si256(g, _mm256_and_si256(t, dv));
+  if (kind != FB_INT)
+    t = _mm256_shuffle_epi8(t, wsq);
+  __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(t, wm1), wm2);
+  __m256i p4 = _mm256_madd_epi16(_mm256_packus_epi32(p2, p2), wm4);
+  /* dwords (high 8 digits, low 8 digits) in each lane: M = hi * 10^8 + lo */
+  __m256i m = _mm256_add_epi64(_mm256_mul_epu32(p4, _mm256_set1_epi64x(100000000)),
+                               _mm256_srli_epi64(p4, 32));
+  *badp = bad;
+  *negp = neg;
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(m, 0x08));
+}
+#endif
+
 __attribute__((target(FB_COL_TARGET), always_inline)) static inline long
 FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,
-            double *out, uint32_t *redo, int8_t *kx, const int kind, const fb_shape_t sh) {
-  const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), cdot = _mm_set1_epi8('.');
-  const __m128i m1 = _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1);
-  const __m128i m2 = _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1);
-  const __m128i m4 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
+            double *out, uint32_t *redo, int8_t *kx, uint16_t *sg, const unsigned char delim,
+            const int kind, const fb_shape_t sh) {
   const int n = sh.n, x = kind == FB_EXP ? sh.x : 0, ed = x - 1 - sh.es;
   /* lane i of the squeezed digits takes lane src(i) (none if < 0) */
   unsigned char sq[16];
@@ -39,64 +108,44 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
     const uint32_t *tp = ix + f;
     size_t r = 0;
 #ifdef FB_COL_WIDE
-    /* Two records at a time, one in each 128-bit lane: what the loop below
-     * does for one, with the vector work shared (masks come out as one
-     * 32-bit word, low half the first record's). */
-    const __m256i w0 = _mm256_set1_epi8('0'), w9 = _mm256_set1_epi8(9);
-    const __m256i wdot = _mm256_set1_epi8('.'), wsq = _mm256_broadcastsi128_si256(sqz);
-    const __m256i wm1 = _mm256_broadcastsi128_si256(m1), wm2 = _mm256_broadcastsi128_si256(m2);
-    const __m256i wm4 = _mm256_broadcastsi128_si256(m4);
-    for (; r + 2 <= nrec; r += 2, tp += 2 * nc) {
-      uint32_t s0 = tp[-1] + 1, e0 = tp[0], s1 = tp[nc - 1] + 1, e1 = tp[nc];
-      size_t len0 = e0 - s0, len1 = e1 - s1;
-      __m256i v = _mm256_inserti128_si256(
-          _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(bb + e0 - 16))),
-          _mm_loadu_si128((const __m128i *)(bb + e1 - 16)), 1);
-      __m256i t = _mm256_sub_epi8(v, w0);
-      uint32_t dig = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_min_epu8(t, w9), t));
-      uint32_t neg0 = bb[s0] == '-', neg1 = bb[s1] == '-';
-      uint32_t li0 = len0 <= 16 ? (uint32_t)len0 : 0, li1 = len1 <= 16 ? (uint32_t)len1 : 0;
-      uint32_t bad0 = (~dig & sse_tabs.fm[li0]) ^ (fixed | neg0 << (16 - li0));
-      uint32_t bad1 = (~(dig >> 16) & sse_tabs.fm[li1]) ^ (fixed | neg1 << (16 - li1));
-      if (kind == FB_INT) {
-        bad0 |= li0 <= neg0;
-        bad1 |= li1 <= neg1;
-      } else {
-        uint32_t dotm = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, wdot));
-        bad0 |= dotbit & ~dotm;
-        bad1 |= dotbit & ~(dotm >> 16);
-      }
+    /* Two records at a time, one in each 128-bit lane, everything taken
+     * from the two 16-byte windows themselves (no field starts, no byte
+     * loads): see fb_pair().  The last record of an odd count goes through
+     * the same code paired with itself. */
+    const __m256i wsq = _mm256_broadcastsi128_si256(sqz);
+    const uint32_t must = 0x8000u | (x ? 1u << (15 - x) : 0); /* digits of the field */
+    for (; r < nrec; r += 2, tp += 2 * nc) {
+      const int two = r + 1 < nrec;
+      uint32_t e0 = tp[0], e1 = two ? tp[nc] : e0;
+      uint32_t bad, neg;
+      __m128i m01 = FB_CAT(FB_COL_NAME, _pair)(bb, e0, e1, kind, wsq, fixed, dotbit, ebit, esbit,
+                                               must, delim, &bad, &neg);
       if (kind == FB_EXP) {
-        uint32_t em = (uint32_t)_mm256_movemask_epi8(
-            _mm256_cmpeq_epi8(_mm256_or_si256(v, _mm256_set1_epi8(0x20)), _mm256_set1_epi8('e')));
-        uint32_t pm = (uint32_t)_mm256_movemask_epi8(
-            _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('+')),
-                            _mm256_cmpeq_epi8(v, _mm256_set1_epi8('-'))));
-        bad0 |= (ebit & ~em) | (esbit & ~pm) | (li0 <= (uint32_t)x + neg0);
-        bad1 |= (ebit & ~(em >> 16)) | (esbit & ~(pm >> 16)) | (li1 <= (uint32_t)x + neg1);
-        kx[r] = fb_exponent(bb + e0, ed, sh.es, n, &bad0);
-        kx[r + 1] = fb_exponent(bb + e1, ed, sh.es, n, &bad1);
+        uint32_t b0 = 0, b1 = 0;
+        kx[r] = fb_exponent(bb + e0, ed, sh.es, n, &b0);
+        if (two)
+          kx[r + 1] = fb_exponent(bb + e1, ed, sh.es, n, &b1);
+        bad |= b0 | b1 << 16;
       }
-      t = _mm256_and_si256(t, _mm256_inserti128_si256(
-          _mm256_castsi128_si256(_mm_loadu_si128(
-              (const __m128i *)sse_tabs.tail[(16 - li0 + neg0) & 15])),
-          _mm_loadu_si128((const __m128i *)sse_tabs.tail[(16 - li1 + neg1) & 15]), 1));
-      if (kind != FB_INT)
-        t = _mm256_shuffle_epi8(t, wsq);
-      __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(t, wm1), wm2);
-      __m256i p4 = _mm256_madd_epi16(_mm256_packus_epi32(p2, p2), wm4);
-      uint64_t hl0 = (uint64_t)_mm256_extract_epi64(p4, 0);
-      uint64_t hl1 = (uint64_t)_mm256_extract_epi64(p4, 2);
-      uint64_t mm0 = ((hl0 & 0xFFFFFFFFu) * 100000000u + (hl0 >> 32)) | (uint64_t)neg0 << 63;
-      uint64_t mm1 = ((hl1 & 0xFFFFFFFFu) * 100000000u + (hl1 >> 32)) | (uint64_t)neg1 << 63;
-      memcpy(&out[r], &mm0, sizeof mm0);
-      memcpy(&out[r + 1], &mm1, sizeof mm1);
       redo[nredo] = (uint32_t)r;
-      nredo += bad0 != 0;
-      redo[nredo] = (uint32_t)r + 1;
-      nredo += bad1 != 0;
+      nredo += (bad & 0xFFFFu) != 0;
+      if (two) {
+        _mm_storeu_si128((__m128i *)(out + r), m01);
+        memcpy(sg + r, &neg, sizeof neg);
+        redo[nredo] = (uint32_t)r + 1;
+        nredo += (bad >> 16) != 0;
+      } else {
+        _mm_storel_epi64((__m128i *)(out + r), m01);
+        sg[r] = (uint16_t)neg;
+      }
     }
-#endif
+#else
+    const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), cdot = _mm_set1_epi8('.');
+    const __m128i m1 = _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1);
+    const __m128i m2 = _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1);
+    const __m128i m4 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
+    (void)sg;
+    (void)delim;
     for (; r < nrec; r++, tp += nc) {
       uint32_t s = tp[-1] + 1, e = tp[0];
       size_t len = e - s;
@@ -136,28 +185,23 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
       redo[nredo] = (uint32_t)r;
       nredo += bad != 0;
     }
+#endif
     const uint64_t sign = 1ULL << 63;
     const double div = p10[n];
     r = 0;
 #ifdef FB_COL_WIDE
     {
-      /* four at a time, bit for bit what the loop below does: (sign | M) to
-       * double as two exact halves whose sum rounds once (the same value as
-       * the int64 conversion), then the same multiplication or division;
-       * scalar divisions would not overlap enough to keep up */
+      /* M < 10^15 < 2^52 (valid fields have at most 15 lanes), so
+       * (2^52 + M) - 2^52 is M exactly; then the multiplication or division
+       * of the loop below, four at a time (scalar divisions would not
+       * overlap enough to keep up), and the sign from sg[] */
       const __m256i sgn = _mm256_set1_epi64x((long long)sign);
-      const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFFLL);
       const __m256i k52 = _mm256_set1_epi64x(0x4330000000000000LL); /* 2^52 */
-      const __m256i k84 = _mm256_set1_epi64x(0x4530000000000000LL); /* 2^84 */
-      const __m256d k8452 = _mm256_set1_pd(19342813118337666422669312.); /* 2^84 + 2^52 */
       const __m256d vdiv = _mm256_set1_pd(div);
       for (; r + 4 <= nrec; r += 4) {
         __m256i u = _mm256_loadu_si256((const __m256i *)(out + r));
-        __m256i sg = _mm256_and_si256(u, sgn);
-        u = _mm256_andnot_si256(sgn, u);
-        __m256d lo = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(u, lo32), k52));
-        __m256d hi = _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(u, 32), k84));
-        __m256d d = _mm256_add_pd(_mm256_sub_pd(hi, k8452), lo);
+        __m256d d = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(u, k52)),
+                                  _mm256_castsi256_pd(k52));
         if (kind == FB_DEC) {
           d = _mm256_div_pd(d, vdiv);
         } else if (kind == FB_EXP) {
@@ -169,13 +213,20 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
           d = _mm256_div_pd(_mm256_mul_pd(d, _mm256_i32gather_pd(p10, kp, 8)),
                             _mm256_i32gather_pd(p10, kn, 8));
         }
-        _mm256_storeu_pd(out + r, _mm256_or_pd(d, _mm256_castsi256_pd(sg)));
+        __m256i ng = _mm256_cvtepu16_epi64(_mm_loadl_epi64((const __m128i *)(sg + r)));
+        ng = _mm256_andnot_si256(_mm256_cmpeq_epi64(ng, _mm256_setzero_si256()), sgn);
+        _mm256_storeu_pd(out + r, _mm256_or_pd(d, _mm256_castsi256_pd(ng)));
       }
     }
 #endif
     for (; r < nrec; r++) {
       uint64_t u, b;
       memcpy(&u, &out[r], sizeof u);
+#ifdef FB_COL_WIDE
+      uint64_t neg = sg[r] ? sign : 0;
+#else
+      uint64_t neg = u & sign;
+#endif
       double d = (double)(int64_t)(u & ~sign);
       if (kind == FB_DEC) {
         d /= div;
@@ -184,7 +235,7 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
         d = d * p10[k > 0 ? k : 0] / p10[k < 0 ? -k : 0]; /* one of them is by 1 */
       }
       memcpy(&b, &d, sizeof b);
-      b |= u & sign;
+      b |= neg;
       memcpy(&out[r], &b, sizeof b);
     }
   }
@@ -215,8 +266,9 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
 #define FB_COL_KIND(suffix, KIND)                                               \
   __attribute__((target(FB_COL_TARGET), noinline)) static long FB_CAT(FB_COL_NAME, suffix)(  \
       const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,         \
-      double *out, uint32_t *redo, int8_t *kx, const fb_shape_t sh) {                        \
-    return FB_COL_NAME(bb, ix, nrec, nc, f, out, redo, kx, KIND, sh);                        \
+      double *out, uint32_t *redo, int8_t *kx, uint16_t *sg, unsigned char delim,             \
+      const fb_shape_t sh) {                                                                 \
+    return FB_COL_NAME(bb, ix, nrec, nc, f, out, redo, kx, sg, delim, KIND, sh);             \
   }
 FB_COL_KIND(_int, FB_INT)
 FB_COL_KIND(_dec, FB_DEC)
