@@ -8,9 +8,11 @@
 /* Two fields of a column, one in each 128-bit lane: the 16 bytes that end
  * at field 0's terminator (e0) and at field 1's (e1).  Each field starts
  * right after the last terminator (delimiter or LF) in its window, as no
- * field of a plain record holds one; a window without one is a field of 16
- * bytes or more, and a first field of a block is preceded by the LF or CR
- * that ended the record before, so its window holds no field either.  The
+ * field of a plain record holds one; a window without one holds a field of
+ * 16 bytes or more (bad: redone by the general parser).  The first field
+ * of a block follows the LF or CR that ended the record before it; a CR is
+ * no terminator here, but no digit, point, sign or 'e' either, so such a
+ * field can only come out bad (and be redone), never misread.  The
  * garbage lanes (the terminator and what is before it) come from a suffix
  * OR of the terminator lanes within each 128-bit lane; the lanes of a
  * field and the first of them follow as bit masks of both fields at once
@@ -21,12 +23,15 @@
  * digit of the field.  Returns the two M (< 10^15 for good fields) in the
  * two 64-bit halves; *bad gets the bits of bad lanes (zero half: good
  * field), *neg the bit of a leading '-' of each field (bits 0..15 and
- * 16..31, zero when positive). */
+ * 16..31, zero when positive); for exponent shapes kx[0..1] get the
+ * exponents less n, clamped to [-22, 22] (bad beyond). */
 __attribute__((target(FB_COL_TARGET), always_inline)) static inline __m128i
 FB_CAT(FB_COL_NAME, _pair)(const unsigned char *bb, uint32_t e0, uint32_t e1, const int kind,
                            const __m256i wsq, const uint32_t fixed, const uint32_t dotbit,
                            const uint32_t ebit, const uint32_t esbit, const uint32_t must,
-                           const unsigned char delim, uint32_t *badp, uint32_t *negp) {
+                           const __m256i wex, const int xs, const int n,
+                           const unsigned char delim, uint32_t *badp, uint32_t *negp,
+                           int8_t *kx) {
   const __m256i w9 = _mm256_set1_epi8(9);
   const __m256i wm1 = _mm256_set1_epi16(0x010A); /* bytes 10, 1 */
   const __m256i wm2 = _mm256_set1_epi32(0x00010064); /* words 100, 1 */
@@ -46,10 +51,10 @@ FB_CAT(FB_COL_NAME, _pair)(const unsigned char *bb, uint32_t e0, uint32_t e1, co
   uint32_t dig = (uint32_t)_mm256_movemask_epi8(dv);
   uint32_t fl = ~(uint32_t)_mm256_movemask_epi8(g); /* field lanes */
   uint32_t first = fl & ~(fl << 1); /* bit 16 also when field 0 is empty: bad anyway */
-  uint32_t neg =
-      (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('-'))) & first;
+  uint32_t mn = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('-')));
+  uint32_t neg = mn & first;
   uint32_t bad = ((fl & ~dig) ^ (fx2 | neg)) | (must2 & ~(dig & fl)) | (fl & 0x10001u);
-  if (kind != FB_INT && dotbit) {
+  if (kind == FB_DEC || (kind == FB_EXP && dotbit)) {
     uint32_t dm = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('.')));
     bad |= (dotbit | dotbit << 16) & ~dm;
   }
@@ -63,6 +68,21 @@ FB_CAT(FB_COL_NAME, _pair)(const unsigned char *bb, uint32_t e0, uint32_t e1, co
   }
   /* digits of the field only; the shape's lanes squeezed out */
   t = _mm256_andnot_si256(g, _mm256_and_si256(t, dv));
+  if (kind == FB_EXP) {
+    /* the exponent's digits (the last lanes) times 100, 10, 1 (wex), summed
+     * in the last dword of each lane; its sign lane (xs: bit) from mn */
+    __m256i xe = _mm256_madd_epi16(_mm256_maddubs_epi16(t, wex), _mm256_set1_epi16(1));
+    int k0 = _mm256_extract_epi32(xe, 3), k1 = _mm256_extract_epi32(xe, 7);
+    if (xs >= 0) {
+      k0 = (mn >> xs) & 1 ? -k0 : k0;
+      k1 = (mn >> (xs + 16)) & 1 ? -k1 : k1;
+    }
+    k0 -= n;
+    k1 -= n;
+    bad |= (uint32_t)((unsigned)(k0 + 22) > 44) | (uint32_t)((unsigned)(k1 + 22) > 44) << 16;
+    kx[0] = (int8_t)(k0 < -22 ? -22 : k0 > 22 ? 22 : k0);
+    kx[1] = (int8_t)(k1 < -22 ? -22 : k1 > 22 ? 22 : k1);
+  }
   if (kind != FB_INT)
     t = _mm256_shuffle_epi8(t, wsq);
   __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(t, wm1), wm2);
@@ -110,34 +130,42 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
 #ifdef FB_COL_WIDE
     /* Two records at a time, one in each 128-bit lane, everything taken
      * from the two 16-byte windows themselves (no field starts, no byte
-     * loads): see fb_pair().  The last record of an odd count goes through
-     * the same code paired with itself. */
+     * loads): see the _pair function above.  A pair with a bad field is
+     * noted with a branch (rare in the data this path is for), not with
+     * branch-free stores for every pair. */
     const __m256i wsq = _mm256_broadcastsi128_si256(sqz);
     const uint32_t must = 0x8000u | (x ? 1u << (15 - x) : 0); /* digits of the field */
-    for (; r < nrec; r += 2, tp += 2 * nc) {
-      const int two = r + 1 < nrec;
-      uint32_t e0 = tp[0], e1 = two ? tp[nc] : e0;
+    /* exponent digits: lanes 16 - ed .. 15 weigh 10^(ed-1) .. 1; its sign lane */
+    unsigned char wx[16] = {0};
+    for (int i = 0; kind == FB_EXP && i < ed; i++)
+      wx[15 - i] = (unsigned char)(i == 0 ? 1 : i == 1 ? 10 : 100);
+    const __m256i wex = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wx));
+    const int xs = kind == FB_EXP && sh.es ? 15 - ed : -1;
+    for (; r + 2 <= nrec; r += 2, tp += 2 * nc) {
+      uint32_t e0 = tp[0], e1 = tp[nc];
       uint32_t bad, neg;
       __m128i m01 = FB_CAT(FB_COL_NAME, _pair)(bb, e0, e1, kind, wsq, fixed, dotbit, ebit, esbit,
-                                               must, delim, &bad, &neg);
-      if (kind == FB_EXP) {
-        uint32_t b0 = 0, b1 = 0;
-        kx[r] = fb_exponent(bb + e0, ed, sh.es, n, &b0);
-        if (two)
-          kx[r + 1] = fb_exponent(bb + e1, ed, sh.es, n, &b1);
-        bad |= b0 | b1 << 16;
-      }
-      redo[nredo] = (uint32_t)r;
-      nredo += (bad & 0xFFFFu) != 0;
-      if (two) {
-        _mm_storeu_si128((__m128i *)(out + r), m01);
-        memcpy(sg + r, &neg, sizeof neg);
+                                               must, wex, xs, n, delim, &bad, &neg, kx + r);
+      _mm_storeu_si128((__m128i *)(out + r), m01);
+      memcpy(sg + r, &neg, sizeof neg);
+      if (bad) { /* rare: a branch costs less than noting every pair */
+        redo[nredo] = (uint32_t)r;
+        nredo += (bad & 0xFFFFu) != 0;
         redo[nredo] = (uint32_t)r + 1;
         nredo += (bad >> 16) != 0;
-      } else {
-        _mm_storel_epi64((__m128i *)(out + r), m01);
-        sg[r] = (uint16_t)neg;
       }
+    }
+    if (r < nrec) { /* the last of an odd count, paired with itself */
+      uint32_t e0 = tp[0], bad, neg;
+      int8_t k2[2] = {0, 0};
+      __m128i m01 = FB_CAT(FB_COL_NAME, _pair)(bb, e0, e0, kind, wsq, fixed, dotbit, ebit, esbit,
+                                               must, wex, xs, n, delim, &bad, &neg, k2);
+      kx[r] = k2[0];
+      _mm_storel_epi64((__m128i *)(out + r), m01);
+      sg[r] = (uint16_t)neg;
+      redo[nredo] = (uint32_t)r;
+      nredo += (bad & 0xFFFFu) != 0;
+      r++;
     }
 #else
     const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9), cdot = _mm_set1_epi8('.');
