@@ -94,12 +94,59 @@ FB_CAT(FB_COL_NAME, _pair)(const unsigned char *bb, uint32_t e0, uint32_t e1, co
   *negp = neg;
   return _mm256_castsi256_si128(_mm256_permute4x64_epi64(m, 0x08));
 }
+
+/* The same for four fields of at most 7 bytes (integers, or n <= 6 digits
+ * after the point), one in each 64-bit lane: the 8 bytes that end at each
+ * terminator.  Masks are 8 bits a field (field i in bits 8i..8i+7); a
+ * window without a terminator (a field of 8 bytes or more) is bad, and the
+ * caller gives such fields to the _pair function.  Returns the four M
+ * (< 10^7). */
+__attribute__((target(FB_COL_TARGET), always_inline)) static inline __m256i
+FB_CAT(FB_COL_NAME, _quad)(const unsigned char *bb, uint32_t e0, uint32_t e1, uint32_t e2,
+                           uint32_t e3, const int kind, const __m256i wsq8, const uint32_t dot4,
+                           const unsigned char delim, uint32_t *badp, uint32_t *negp) {
+  const __m256i w9 = _mm256_set1_epi8(9);
+  const __m256i wm1 = _mm256_set1_epi16(0x010A);     /* bytes 10, 1 */
+  const __m256i wm2 = _mm256_set1_epi32(0x00010064); /* words 100, 1 */
+  uint64_t w0, w1, w2, w3;
+  memcpy(&w0, bb + e0 - 8, 8);
+  memcpy(&w1, bb + e1 - 8, 8);
+  memcpy(&w2, bb + e2 - 8, 8);
+  memcpy(&w3, bb + e3 - 8, 8);
+  __m256i v = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_insert_epi64(_mm_cvtsi64_si128((long long)w0), (long long)w1, 1)),
+      _mm_insert_epi64(_mm_cvtsi64_si128((long long)w2), (long long)w3, 1), 1);
+  __m256i t = _mm256_sub_epi8(v, _mm256_set1_epi8('0'));
+  __m256i dv = _mm256_cmpeq_epi8(_mm256_min_epu8(t, w9), t);
+  __m256i g = _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8((char)delim)),
+                              _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\n')));
+  g = _mm256_or_si256(g, _mm256_srli_epi64(g, 8)); /* lane i: a terminator at >= i */
+  g = _mm256_or_si256(g, _mm256_srli_epi64(g, 16));
+  g = _mm256_or_si256(g, _mm256_srli_epi64(g, 32));
+  uint32_t dig = (uint32_t)_mm256_movemask_epi8(dv);
+  uint32_t fl = ~(uint32_t)_mm256_movemask_epi8(g);
+  uint32_t first = fl & ~(fl << 1); /* bit 8i also when field i-1 is empty: bad anyway */
+  uint32_t neg =
+      (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('-'))) & first;
+  uint32_t bad = ((fl & ~dig) ^ (dot4 | neg)) | (0x80808080u & ~(dig & fl)) | (fl & 0x01010101u);
+  if (kind == FB_DEC)
+    bad |= dot4 & ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('.')));
+  t = _mm256_andnot_si256(g, _mm256_and_si256(t, dv));
+  if (kind == FB_DEC)
+    t = _mm256_shuffle_epi8(t, wsq8);
+  /* dwords (first 4 digits, last 4) in each qword: M = hi * 10^4 + lo */
+  __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(t, wm1), wm2);
+  *badp = bad;
+  *negp = neg;
+  return _mm256_add_epi64(_mm256_mul_epu32(p2, _mm256_set1_epi64x(10000)),
+                          _mm256_srli_epi64(p2, 32));
+}
 #endif
 
 __attribute__((target(FB_COL_TARGET), always_inline)) static inline long
 FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,
             double *out, uint32_t *redo, int8_t *kx, uint16_t *sg, const unsigned char delim,
-            const int kind, const fb_shape_t sh) {
+            const int kind, const fb_shape_t sh, const int quad, size_t *nlong) {
   const int n = sh.n, x = kind == FB_EXP ? sh.x : 0, ed = x - 1 - sh.es;
   /* lane i of the squeezed digits takes lane src(i) (none if < 0) */
   unsigned char sq[16];
@@ -113,6 +160,7 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
   const uint32_t fixed = dotbit | ebit | esbit; /* expected non-digit lanes */
   const uint32_t *te = ix + f, *ts = ix + f - 1;
   size_t nredo = 0;
+  *nlong = 0;
   if (kind == FB_GENERIC) {
     for (size_t r = 0; r < nrec; r++) {
       uint32_t s = ts[r * nc] + 1, e = te[r * nc];
@@ -141,6 +189,69 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
       wx[15 - i] = (unsigned char)(i == 0 ? 1 : i == 1 ? 10 : 100);
     const __m256i wex = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)wx));
     const int xs = kind == FB_EXP && sh.es ? 15 - ed : -1;
+    unsigned char *sb = (unsigned char *)sg; /* q4: a sign byte per record */
+    const int q4 = kind != FB_EXP && quad;
+    if (q4) {
+      /* Four records at a time (see the _quad function), then the fields
+       * of 8 bytes or more (and the bad ones) through the _pair function */
+      unsigned char q8[16];
+      for (int i = 0; i < 16; i++) {
+        int j = i & 7, src = kind == FB_DEC && j <= 7 - n ? j - 1 : j;
+        q8[i] = (unsigned char)(src >= 0 ? src + (i & 8) : 0x80);
+      }
+      const __m256i wsq8 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q8));
+      const uint32_t dot4 = kind == FB_DEC ? 0x01010101u << (7 - n) : 0;
+      for (; r + 4 <= nrec; r += 4, tp += 4 * nc) {
+        uint32_t bad, neg;
+        __m256i m = FB_CAT(FB_COL_NAME, _quad)(bb, tp[0], tp[nc], tp[2 * nc], tp[3 * nc], kind,
+                                               wsq8, dot4, delim, &bad, &neg);
+        _mm256_storeu_si256((__m256i *)(out + r), m);
+        memcpy(sb + r, &neg, sizeof neg);
+        if (bad) {
+          for (int i = 0; i < 4; i++) {
+            redo[nredo] = (uint32_t)r + (uint32_t)i;
+            nredo += (bad >> (8 * i) & 0xFFu) != 0;
+          }
+        }
+      }
+      if (r < nrec) { /* the last one to three, the first of them repeated */
+        uint32_t bad, neg, k = (uint32_t)(nrec - r);
+        uint64_t m4[4];
+        __m256i m = FB_CAT(FB_COL_NAME, _quad)(bb, tp[0], tp[k > 1 ? nc : 0],
+                                               tp[k > 2 ? 2 * nc : 0], tp[0], kind, wsq8, dot4,
+                                               delim, &bad, &neg);
+        _mm256_storeu_si256((__m256i *)m4, m);
+        for (uint32_t i = 0; i < k; i++) {
+          memcpy(out + r + i, m4 + i, sizeof *m4);
+          sb[r + i] = (unsigned char)(neg >> (8 * i));
+          redo[nredo] = (uint32_t)r + i;
+          nredo += (bad >> (8 * i) & 0xFFu) != 0;
+        }
+        r = nrec;
+      }
+      /* second chance, two at a time; the list shrinks in place */
+      *nlong = nredo;
+      size_t left = 0;
+      for (size_t i = 0; i < nredo; i += 2) {
+        uint32_t ra = redo[i], rb = i + 1 < nredo ? redo[i + 1] : ra, bad, neg;
+        uint64_t m2[2];
+        __m128i m01 = FB_CAT(FB_COL_NAME, _pair)(bb, te[ra * nc], te[rb * nc], kind, wsq, fixed,
+                                                 dotbit, ebit, esbit, must, wex, xs, n, delim,
+                                                 &bad, &neg, kx);
+        _mm_storeu_si128((__m128i *)m2, m01);
+        memcpy(out + ra, m2, sizeof *m2);
+        sb[ra] = (neg & 0xFFFFu) != 0;
+        redo[left] = ra;
+        left += (bad & 0xFFFFu) != 0;
+        if (rb != ra) {
+          memcpy(out + rb, m2 + 1, sizeof *m2);
+          sb[rb] = (neg >> 16) != 0;
+          redo[left] = rb;
+          left += (bad >> 16) != 0;
+        }
+      }
+      nredo = left;
+    }
     for (; r + 2 <= nrec; r += 2, tp += 2 * nc) {
       uint32_t e0 = tp[0], e1 = tp[nc];
       uint32_t bad, neg;
@@ -174,6 +285,7 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
     const __m128i m4 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
     (void)sg;
     (void)delim;
+    (void)quad;
     for (; r < nrec; r++, tp += nc) {
       uint32_t s = tp[-1] + 1, e = tp[0];
       size_t len = e - s;
@@ -241,7 +353,14 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
           d = _mm256_div_pd(_mm256_mul_pd(d, _mm256_i32gather_pd(p10, kp, 8)),
                             _mm256_i32gather_pd(p10, kn, 8));
         }
-        __m256i ng = _mm256_cvtepu16_epi64(_mm_loadl_epi64((const __m128i *)(sg + r)));
+        __m256i ng;
+        if (q4) {
+          int32_t s4;
+          memcpy(&s4, sb + r, sizeof s4);
+          ng = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(s4));
+        } else {
+          ng = _mm256_cvtepu16_epi64(_mm_loadl_epi64((const __m128i *)(sg + r)));
+        }
         ng = _mm256_andnot_si256(_mm256_cmpeq_epi64(ng, _mm256_setzero_si256()), sgn);
         _mm256_storeu_pd(out + r, _mm256_or_pd(d, _mm256_castsi256_pd(ng)));
       }
@@ -251,7 +370,7 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
       uint64_t u, b;
       memcpy(&u, &out[r], sizeof u);
 #ifdef FB_COL_WIDE
-      uint64_t neg = sg[r] ? sign : 0;
+      uint64_t neg = (q4 ? sb[r] : sg[r]) ? sign : 0;
 #else
       uint64_t neg = u & sign;
 #endif
@@ -295,8 +414,8 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
   __attribute__((target(FB_COL_TARGET), noinline)) static long FB_CAT(FB_COL_NAME, suffix)(  \
       const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc, size_t f,         \
       double *out, uint32_t *redo, int8_t *kx, uint16_t *sg, unsigned char delim,             \
-      const fb_shape_t sh) {                                                                 \
-    return FB_COL_NAME(bb, ix, nrec, nc, f, out, redo, kx, sg, delim, KIND, sh);             \
+      const fb_shape_t sh, int quad, size_t *nlong) {                                        \
+    return FB_COL_NAME(bb, ix, nrec, nc, f, out, redo, kx, sg, delim, KIND, sh, quad, nlong); \
   }
 FB_COL_KIND(_int, FB_INT)
 FB_COL_KIND(_dec, FB_DEC)

@@ -156,6 +156,7 @@ typedef struct stats_col {
   double bmm[2];        /* min and max of vals[0..nmom) */
   double *scratch;      /* for stats_sketch_add_batch */
   size_t capscratch;
+  unsigned wide_left;   /* blocks left before the block path tries 8-byte fields again */
 } stats_col_t;
 
 typedef struct stats_part {
