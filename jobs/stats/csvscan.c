@@ -1218,7 +1218,7 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
     fb_shape_t sh = fb_shape(bb, ix, nrec, nc, f);
     int8_t *kx = (int8_t *)(redo + FB_ROWS);
     const unsigned char dl = (unsigned char)c->delim;
-    /* Fields of at most 7 bytes four at a time (AVX2): for integers and up
+    /* Fields of at most 8 bytes four at a time (AVX2): for integers and up
      * to 6 digits after the point, unless the last try found more than a
      * quarter of the fields longer (then the two-at-a-time loop for the
      * next 32 blocks of this column) */

@@ -95,16 +95,18 @@ FB_CAT(FB_COL_NAME, _pair)(const unsigned char *bb, uint32_t e0, uint32_t e1, co
   return _mm256_castsi256_si128(_mm256_permute4x64_epi64(m, 0x08));
 }
 
-/* The same for four fields of at most 7 bytes (integers, or n <= 6 digits
+/* The same for four fields of at most 8 bytes (integers, or n <= 6 digits
  * after the point), one in each 64-bit lane: the 8 bytes that end at each
- * terminator.  Masks are 8 bits a field (field i in bits 8i..8i+7); a
- * window without a terminator (a field of 8 bytes or more) is bad, and the
- * caller gives such fields to the _pair function.  Returns the four M
- * (< 10^7). */
+ * terminator.  Masks are 8 bits a field (field i in bits 8i..8i+7).  A
+ * window without a terminator (*full: its bit 8i) holds a field of 8 bytes
+ * when the terminator before it is 9 bytes before its own, else a longer
+ * one, which is bad; the caller checks that, and gives the bad fields to
+ * the _pair function.  Returns the four M (< 10^8). */
 __attribute__((target(FB_COL_TARGET), always_inline)) static inline __m256i
 FB_CAT(FB_COL_NAME, _quad)(const unsigned char *bb, uint32_t e0, uint32_t e1, uint32_t e2,
                            uint32_t e3, const int kind, const __m256i wsq8, const uint32_t dot4,
-                           const unsigned char delim, uint32_t *badp, uint32_t *negp) {
+                           const unsigned char delim, uint32_t *badp, uint32_t *negp,
+                           uint32_t *fullp) {
   const __m256i w9 = _mm256_set1_epi8(9);
   const __m256i wm1 = _mm256_set1_epi16(0x010A);     /* bytes 10, 1 */
   const __m256i wm2 = _mm256_set1_epi32(0x00010064); /* words 100, 1 */
@@ -125,10 +127,11 @@ FB_CAT(FB_COL_NAME, _quad)(const unsigned char *bb, uint32_t e0, uint32_t e1, ui
   g = _mm256_or_si256(g, _mm256_srli_epi64(g, 32));
   uint32_t dig = (uint32_t)_mm256_movemask_epi8(dv);
   uint32_t fl = ~(uint32_t)_mm256_movemask_epi8(g);
-  uint32_t first = fl & ~(fl << 1); /* bit 8i also when field i-1 is empty: bad anyway */
+  uint32_t first = fl & ~((fl << 1) & 0xFEFEFEFEu);
   uint32_t neg =
       (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('-'))) & first;
-  uint32_t bad = ((fl & ~dig) ^ (dot4 | neg)) | (0x80808080u & ~(dig & fl)) | (fl & 0x01010101u);
+  uint32_t bad = ((fl & ~dig) ^ (dot4 | neg)) | (0x80808080u & ~(dig & fl));
+  *fullp = fl & 0x01010101u; /* no terminator: 8 bytes or more */
   if (kind == FB_DEC)
     bad |= dot4 & ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('.')));
   t = _mm256_andnot_si256(g, _mm256_and_si256(t, dv));
@@ -193,7 +196,7 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
     const int q4 = kind != FB_EXP && quad;
     if (q4) {
       /* Four records at a time (see the _quad function), then the fields
-       * of 8 bytes or more (and the bad ones) through the _pair function */
+       * of 9 bytes or more (and the bad ones) through the _pair function */
       unsigned char q8[16];
       for (int i = 0; i < 16; i++) {
         int j = i & 7, src = kind == FB_DEC && j <= 7 - n ? j - 1 : j;
@@ -203,10 +206,17 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
       const uint32_t dot4 = kind == FB_DEC ? 0x01010101u << (7 - n) : 0;
       for (; r + 4 <= nrec; r += 4, tp += 4 * nc) {
         uint32_t bad, neg;
+        uint32_t full;
         __m256i m = FB_CAT(FB_COL_NAME, _quad)(bb, tp[0], tp[nc], tp[2 * nc], tp[3 * nc], kind,
-                                               wsq8, dot4, delim, &bad, &neg);
+                                               wsq8, dot4, delim, &bad, &neg, &full);
         _mm256_storeu_si256((__m256i *)(out + r), m);
         memcpy(sb + r, &neg, sizeof neg);
+        if (full) { /* 8 bytes exactly? */
+          const uint32_t *t1 = tp + nc, *t2 = t1 + nc, *t3 = t2 + nc;
+          bad |= ((uint32_t)(tp[-1] + 9 != tp[0]) | (uint32_t)(t1[-1] + 9 != t1[0]) << 8 |
+                  (uint32_t)(t2[-1] + 9 != t2[0]) << 16 | (uint32_t)(t3[-1] + 9 != t3[0]) << 24) &
+                 full;
+        }
         if (bad) {
           for (int i = 0; i < 4; i++) {
             redo[nredo] = (uint32_t)r + (uint32_t)i;
@@ -217,9 +227,13 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
       if (r < nrec) { /* the last one to three, the first of them repeated */
         uint32_t bad, neg, k = (uint32_t)(nrec - r);
         uint64_t m4[4];
-        __m256i m = FB_CAT(FB_COL_NAME, _quad)(bb, tp[0], tp[k > 1 ? nc : 0],
-                                               tp[k > 2 ? 2 * nc : 0], tp[0], kind, wsq8, dot4,
-                                               delim, &bad, &neg);
+        uint32_t full;
+        const size_t o1 = k > 1 ? nc : 0, o2 = k > 2 ? 2 * nc : 0;
+        __m256i m = FB_CAT(FB_COL_NAME, _quad)(bb, tp[0], tp[o1], tp[o2], tp[0], kind, wsq8,
+                                               dot4, delim, &bad, &neg, &full);
+        bad |= (uint32_t)(tp[-1] + 9 != tp[0]) & full;
+        bad |= (uint32_t)(tp[o1 - 1] + 9 != tp[o1]) << 8 & full;
+        bad |= (uint32_t)(tp[o2 - 1] + 9 != tp[o2]) << 16 & full;
         _mm256_storeu_si256((__m256i *)m4, m);
         for (uint32_t i = 0; i < k; i++) {
           memcpy(out + r + i, m4 + i, sizeof *m4);
