@@ -518,6 +518,7 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   if (linear) {
     uint16_t *bk = z->bk;
     lin_buckets(a, n, mn, scale, nb, bk);
+#pragma GCC unroll 2
     for (size_t i = 0; i < n; i++)
       tally(cc, rep, bk[i], a[i]);
     uint32_t most = 0;
