@@ -405,6 +405,39 @@ static void lin_buckets(const double *a, size_t n, double mn, double scale, uint
   }
 }
 
+/* bk[i] = bucket of a[i] among nb (<= SUMM_NB) buckets linear in the
+ * order-preserving key: (d2k(a[i]) - kmn) >> shift */
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static size_t key_buckets_avx2(const double *a, size_t n,
+                                                               uint64_t kmn, int shift,
+                                                               uint16_t *bk) {
+  const __m256i top = _mm256_set1_epi64x((long long)0x8000000000000000ULL),
+                vmn = _mm256_set1_epi64x((long long)kmn),
+                low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m256i u = _mm256_loadu_si256((const __m256i *)(a + i));
+    /* d2k: ~u for negative values, u with the top bit flipped otherwise */
+    __m256i k = _mm256_xor_si256(u, _mm256_or_si256(_mm256_cmpgt_epi64(_mm256_setzero_si256(), u), top));
+    k = _mm256_srl_epi64(_mm256_sub_epi64(k, vmn), sh);
+    __m128i k4 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(k, low));
+    _mm_storel_epi64((__m128i *)(bk + i), _mm_packus_epi32(k4, k4));
+  }
+  return i;
+}
+#endif
+
+static void key_buckets(const double *a, size_t n, uint64_t kmn, int shift, uint16_t *bk) {
+  size_t i = 0;
+#if defined(__x86_64__)
+  if (stats_sketch_isa(-1) >= 1)
+    i = key_buckets_avx2(a, n, kmn, shift, bk);
+#endif
+  for (; i < n; i++)
+    bk[i] = (uint16_t)((d2k(a[i]) - kmn) >> shift);
+}
+
 static inline void summ_leaf(summ_t *z, uint64_t cnt, uint64_t repbits, int single) {
   double rep;
   memcpy(&rep, &repbits, sizeof rep);
@@ -536,8 +569,11 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     uint64_t kr = d2k(mx) - kmn;
     while ((kr >> shift) >= nb)
       shift++;
+    key_buckets(a, n, kmn, shift, z->bk);
+    const uint16_t *bk = z->bk;
+#pragma GCC unroll 2
     for (size_t i = 0; i < n; i++)
-      tally(cc, rep, (uint32_t)((d2k(a[i]) - kmn) >> shift), a[i]);
+      tally(cc, rep, bk[i], a[i]);
   }
   for (uint32_t b = 0; b < nb; b++) {
     cnt[0][b] = (uint32_t)cc[b];
@@ -570,19 +606,11 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   for (uint32_t b = 0; b < nb; b++)
     if (chg[b] != SPLIT)
       wp[b] = spare;
-  if (linear) {
-    const uint16_t *bk = z->bk;
-    for (size_t i = 0; i < n; i++) { /* bk[] still holds the buckets */
-      uint32_t b = bk[i];
-      t[wp[b]] = a[i];
-      wp[b] += chg[b] == SPLIT;
-    }
-  } else {
-    for (size_t i = 0; i < n; i++) {
-      uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
-      t[wp[b]] = a[i];
-      wp[b] += chg[b] == SPLIT;
-    }
+  const uint16_t *bk = z->bk;
+  for (size_t i = 0; i < n; i++) { /* bk[] still holds the buckets */
+    uint32_t b = bk[i];
+    t[wp[b]] = a[i];
+    wp[b] += chg[b] == SPLIT;
   }
   off = 0;
   for (uint32_t b = 0; b < nb; b++) {

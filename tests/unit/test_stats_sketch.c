@@ -324,14 +324,14 @@ static void test_sketch_batch_kinds(void) {
 }
 
 /* The batch summaries' code variants give the same sketch, item for item:
- * awkward kinds of data, batch sizes that are no multiple of the vector
- * width. */
+ * value-linear and key-linear buckets (log-like data of both signs, an
+ * outlier), batch sizes that are no multiple of the vector width. */
 static void test_sketch_variants_same(void) {
   size_t n = 200003;
   double *v = malloc(n * sizeof *v), *c = malloc(n * sizeof *c), *t = malloc(n * sizeof *t);
   CU_ASSERT_PTR_NOT_NULL_FATAL(v && c && t);
   int prev = stats_sketch_isa(-1);
-  for (int kind = 0; kind < 6; kind++) {
+  for (int kind = 0; kind < 7; kind++) {
     for (size_t i = 0; i < n; i++) {
       double x;
       switch (kind) {
@@ -340,6 +340,7 @@ static void test_sketch_variants_same(void) {
       case 2: x = round(urand() * 2e5) / 100; break;
       case 3: x = i % 997 == 0 ? 1e9 : urand(); break;
       case 4: x = exp(2 * nrand()); break;
+      case 5: x = (rnd() % 2 ? -1.0 : 1.0) * exp(10 * nrand()); break; /* log-like, signed */
       default: x = (double)(rnd() % 10); break;
       }
       v[i] = x;
