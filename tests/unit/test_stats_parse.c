@@ -615,6 +615,57 @@ static void test_block_delimiters(void) {
     delim_case(dls[i]);
 }
 
+/* The block path checks that each LF ends the record after exactly ncols
+ * terminators; a row with more or fewer fields anywhere in a block (any
+ * offset in a 64-byte step, first or last of a block) stops it, and the
+ * record loop reports that row with every code variant. */
+static void test_block_ragged(void) {
+  const size_t rows = 3000, cap = rows * 40 + 20000;
+  char *csv = malloc(cap);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+  srand(5);
+  int prev = stats_parse_isa(-1);
+  for (int trial = 0; trial < 50; trial++) {
+    size_t badrow = trial < 4 ? (size_t)(255 + trial) : 1 + (size_t)rand() % (rows - 2);
+    int kind = trial % 5; /* one field more, one fewer, two more, a lone field, 4000 */
+    size_t len = (size_t)snprintf(csv, cap, "a,b,c\n"), bad_off = 0;
+    for (size_t r = 0; r < rows; r++) {
+      if (r == badrow) {
+        bad_off = len;
+        static const char *const badrec[] = {"1,2,3,4\n", "1,2\n", "1,2,3,4,5\n", "7\n"};
+        if (kind < 4) {
+          len += (size_t)snprintf(csv + len, cap - len, "%s", badrec[kind]);
+        } else { /* more terminators than a block holds before its LF */
+          for (int i = 0; i < 4000; i++)
+            len += (size_t)snprintf(csv + len, cap - len, "%d%s", i % 10, i < 3999 ? "," : "\n");
+        }
+        continue;
+      }
+      len += (size_t)snprintf(csv + len, cap - len, "%d,%d.%d,%d\n", rand() % 100000,
+                              rand() % 100, rand() % 10, rand() % (1 + rand() % 1000));
+    }
+    unsigned char w[3] = {1, 1, 1};
+    stats_cfg_t c = {',', 3, w, 1u << 30, 0, 0};
+    for (int isa = prev; isa >= 0; isa--) {
+      stats_parse_isa(isa);
+      stats_part_t part;
+      CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
+      uint64_t end;
+      CU_ASSERT_EQUAL_FATAL(stats_parse(&c, (const unsigned char *)csv, 6, len, len, &part, &end), 0);
+      CU_ASSERT_TRUE(part.has_err);
+      CU_ASSERT_EQUAL(part.err_pos, bad_off);
+      CU_ASSERT_EQUAL(part.records, badrow);
+      /* (the record loop may have taken the bad row's first fields) */
+      CU_ASSERT(stats_moments_count(&part.cols[2].mom) >= badrow);
+      if (isa > 0 && badrow > 600)
+        CU_ASSERT(part.block_records > badrow / 2);
+      stats_part_free(&part, &c);
+    }
+  }
+  stats_parse_isa(prev);
+  free(csv);
+}
+
 MPC_TESTS(stats_parse) = {
     {"number parser edge cases equal strtod", test_number_edges},
     {"number parser equals strtod on random strings", test_number_random},
@@ -629,5 +680,6 @@ MPC_TESTS(stats_parse) = {
     {"CRLF line ends: the same values as LF, numeric or text last column", test_crlf_block},
     {"block path: other delimiters, lone CR header, long fields; every code variant",
      test_block_delimiters},
+    {"block path: a row with more or fewer fields anywhere stops at that row", test_block_ragged},
     CU_TEST_INFO_NULL,
 };
