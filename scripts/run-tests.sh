@@ -17,6 +17,16 @@ failures=()
 # mpirun can strand.
 shm_list() { ls /dev/shm 2>/dev/null | sort; }
 shm_before=$(shm_list)
+# Open MPI's session directories (TMPDIR/ompi.HOST.UID/pid.N) of mpiruns no
+# longer running: a killed mpirun strands one (~6 MB); tests keep theirs in
+# their own temporary directory.
+stale_sessions() {
+  local d
+  for d in "${TMPDIR:-/tmp}"/ompi.*/pid.*; do
+    [ -d "$d" ] && ! kill -0 "${d##*/pid.}" 2>/dev/null && echo "$d"
+  done | sort
+}
+sess_before=$(stale_sessions)
 
 while read -r suite ntests; do
   [ -n "$suite" ] || continue
@@ -63,15 +73,21 @@ if [ "$MODE" != "--unit-only" ]; then
   done
 fi
 
-# Nothing may be left behind in /dev/shm by any test.
-shm_new=$(comm -13 <(echo "$shm_before") <(shm_list) | head -5)
-if [ -n "$shm_new" ]; then
-  echo "not ok - /dev/shm objects left behind: $shm_new"
-  failed=$((failed + 1)); failures+=("/dev/shm leftovers")
-else
-  echo "ok - no /dev/shm objects left behind"
-  passed=$((passed + 1))
-fi
+# Nothing may be left behind by any test: compare a list taken before.
+# left_behind WHAT BEFORE LISTING-COMMAND
+left_behind() {
+  local new
+  new=$(comm -13 <(echo "$2") <($3) | head -5)
+  if [ -n "$new" ]; then
+    echo "not ok - $1 left behind: $new"
+    failed=$((failed + 1)); failures+=("$1 left behind")
+  else
+    echo "ok - no $1 left behind"
+    passed=$((passed + 1))
+  fi
+}
+left_behind "/dev/shm objects" "$shm_before" shm_list
+left_behind "Open MPI session directories" "$sess_before" stale_sessions
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then

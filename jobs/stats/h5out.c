@@ -1,7 +1,10 @@
 /* HDF5 output: /count, /mean, /std, /min, /25%, /50%, /75%, /max (float64
  * [ncols] each), /columns (variable-length UTF-8 strings) and root
  * attributes source, rows, created (UTC ISO 8601), quantiles ("exact" or
- * "sketch").  Written to "<path>.tmp.<pid>" and renamed over <path>. */
+ * "sketch").  Written to "<path>.tmp.<pid>" and renamed over <path>.
+ *
+ * Built on its own as a plugin (STATS_H5_PLUGIN), the one object linked
+ * with HDF5; stats.c loads it for --out.  It uses nothing of libmpcrun. */
 #include "stats.h"
 
 #include <hdf5.h>
@@ -9,9 +12,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-const char *const stats_row_names[8] = {"count", "mean", "std", "min",
-                                        "25%",   "50%",  "75%", "max"};
 
 static int attr_str(hid_t obj, const char *name, const char *val) {
   hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = -1;
@@ -33,10 +33,10 @@ out:
 }
 
 int stats_h5_write(const char *path, const stats_table_t *t, const char *source,
-                   uint64_t rows, int exact, mpc_buf_t *err) {
+                   uint64_t rows, int exact, char *err, size_t errlen) {
   char tmp[4096];
   if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
-    STATS_MSG(err, "%s: path too long", path);
+    snprintf(err, errlen, "%s: path too long", path);
     return MPC_EINVAL;
   }
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -44,7 +44,7 @@ int stats_h5_write(const char *path, const stats_table_t *t, const char *source,
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   hid_t sp = -1, st = -1, d = -1, sa = -1, a = -1;
   if (f < 0) {
-    STATS_MSG(err, "%s: cannot create HDF5 file", tmp);
+    snprintf(err, errlen, "%s: cannot create HDF5 file", tmp);
     return MPC_EIO;
   }
   hsize_t dims[1] = {t->ncols};
@@ -96,10 +96,10 @@ out:
     rc = MPC_EIO;
   if (rc == 0 && rename(tmp, path) != 0) {
     rc = MPC_EIO;
-    STATS_MSG(err, "%s: rename failed", path);
+    snprintf(err, errlen, "%s: rename failed", path);
   } else if (rc != 0) {
-    if (!err->len)
-      STATS_MSG(err, "%s: HDF5 write failed", path);
+    if (!err[0])
+      snprintf(err, errlen, "%s: HDF5 write failed", path);
   }
   if (rc)
     unlink(tmp);

@@ -8,6 +8,7 @@
  * depend on ranks, workers or completion order. */
 #include "stats.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -48,6 +49,7 @@ typedef struct stats_state {
   /* options */
   char *path;
   char *out;
+  stats_h5_write_fn h5_write; /* --out on the master: from the plugin */
   int fmt;
   int exact;
   uint64_t chunk;
@@ -79,6 +81,33 @@ typedef struct stats_state {
 } stats_state_t;
 
 /* ---- options ------------------------------------------------------------------ */
+
+/* The HDF5 plugin: <dir of the program>/../lib/STATS_H5_PLUGIN.  It stays
+ * loaded to the end (HDF5 cleans up at exit). */
+static int h5_load(stats_state_t *s, mpc_buf_t *err) {
+  char path[4096];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 64);
+  if (n <= 0) {
+    STATS_MSG(err, "--out: cannot find the program's directory: %s", strerror(errno));
+    return MPC_ENOTFOUND;
+  }
+  path[n] = 0;
+  for (int up = 0; up < 2; up++) { /* .../bin/mpc-run -> ... */
+    char *sl = strrchr(path, '/');
+    if (!sl)
+      break;
+    *sl = 0;
+  }
+  strcat(path, "/lib/" STATS_H5_PLUGIN);
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  void *fn = h ? dlsym(h, "stats_h5_write") : NULL;
+  if (!fn) {
+    STATS_MSG(err, "--out needs HDF5 support, which did not load: %s", dlerror());
+    return MPC_ENOTFOUND;
+  }
+  *(void **)&s->h5_write = fn;
+  return 0;
+}
 
 static int parse_size(const char *s, uint64_t *out) {
   char *e;
@@ -124,7 +153,6 @@ static void state_free(stats_state_t *s) {
 
 static int stats_init(int argc, char **argv, const mpc_job_env_t *env,
                       void **state, mpc_buf_t *err) {
-  (void)env;
   stats_state_t *s = calloc(1, sizeof *s);
   if (!s)
     return MPC_ENOMEM;
@@ -259,6 +287,8 @@ static int stats_init(int argc, char **argv, const mpc_job_env_t *env,
     s->guided = 1;
   }
   s->next_off = s->hdr.data_start;
+  if (s->out && (!env || env->rank == 0) && (rc = h5_load(s, err)))
+    goto bad;
   *state = s;
   return 0;
 bad:
@@ -955,11 +985,10 @@ static int stats_finish(void *state, const mpc_job_report_t *rep) {
   }
   fflush(stdout);
   if (s->out) {
-    mpc_buf_t err = MPC_BUF_INIT;
-    rc = stats_h5_write(s->out, &t, s->path, s->rows, s->exact, &err);
+    char err[512] = "";
+    rc = s->h5_write(s->out, &t, s->path, s->rows, s->exact, err, sizeof err);
     if (rc)
-      fprintf(stderr, "stats: %s\n", mpc_buf_str(&err));
-    mpc_buf_free(&err);
+      fprintf(stderr, "stats: %s\n", err);
   }
 out:
   for (int r = 0; r < 8; r++)

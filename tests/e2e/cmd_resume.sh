@@ -6,6 +6,8 @@ RUN="${MPC_BUILD:?}/bin/mpc-run"
 if [ ! -x "$RUN" ]; then echo "# SKIP cmd_resume: $RUN not built"; exit 0; fi
 T=$(mktemp -d /tmp/mpc_e2e_cmd.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# A killed mpirun leaves Open MPI's session directory: it goes with T.
+export OMPI_MCA_orte_tmpdir_base="$T"
 pass() { echo "ok - $1"; }
 fail() { echo "not ok - $1"; [ $# -gt 1 ] && printf '#   %s\n' "${@:2}"; }
 logged() { awk -F'\t' 'NR > 1 && NF >= 9 { print $1 }' "$1" | sort -n; }

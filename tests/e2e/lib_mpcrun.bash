@@ -6,6 +6,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Quiet Open MPI about oversubscription and forked children.
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_warn_on_fork=0
 TMP=$(mktemp -d /tmp/mpc-e2e.XXXXXX)
+# Open MPI's session directory goes in TMP too: a killed mpirun (or one
+# whose rank died) leaves it behind, and it goes with TMP.
+export OMPI_MCA_orte_tmpdir_base="$TMP"
 NFAIL=0
 cleanup() {
   # Anything of ours still alive is a failure of the test, and must not stay.

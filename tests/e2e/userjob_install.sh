@@ -50,5 +50,22 @@ timeout -k 5 60 "$IRUN" ./badabi.so 10 >/dev/null 2>"$TMP/u4.err"
 rc=$?
 check "wrong ABI version: exit 2" [ "$rc" = 2 ]
 check "wrong ABI version: explained" grep -q "job ABI version" "$TMP/u4.err"
+# stats --out from the installed tree: its HDF5 plugin is found beside bin/.
+printf 'x,y\n1,2\n3,5\n' >"$TMP/s.csv"
+timeout -k 5 60 "$IRUN" stats "$TMP/s.csv" --out "$TMP/s.h5" >"$TMP/s.out" 2>"$TMP/s.err"
+check "installed: stats --out exit 0 (HDF5 plugin in lib/mpcrun)" [ $? = 0 -a -f "$PREFIX/lib/mpcrun/stats-hdf5.so" ]
+check "installed: stats --out wrote an HDF5 file" sh -c "h5dump -d /mean '$TMP/s.h5' | grep -q '2, 3.5'"
+# mpc-run itself does not link HDF5 (it would load ~30 libraries at every start).
+check "mpc-run does not link HDF5" sh -c "! ldd '$IRUN' | grep -q hdf5"
+# Without the plugin, --out is refused at start, by name; other runs still work.
+mkdir -p "$TMP/bare/bin" "$TMP/bare/lib"
+cp "$IRUN" "$TMP/bare/bin/"; cp "$PREFIX/lib/libmpcrun.so" "$TMP/bare/lib/libmpcrun.so.0"
+timeout -k 5 60 "$TMP/bare/bin/mpc-run" stats "$TMP/s.csv" --out "$TMP/s2.h5" >"$TMP/s2.out" 2>"$TMP/s2.err"
+rc=$?
+check "no plugin: stats --out exits 2" [ "$rc" = 2 ]
+check "no plugin: the error names --out and the missing file" grep -q -- "--out needs HDF5 support.*stats-hdf5.so" "$TMP/s2.err"
+check "no plugin: no output file" [ ! -e "$TMP/s2.h5" ]
+timeout -k 5 60 "$TMP/bare/bin/mpc-run" stats "$TMP/s.csv" --format csv >"$TMP/s3.out" 2>"$TMP/s3.err"
+check "no plugin: stats without --out works" [ $? = 0 ]
 check "no process left" wait_gone 20
 exit 0
