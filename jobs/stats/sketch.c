@@ -328,7 +328,8 @@ typedef struct summ {
   const uint64_t *mid; /* group middles, ascending */
   size_t nmid, next;
   double *out;         /* out[i]: item for group i */
-  uint16_t *bk;        /* bucket of each value (linear buckets; any depth) */
+  uint32_t *bk;        /* 8 * bucket of each value: a byte offset into
+                        * the tally's arrays of 64-bit words */
   uint64_t emax;       /* largest bucket that is not a single value */
 } summ_t;
 
@@ -338,14 +339,14 @@ static inline uint64_t bits_of(double d) {
   return u;
 }
 
-/* bk[i] = bucket of a[i] among nb (<= SUMM_NB) value-linear buckets from mn */
-/* Count value v into bucket b, and whether it differs from the bucket's last
- * value (on bit patterns: no NaN tests). */
-static inline void tally(uint64_t *cc, uint64_t *rep, uint32_t b, double v) {
-  uint64_t bits;
+/* Count value v into the bucket at byte offset o (8 * its number), and
+ * whether it differs from the bucket's last value (on bit patterns: no NaN
+ * tests).  A byte offset saves a scaling a value. */
+static inline void tally(uint64_t *cc, uint64_t *rep, uint32_t o, double v) {
+  uint64_t bits, *c = (uint64_t *)((char *)cc + o), *r = (uint64_t *)((char *)rep + o);
   memcpy(&bits, &v, sizeof bits);
-  cc[b] += 1 | (uint64_t)(rep[b] != bits) << 32; /* one update for both counts */
-  rep[b] = bits;
+  *c += 1 | (uint64_t)(*r != bits) << 32; /* one update for both counts */
+  *r = bits;
 }
 
 #if defined(__x86_64__)
@@ -353,7 +354,7 @@ static inline void tally(uint64_t *cc, uint64_t *rep, uint32_t b, double v) {
  * in the same order, so the same buckets */
 __attribute__((target("avx2"))) static size_t lin_buckets_avx2(const double *a, size_t n,
                                                                double mn, double scale,
-                                                               uint32_t nb, uint16_t *bk) {
+                                                               uint32_t nb, uint32_t *bk) {
   const __m256d vmn = _mm256_set1_pd(mn), vs = _mm256_set1_pd(scale),
                 top = _mm256_set1_pd((double)(nb - 1));
   size_t i = 0;
@@ -361,8 +362,8 @@ __attribute__((target("avx2"))) static size_t lin_buckets_avx2(const double *a, 
     __m256d x0 = _mm256_min_pd(_mm256_mul_pd(_mm256_sub_pd(_mm256_loadu_pd(a + i), vmn), vs), top);
     __m256d x1 =
         _mm256_min_pd(_mm256_mul_pd(_mm256_sub_pd(_mm256_loadu_pd(a + i + 4), vmn), vs), top);
-    _mm_storeu_si128((__m128i *)(bk + i),
-                     _mm_packs_epi32(_mm256_cvttpd_epi32(x0), _mm256_cvttpd_epi32(x1)));
+    _mm_storeu_si128((__m128i *)(bk + i), _mm_slli_epi32(_mm256_cvttpd_epi32(x0), 3));
+    _mm_storeu_si128((__m128i *)(bk + i + 4), _mm_slli_epi32(_mm256_cvttpd_epi32(x1), 3));
   }
   return i;
 }
@@ -384,8 +385,10 @@ int stats_sketch_isa(int want) {
   return sketch_isa;
 }
 
+/* bk[i] = 8 * bucket of a[i] among nb (<= SUMM_NB) value-linear buckets
+ * from mn */
 static void lin_buckets(const double *a, size_t n, double mn, double scale, uint32_t nb,
-                        uint16_t *bk) {
+                        uint32_t *bk) {
   size_t i = 0;
 #if defined(__x86_64__)
   if (stats_sketch_isa(-1) >= 1)
@@ -396,21 +399,21 @@ static void lin_buckets(const double *a, size_t n, double mn, double scale, uint
     __m128d x0 = _mm_min_pd(_mm_mul_pd(_mm_sub_pd(_mm_loadu_pd(a + i), vmn), vs), top);
     __m128d x1 = _mm_min_pd(_mm_mul_pd(_mm_sub_pd(_mm_loadu_pd(a + i + 2), vmn), vs), top);
     __m128i b = _mm_unpacklo_epi64(_mm_cvttpd_epi32(x0), _mm_cvttpd_epi32(x1));
-    _mm_storel_epi64((__m128i *)(bk + i), _mm_packs_epi32(b, b));
+    _mm_storeu_si128((__m128i *)(bk + i), _mm_slli_epi32(b, 3));
   }
 #endif
   for (; i < n; i++) {
     uint32_t b = (uint32_t)((a[i] - mn) * scale);
-    bk[i] = (uint16_t)(b < nb ? b : nb - 1);
+    bk[i] = (b < nb ? b : nb - 1) << 3;
   }
 }
 
-/* bk[i] = bucket of a[i] among nb (<= SUMM_NB) buckets linear in the
+/* bk[i] = 8 * bucket of a[i] among nb (<= SUMM_NB) buckets linear in the
  * order-preserving key: (d2k(a[i]) - kmn) >> shift */
 #if defined(__x86_64__)
 __attribute__((target("avx2"))) static size_t key_buckets_avx2(const double *a, size_t n,
                                                                uint64_t kmn, int shift,
-                                                               uint16_t *bk) {
+                                                               uint32_t *bk) {
   const __m256i top = _mm256_set1_epi64x((long long)0x8000000000000000ULL),
                 vmn = _mm256_set1_epi64x((long long)kmn),
                 low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
@@ -422,20 +425,20 @@ __attribute__((target("avx2"))) static size_t key_buckets_avx2(const double *a, 
     __m256i k = _mm256_xor_si256(u, _mm256_or_si256(_mm256_cmpgt_epi64(_mm256_setzero_si256(), u), top));
     k = _mm256_srl_epi64(_mm256_sub_epi64(k, vmn), sh);
     __m128i k4 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(k, low));
-    _mm_storel_epi64((__m128i *)(bk + i), _mm_packus_epi32(k4, k4));
+    _mm_storeu_si128((__m128i *)(bk + i), _mm_slli_epi32(k4, 3));
   }
   return i;
 }
 #endif
 
-static void key_buckets(const double *a, size_t n, uint64_t kmn, int shift, uint16_t *bk) {
+static void key_buckets(const double *a, size_t n, uint64_t kmn, int shift, uint32_t *bk) {
   size_t i = 0;
 #if defined(__x86_64__)
   if (stats_sketch_isa(-1) >= 1)
     i = key_buckets_avx2(a, n, kmn, shift, bk);
 #endif
   for (; i < n; i++)
-    bk[i] = (uint16_t)((d2k(a[i]) - kmn) >> shift);
+    bk[i] = (uint32_t)((d2k(a[i]) - kmn) >> shift) << 3;
 }
 
 static inline void summ_leaf(summ_t *z, uint64_t cnt, uint64_t repbits, int single) {
@@ -549,7 +552,7 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   int shift = 0;
   uint64_t kmn = d2k(mn);
   if (linear) {
-    uint16_t *bk = z->bk;
+    uint32_t *bk = z->bk;
     lin_buckets(a, n, mn, scale, nb, bk);
 #pragma GCC unroll 2
     for (size_t i = 0; i < n; i++)
@@ -570,7 +573,7 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     while ((kr >> shift) >= nb)
       shift++;
     key_buckets(a, n, kmn, shift, z->bk);
-    const uint16_t *bk = z->bk;
+    const uint32_t *bk = z->bk;
 #pragma GCC unroll 2
     for (size_t i = 0; i < n; i++)
       tally(cc, rep, bk[i], a[i]);
@@ -606,9 +609,9 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   for (uint32_t b = 0; b < nb; b++)
     if (chg[b] != SPLIT)
       wp[b] = spare;
-  const uint16_t *bk = z->bk;
+  const uint32_t *bk = z->bk;
   for (size_t i = 0; i < n; i++) { /* bk[] still holds the buckets */
-    uint32_t b = bk[i];
+    uint32_t b = bk[i] >> 3;
     t[wp[b]] = a[i];
     wp[b] += chg[b] == SPLIT;
   }
