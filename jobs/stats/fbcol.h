@@ -51,7 +51,8 @@ FB_CAT(FB_COL_NAME, _pair)(const unsigned char *bb, uint32_t e0, uint32_t e1, co
   uint32_t dig = (uint32_t)_mm256_movemask_epi8(dv);
   uint32_t fl = ~(uint32_t)_mm256_movemask_epi8(g); /* field lanes */
   uint32_t first = fl & ~(fl << 1); /* bit 16 also when field 0 is empty: bad anyway */
-  uint32_t mn = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('-')));
+  const __m256i mv = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('-'));
+  uint32_t mn = (uint32_t)_mm256_movemask_epi8(mv);
   uint32_t neg = mn & first;
   uint32_t bad = ((fl & ~dig) ^ (fx2 | neg)) | (must2 & ~(dig & fl)) | (fl & 0x10001u);
   if (kind == FB_DEC || (kind == FB_EXP && dotbit)) {
@@ -70,18 +71,21 @@ FB_CAT(FB_COL_NAME, _pair)(const unsigned char *bb, uint32_t e0, uint32_t e1, co
   t = _mm256_andnot_si256(g, _mm256_and_si256(t, dv));
   if (kind == FB_EXP) {
     /* the exponent's digits (the last lanes) times 100, 10, 1 (wex), summed
-     * in the last dword of each lane; its sign lane (xs: bit) from mn */
+     * in the last dword of each lane, negated when its sign lane (xs) is a
+     * '-' (that byte spread over the dword), less n, checked, clamped */
     __m256i xe = _mm256_madd_epi16(_mm256_maddubs_epi16(t, wex), _mm256_set1_epi16(1));
-    int k0 = _mm256_extract_epi32(xe, 3), k1 = _mm256_extract_epi32(xe, 7);
     if (xs >= 0) {
-      k0 = (mn >> xs) & 1 ? -k0 : k0;
-      k1 = (mn >> (xs + 16)) & 1 ? -k1 : k1;
+      __m256i sgn = _mm256_shuffle_epi8(mv, _mm256_set1_epi8((char)xs));
+      xe = _mm256_sub_epi32(_mm256_xor_si256(xe, sgn), sgn);
     }
-    k0 -= n;
-    k1 -= n;
-    bad |= (uint32_t)((unsigned)(k0 + 22) > 44) | (uint32_t)((unsigned)(k1 + 22) > 44) << 16;
-    kx[0] = (int8_t)(k0 < -22 ? -22 : k0 > 22 ? 22 : k0);
-    kx[1] = (int8_t)(k1 < -22 ? -22 : k1 > 22 ? 22 : k1);
+    const __m256i lim = _mm256_set1_epi32(22), nlim = _mm256_set1_epi32(-22);
+    xe = _mm256_sub_epi32(xe, _mm256_set1_epi32(n));
+    bad |= (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpgt_epi32(xe, lim),
+                                                          _mm256_cmpgt_epi32(nlim, xe))) &
+           0xF000F000u; /* dwords 3 and 7 */
+    xe = _mm256_min_epi32(_mm256_max_epi32(xe, nlim), lim);
+    kx[0] = (int8_t)_mm256_extract_epi8(xe, 12);
+    kx[1] = (int8_t)_mm256_extract_epi8(xe, 28);
   }
   if (kind != FB_INT)
     t = _mm256_shuffle_epi8(t, wsq);
