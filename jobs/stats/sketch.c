@@ -441,6 +441,37 @@ static void key_buckets(const double *a, size_t n, uint64_t kmn, int shift, uint
     bk[i] = (uint32_t)((d2k(a[i]) - kmn) >> shift) << 3;
 }
 
+/* p[0..n) = v */
+static void fill64(uint64_t *p, uint64_t v, size_t n) {
+  size_t i = 0;
+#if defined(__x86_64__)
+  const __m128i x = _mm_set1_epi64x((long long)v);
+  for (; i + 4 <= n; i += 4) {
+    _mm_storeu_si128((__m128i *)(p + i), x);
+    _mm_storeu_si128((__m128i *)(p + i + 2), x);
+  }
+#endif
+  for (; i < n; i++)
+    p[i] = v;
+}
+
+/* One pass over the tallies: the largest count, the buckets to split (more
+ * than emax_ok values, not all the same) and how many values they hold. */
+static void scan_tallies(const uint64_t *cc, uint32_t nb, uint64_t emax_ok, uint32_t *most,
+                         uint32_t *heavy, uint32_t *packed) {
+  uint32_t mo = 0, hv = 0, pk = 0;
+  for (uint32_t b = 0; b < nb; b++) {
+    uint32_t c = (uint32_t)cc[b], h = (uint32_t)(cc[b] >> 32);
+    int sp = c > emax_ok && h > 1;
+    mo = c > mo ? c : mo;
+    hv += (uint32_t)sp;
+    pk += sp ? c : 0;
+  }
+  *most = mo;
+  *heavy = hv;
+  *packed = pk;
+}
+
 static inline void summ_leaf(summ_t *z, uint64_t cnt, uint64_t repbits, int single) {
   double rep;
   memcpy(&rep, &repbits, sizeof rep);
@@ -546,25 +577,22 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   const uint64_t none = 0x7FF8000000000000ULL;
   const uint32_t SPLIT = UINT32_MAX;
   memset(cc, 0, nb * sizeof *cc);
-  for (uint32_t b = 0; b < nb; b++)
-    rep[b] = none;
+  fill64(rep, none, nb);
   const double scale = (double)nb / range;
   int shift = 0;
   uint64_t kmn = d2k(mn);
+  uint32_t most, heavy, packed;
   if (linear) {
     uint32_t *bk = z->bk;
     lin_buckets(a, n, mn, scale, nb, bk);
 #pragma GCC unroll 2
     for (size_t i = 0; i < n; i++)
       tally(cc, rep, bk[i], a[i]);
-    uint32_t most = 0;
-    for (uint32_t b = 0; b < nb; b++)
-      most = (uint32_t)cc[b] > most ? (uint32_t)cc[b] : most;
+    scan_tallies(cc, nb, emax_ok, &most, &heavy, &packed);
     if (most > n / 2) { /* the sample missed the skew: use bit digits */
       linear = 0;
       memset(cc, 0, nb * sizeof *cc);
-      for (uint32_t b = 0; b < nb; b++)
-        rep[b] = none;
+      fill64(rep, none, nb);
     }
   }
   if (!linear) {
@@ -577,22 +605,28 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
 #pragma GCC unroll 2
     for (size_t i = 0; i < n; i++)
       tally(cc, rep, bk[i], a[i]);
+    scan_tallies(cc, nb, emax_ok, &most, &heavy, &packed);
   }
-  for (uint32_t b = 0; b < nb; b++) {
-    cnt[0][b] = (uint32_t)cc[b];
-    chg[b] = (uint32_t)(cc[b] >> 32);
-  }
-  uint32_t heavy = 0;
-  for (uint32_t b = 0; b < nb; b++) {
-    if (cnt[0][b] > emax_ok && chg[b] > 1) {
-      chg[b] = SPLIT;
-      heavy++;
+  if (heavy == 0) { /* summ_leaf() for every bucket, the state in registers */
+    uint64_t pos = z->pos, emax = z->emax;
+    size_t next = z->next;
+    const size_t nmid = z->nmid;
+    const uint64_t *mid = z->mid;
+    double *out = z->out;
+    for (uint32_t b = 0; b < nb; b++) {
+      uint32_t c = (uint32_t)cc[b];
+      if (!c)
+        continue;
+      uint64_t end = pos + c;
+      while (next < nmid && mid[next] < end)
+        memcpy(&out[next++], &rep[b], sizeof *out);
+      pos = end;
+      if ((uint32_t)(cc[b] >> 32) != 1 && c > emax)
+        emax = c;
     }
-  }
-  if (heavy == 0) {
-    for (uint32_t b = 0; b < nb; b++)
-      if (cnt[0][b])
-        summ_leaf(z, cnt[0][b], rep[b], chg[b] == 1);
+    z->pos = pos;
+    z->emax = emax;
+    z->next = next;
     return;
   }
   /* gather the values of the big buckets, packed in bucket order, into t;
@@ -600,15 +634,15 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
    * the packed values (there is one when there are others) */
   uint32_t *wp = cnt[1];
   uint32_t off = 0;
-  for (uint32_t b = 0; b < nb; b++)
-    if (chg[b] == SPLIT) {
-      wp[b] = off;
-      off += cnt[0][b];
-    }
-  const uint32_t spare = off;
-  for (uint32_t b = 0; b < nb; b++)
-    if (chg[b] != SPLIT)
-      wp[b] = spare;
+  const uint32_t spare = packed;
+  for (uint32_t b = 0; b < nb; b++) {
+    uint32_t c = (uint32_t)cc[b], h = (uint32_t)(cc[b] >> 32);
+    int sp = c > emax_ok && h > 1;
+    cnt[0][b] = c;
+    chg[b] = sp ? SPLIT : h;
+    wp[b] = sp ? off : spare;
+    off += sp ? c : 0;
+  }
   const uint32_t *bk = z->bk;
   for (size_t i = 0; i < n; i++) { /* bk[] still holds the buckets */
     uint32_t b = bk[i] >> 3;
