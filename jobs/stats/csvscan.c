@@ -903,8 +903,8 @@ static inline int take_field(stats_part_t *part, const stats_cfg_t *c, size_t f,
  * Most records of a typical file have no quotes, no CR, only ASCII and
  * exactly ncols fields.  Runs of such records are parsed a block at a time:
  * 64-byte masks of the delimiters and LFs are flattened into an array of
- * field terminators (and one of LFs), the records are checked against the
- * header's field count, and then each column of the block is converted in
+ * field terminators, each LF is checked to be every ncols-th of them (its
+ * rank, a popcount), and then each column of the block is converted in
  * one loop, so the branches of the number parser see one column's format at a
  * time.  The first record that is not of that kind (or the last bytes of the
  * data) goes to the record loop below, which reports errors. */
@@ -913,35 +913,29 @@ static inline int take_field(stats_part_t *part, const stats_cfg_t *c, size_t f,
 #define FB_MAXOFF (1u << 30)    /* block bytes (offsets are 32-bit) */
 
 typedef struct fblk {
-  uint32_t *ixa, *nl; /* ixa[0] = UINT32_MAX, then the terminators */
+  uint32_t *ixa;      /* ixa[0] = UINT32_MAX, then the terminators */
   size_t rows;        /* records per block: FB_ROWS, fewer for wide files */
   uint32_t redo[FB_ROWS + FB_ROWS / 4]; /* fields for the general parser; exponents */
+  uint16_t sg[FB_ROWS + 4];             /* AVX2 column loops: signs */
 } fblk_t;
 
 /* While a block is scanned, fewer than rows * ncols terminators are
  * stored (the records checked so far plus an incomplete one), and a 64-byte
- * step adds at most 64 and writes up to 15 entries past those; every LF is a
- * terminator, so the LFs need as much room (blank lines). */
+ * step adds at most 64 and writes up to 15 entries past those. */
 static int fblk_init(fblk_t *b, size_t ncols) {
-  /* at most ~1M terminators (8 MB for both arrays) however wide the file */
+  /* at most ~1M terminators (4 MB) however wide the file */
   b->rows = ncols <= (1u << 20) / FB_ROWS ? FB_ROWS : (1u << 20) / ncols;
   if (b->rows == 0)
     b->rows = 1;
   b->ixa = malloc((b->rows * ncols + 64 + 16 + 1) * sizeof *b->ixa);
-  b->nl = malloc((b->rows * ncols + 64 + 16) * sizeof *b->nl);
-  if (!b->ixa || !b->nl) {
-    free(b->ixa);
-    free(b->nl);
-    b->ixa = b->nl = NULL;
+  if (!b->ixa)
     return MPC_ENOMEM;
-  }
   b->ixa[0] = UINT32_MAX;
   return 0;
 }
 
 static void fblk_free(fblk_t *b) {
   free(b->ixa);
-  free(b->nl);
 }
 
 /* Bit i: p[i] is a CR, for the 64 bytes at p. */
@@ -1071,22 +1065,6 @@ fb_flatten_bmi(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
 }
 #endif
 
-/* The same for sparse masks (LFs): two entries written unconditionally. */
-static inline size_t fb_flatten2(uint32_t *out, size_t n, uint64_t m, uint32_t off) {
-  size_t cnt = (size_t)__builtin_popcountll(m);
-  uint32_t *o = out + n;
-  const uint64_t hi = 1ULL << 63;
-  o[0] = off + (uint32_t)__builtin_ctzll(m | hi);
-  m &= m - 1;
-  o[1] = off + (uint32_t)__builtin_ctzll(m | hi);
-  m &= m - 1;
-  for (size_t i = 2; i < cnt; i++) {
-    o[i] = off + (uint32_t)__builtin_ctzll(m);
-    m &= m - 1;
-  }
-  return n + cnt;
-}
-
 /* A field the column loops do not take: the general parser, or missing, or
  * text (returns -1). */
 static int fb_slow(const unsigned char *p, size_t len, double *v) {
@@ -1204,7 +1182,8 @@ fb_exponent(const unsigned char *pe, int ed, int es, int n, uint32_t *bad) {
 /* Convert one column of a block: fields f of records 0..nrec-1. */
 static inline __attribute__((always_inline)) int
 fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, size_t nrec,
-          size_t f, stats_col_t *col, uint32_t *redo, const int simd, const int fast) {
+          size_t f, stats_col_t *col, uint32_t *redo, uint16_t *sg, const int simd,
+          const int fast) {
   const size_t nc = c->ncols;
   if (col->capvals < col->nvals + nrec &&
       grow(&col->vals, &col->capvals, stats_batch(c) + FB_ROWS))
@@ -1215,22 +1194,34 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
   if (simd) {
     fb_shape_t sh = fb_shape(bb, ix, nrec, nc, f);
     int8_t *kx = (int8_t *)(redo + FB_ROWS);
+    const unsigned char dl = (unsigned char)c->delim;
+    /* Fields of at most 8 bytes four at a time (AVX2): for integers and up
+     * to 6 digits after the point, unless the last try found more than a
+     * quarter of the fields longer (then the two-at-a-time loop for the
+     * next 32 blocks of this column) */
+    const int quad = simd >= 2 && col->wide_left == 0 &&
+                     (sh.kind == FB_INT || (sh.kind == FB_DEC && sh.n <= 6));
+    size_t nlong = 0;
 #define FB_COL(fn)                                                             \
   do {                                                                         \
     if (sh.kind == FB_INT)                                                     \
-      k = fn##_int(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+      k = fn##_int(bb, ix, nrec, nc, f, out, redo, kx, sg, dl, sh, quad, &nlong);                 \
     else if (sh.kind == FB_DEC)                                                \
-      k = fn##_dec(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+      k = fn##_dec(bb, ix, nrec, nc, f, out, redo, kx, sg, dl, sh, quad, &nlong);                 \
     else if (sh.kind == FB_EXP)                                                \
-      k = fn##_exp(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+      k = fn##_exp(bb, ix, nrec, nc, f, out, redo, kx, sg, dl, sh, quad, &nlong);                 \
     else                                                                       \
-      k = fn##_gen(bb, ix, nrec, nc, f, out, redo, kx, sh);                    \
+      k = fn##_gen(bb, ix, nrec, nc, f, out, redo, kx, sg, dl, sh, quad, &nlong);                 \
   } while (0)
     if (simd >= 2)
       FB_COL(fb_col_avx2);
     else
       FB_COL(fb_col_sse);
 #undef FB_COL
+    if (quad && nlong > nrec / 4)
+      col->wide_left = 32;
+    else if (col->wide_left)
+      col->wide_left--;
   } else
 #endif
   {
@@ -1268,8 +1259,8 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
   if (base < 16)
     return 0; /* fields are loaded as the 16 bytes before their end */
   const unsigned char delim = (unsigned char)c->delim;
-  uint32_t *ix = fb->ixa + 1, *nl = fb->nl;
-  size_t nix = 0, nnl = 0, r = 0;
+  uint32_t *ix = fb->ixa + 1;
+  size_t nix = 0, r = 0, want = nc - 1; /* the LF of record r is terminator `want` */
   uint32_t off = 0;
   int done = 0, crlf_seen = 0;
   /* 128: the 64 bytes loaded plus room for 16-byte loads at any field */
@@ -1297,26 +1288,30 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
       lf &= keep;
       done = 1;
     }
+    const size_t before = nix;
 #ifdef STATS_SSE41
     if (simd >= 2)
       nix = fb_flatten_bmi(ix, nix, st, off);
     else
 #endif
       nix = fb_flatten(ix, nix, st, off);
-    nnl = fb_flatten2(nl, nnl, lf, off);
-    off += 64;
-    /* check the records completed so far */
-    while ((r + 1) * nc <= nix) {
-      if (r >= nnl || ix[r * nc + nc - 1] != nl[r]) {
+    /* check the records whose LF is here: each LF must be terminator
+     * number `want` (its rank among the terminators) */
+    for (uint64_t l = lf; l; l &= l - 1) {
+      if (before + (size_t)__builtin_popcountll(st & (l - 1) & ~l) != want) {
         done = 1;
         break;
       }
       r++;
-      if (r == fb->rows || base + nl[r - 1] + 1 >= stop) {
+      want += nc;
+      if (r == fb->rows || base + off + (uint64_t)__builtin_ctzll(l) + 1 >= stop) {
         done = 1;
         break;
       }
     }
+    /* terminator `want` is here but no LF: record r has too many fields */
+    done |= nix > want;
+    off += 64;
   }
   if (r == 0)
     return 0;
@@ -1327,7 +1322,7 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
         ix[i * nc + f] -= bb[ix[i * nc + f] - 1] == '\r';
     if (!act[f])
       continue;
-    int rc = fb_column(c, bb, ix, r, f, &part->cols[f], fb->redo, simd, fast);
+    int rc = fb_column(c, bb, ix, r, f, &part->cols[f], fb->redo, fb->sg, simd, fast);
     if (rc) {
       *rcp = rc;
       return 0;
@@ -1336,7 +1331,7 @@ fb_parse(const stats_cfg_t *c, const unsigned char *buf, uint64_t *posp, uint64_
   }
   part->records += r;
   part->block_records += r;
-  *posp = base + nl[r - 1] + 1;
+  *posp = base + ix[r * nc - 1] + 1;
   return r;
 }
 
@@ -1364,7 +1359,7 @@ parse_records(const stats_cfg_t *c, const unsigned char *buf, uint64_t from, uin
   /* the block path needs a delimiter it can tell from the bytes it leaves
    * to this loop, and a delimiter in every record (no blank lines); its
    * SSE number parser gets each field's length, so any delimiter does */
-  fblk_t fb = {NULL, NULL, 0, {0}};
+  fblk_t fb = {NULL, 0, {0}, {0}};
   const int fbok = ncols >= 2 && delim != '"' && delim != '\r' && delim != '\n' &&
                    delim != 0 && delim < 0x80 && fblk_init(&fb, ncols) == 0;
   uint64_t slow_left = 0, backoff = 1; /* records left for this loop after a miss */

@@ -45,6 +45,7 @@ __attribute__((target("avx2"))) static size_t
 sum_min_max_avx2(const double *v, size_t n, double *s, double *lo, double *hi) {
   size_t i = 0;
   __m256d s4 = _mm256_setzero_pd(), lo4 = _mm256_set1_pd(*lo), hi4 = _mm256_set1_pd(*hi);
+#pragma GCC unroll 2
   for (; i + 4 <= n; i += 4) {
     __m256d a = _mm256_loadu_pd(v + i);
     s4 = _mm256_add_pd(s4, a);
@@ -66,6 +67,7 @@ __attribute__((target("avx2"))) static size_t sum_sq_dev_avx2(const double *v, s
   size_t i = 0;
   const __m256d mu = _mm256_set1_pd(mean);
   __m256d q4 = _mm256_setzero_pd();
+#pragma GCC unroll 2
   for (; i + 4 <= n; i += 4) {
     __m256d a = _mm256_sub_pd(_mm256_loadu_pd(v + i), mu);
     q4 = _mm256_add_pd(q4, _mm256_mul_pd(a, a));

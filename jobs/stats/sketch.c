@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 static inline uint64_t d2k(double d) {
@@ -328,7 +328,8 @@ typedef struct summ {
   const uint64_t *mid; /* group middles, ascending */
   size_t nmid, next;
   double *out;         /* out[i]: item for group i */
-  uint16_t *bk;        /* bucket of each value (linear buckets; any depth) */
+  uint32_t *bk;        /* 8 * bucket of each value: a byte offset into
+                        * the tally's arrays of 64-bit words */
   uint64_t emax;       /* largest bucket that is not a single value */
 } summ_t;
 
@@ -338,33 +339,137 @@ static inline uint64_t bits_of(double d) {
   return u;
 }
 
-/* bk[i] = bucket of a[i] among nb (<= SUMM_NB) value-linear buckets from mn */
-/* Count value v into bucket b, and whether it differs from the bucket's last
- * value (on bit patterns: no NaN tests). */
-static inline void tally(uint64_t *cc, uint64_t *rep, uint32_t b, double v) {
-  uint64_t bits;
+/* Count value v into the bucket at byte offset o (8 * its number), and
+ * whether it differs from the bucket's last value (on bit patterns: no NaN
+ * tests).  A byte offset saves a scaling a value. */
+static inline void tally(uint64_t *cc, uint64_t *rep, uint32_t o, double v) {
+  uint64_t bits, *c = (uint64_t *)((char *)cc + o), *r = (uint64_t *)((char *)rep + o);
   memcpy(&bits, &v, sizeof bits);
-  cc[b] += 1 | (uint64_t)(rep[b] != bits) << 32; /* one update for both counts */
-  rep[b] = bits;
+  *c += 1 | (uint64_t)(*r != bits) << 32; /* one update for both counts */
+  *r = bits;
 }
 
+#if defined(__x86_64__)
+/* lin_buckets() eight at a time in 256-bit registers: the same operations
+ * in the same order, so the same buckets */
+__attribute__((target("avx2"))) static size_t lin_buckets_avx2(const double *a, size_t n,
+                                                               double mn, double scale,
+                                                               uint32_t nb, uint32_t *bk) {
+  const __m256d vmn = _mm256_set1_pd(mn), vs = _mm256_set1_pd(scale),
+                top = _mm256_set1_pd((double)(nb - 1));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256d x0 = _mm256_min_pd(_mm256_mul_pd(_mm256_sub_pd(_mm256_loadu_pd(a + i), vmn), vs), top);
+    __m256d x1 =
+        _mm256_min_pd(_mm256_mul_pd(_mm256_sub_pd(_mm256_loadu_pd(a + i + 4), vmn), vs), top);
+    _mm_storeu_si128((__m128i *)(bk + i), _mm_slli_epi32(_mm256_cvttpd_epi32(x0), 3));
+    _mm_storeu_si128((__m128i *)(bk + i + 4), _mm_slli_epi32(_mm256_cvttpd_epi32(x1), 3));
+  }
+  return i;
+}
+
+#endif
+
+/* 0: SSE2 (or plain C), 1: AVX2; -1: not chosen yet */
+static int sketch_isa = -1, sketch_isa_max;
+
+int stats_sketch_isa(int want) {
+  if (sketch_isa < 0) {
+#if defined(__x86_64__)
+    sketch_isa_max = __builtin_cpu_supports("avx2") ? 1 : 0;
+#endif
+    sketch_isa = sketch_isa_max;
+  }
+  if (want >= 0)
+    sketch_isa = want < sketch_isa_max ? want : sketch_isa_max;
+  return sketch_isa;
+}
+
+/* bk[i] = 8 * bucket of a[i] among nb (<= SUMM_NB) value-linear buckets
+ * from mn */
 static void lin_buckets(const double *a, size_t n, double mn, double scale, uint32_t nb,
-                        uint16_t *bk) {
+                        uint32_t *bk) {
   size_t i = 0;
 #if defined(__x86_64__)
+  if (stats_sketch_isa(-1) >= 1)
+    i = lin_buckets_avx2(a, n, mn, scale, nb, bk);
   const __m128d vmn = _mm_set1_pd(mn), vs = _mm_set1_pd(scale),
                 top = _mm_set1_pd((double)(nb - 1));
   for (; i + 4 <= n; i += 4) { /* min before truncating: the same as clamping after */
     __m128d x0 = _mm_min_pd(_mm_mul_pd(_mm_sub_pd(_mm_loadu_pd(a + i), vmn), vs), top);
     __m128d x1 = _mm_min_pd(_mm_mul_pd(_mm_sub_pd(_mm_loadu_pd(a + i + 2), vmn), vs), top);
     __m128i b = _mm_unpacklo_epi64(_mm_cvttpd_epi32(x0), _mm_cvttpd_epi32(x1));
-    _mm_storel_epi64((__m128i *)(bk + i), _mm_packs_epi32(b, b));
+    _mm_storeu_si128((__m128i *)(bk + i), _mm_slli_epi32(b, 3));
   }
 #endif
   for (; i < n; i++) {
     uint32_t b = (uint32_t)((a[i] - mn) * scale);
-    bk[i] = (uint16_t)(b < nb ? b : nb - 1);
+    bk[i] = (b < nb ? b : nb - 1) << 3;
   }
+}
+
+/* bk[i] = 8 * bucket of a[i] among nb (<= SUMM_NB) buckets linear in the
+ * order-preserving key: (d2k(a[i]) - kmn) >> shift */
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static size_t key_buckets_avx2(const double *a, size_t n,
+                                                               uint64_t kmn, int shift,
+                                                               uint32_t *bk) {
+  const __m256i top = _mm256_set1_epi64x((long long)0x8000000000000000ULL),
+                vmn = _mm256_set1_epi64x((long long)kmn),
+                low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m256i u = _mm256_loadu_si256((const __m256i *)(a + i));
+    /* d2k: ~u for negative values, u with the top bit flipped otherwise */
+    __m256i k = _mm256_xor_si256(u, _mm256_or_si256(_mm256_cmpgt_epi64(_mm256_setzero_si256(), u), top));
+    k = _mm256_srl_epi64(_mm256_sub_epi64(k, vmn), sh);
+    __m128i k4 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(k, low));
+    _mm_storeu_si128((__m128i *)(bk + i), _mm_slli_epi32(k4, 3));
+  }
+  return i;
+}
+#endif
+
+static void key_buckets(const double *a, size_t n, uint64_t kmn, int shift, uint32_t *bk) {
+  size_t i = 0;
+#if defined(__x86_64__)
+  if (stats_sketch_isa(-1) >= 1)
+    i = key_buckets_avx2(a, n, kmn, shift, bk);
+#endif
+  for (; i < n; i++)
+    bk[i] = (uint32_t)((d2k(a[i]) - kmn) >> shift) << 3;
+}
+
+/* p[0..n) = v */
+static void fill64(uint64_t *p, uint64_t v, size_t n) {
+  size_t i = 0;
+#if defined(__x86_64__)
+  const __m128i x = _mm_set1_epi64x((long long)v);
+  for (; i + 4 <= n; i += 4) {
+    _mm_storeu_si128((__m128i *)(p + i), x);
+    _mm_storeu_si128((__m128i *)(p + i + 2), x);
+  }
+#endif
+  for (; i < n; i++)
+    p[i] = v;
+}
+
+/* One pass over the tallies: the largest count, the buckets to split (more
+ * than emax_ok values, not all the same) and how many values they hold. */
+static void scan_tallies(const uint64_t *cc, uint32_t nb, uint64_t emax_ok, uint32_t *most,
+                         uint32_t *heavy, uint32_t *packed) {
+  uint32_t mo = 0, hv = 0, pk = 0;
+  for (uint32_t b = 0; b < nb; b++) {
+    uint32_t c = (uint32_t)cc[b], h = (uint32_t)(cc[b] >> 32);
+    int sp = c > emax_ok && h > 1;
+    mo = c > mo ? c : mo;
+    hv += (uint32_t)sp;
+    pk += sp ? c : 0;
+  }
+  *most = mo;
+  *heavy = hv;
+  *packed = pk;
 }
 
 static inline void summ_leaf(summ_t *z, uint64_t cnt, uint64_t repbits, int single) {
@@ -472,24 +577,22 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   const uint64_t none = 0x7FF8000000000000ULL;
   const uint32_t SPLIT = UINT32_MAX;
   memset(cc, 0, nb * sizeof *cc);
-  for (uint32_t b = 0; b < nb; b++)
-    rep[b] = none;
+  fill64(rep, none, nb);
   const double scale = (double)nb / range;
   int shift = 0;
   uint64_t kmn = d2k(mn);
+  uint32_t most, heavy, packed;
   if (linear) {
-    uint16_t *bk = z->bk;
+    uint32_t *bk = z->bk;
     lin_buckets(a, n, mn, scale, nb, bk);
+#pragma GCC unroll 2
     for (size_t i = 0; i < n; i++)
       tally(cc, rep, bk[i], a[i]);
-    uint32_t most = 0;
-    for (uint32_t b = 0; b < nb; b++)
-      most = (uint32_t)cc[b] > most ? (uint32_t)cc[b] : most;
+    scan_tallies(cc, nb, emax_ok, &most, &heavy, &packed);
     if (most > n / 2) { /* the sample missed the skew: use bit digits */
       linear = 0;
       memset(cc, 0, nb * sizeof *cc);
-      for (uint32_t b = 0; b < nb; b++)
-        rep[b] = none;
+      fill64(rep, none, nb);
     }
   }
   if (!linear) {
@@ -497,24 +600,33 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     uint64_t kr = d2k(mx) - kmn;
     while ((kr >> shift) >= nb)
       shift++;
+    key_buckets(a, n, kmn, shift, z->bk);
+    const uint32_t *bk = z->bk;
+#pragma GCC unroll 2
     for (size_t i = 0; i < n; i++)
-      tally(cc, rep, (uint32_t)((d2k(a[i]) - kmn) >> shift), a[i]);
+      tally(cc, rep, bk[i], a[i]);
+    scan_tallies(cc, nb, emax_ok, &most, &heavy, &packed);
   }
-  for (uint32_t b = 0; b < nb; b++) {
-    cnt[0][b] = (uint32_t)cc[b];
-    chg[b] = (uint32_t)(cc[b] >> 32);
-  }
-  uint32_t heavy = 0;
-  for (uint32_t b = 0; b < nb; b++) {
-    if (cnt[0][b] > emax_ok && chg[b] > 1) {
-      chg[b] = SPLIT;
-      heavy++;
+  if (heavy == 0) { /* summ_leaf() for every bucket, the state in registers */
+    uint64_t pos = z->pos, emax = z->emax;
+    size_t next = z->next;
+    const size_t nmid = z->nmid;
+    const uint64_t *mid = z->mid;
+    double *out = z->out;
+    for (uint32_t b = 0; b < nb; b++) {
+      uint32_t c = (uint32_t)cc[b];
+      if (!c)
+        continue;
+      uint64_t end = pos + c;
+      while (next < nmid && mid[next] < end)
+        memcpy(&out[next++], &rep[b], sizeof *out);
+      pos = end;
+      if ((uint32_t)(cc[b] >> 32) != 1 && c > emax)
+        emax = c;
     }
-  }
-  if (heavy == 0) {
-    for (uint32_t b = 0; b < nb; b++)
-      if (cnt[0][b])
-        summ_leaf(z, cnt[0][b], rep[b], chg[b] == 1);
+    z->pos = pos;
+    z->emax = emax;
+    z->next = next;
     return;
   }
   /* gather the values of the big buckets, packed in bucket order, into t;
@@ -522,28 +634,20 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
    * the packed values (there is one when there are others) */
   uint32_t *wp = cnt[1];
   uint32_t off = 0;
-  for (uint32_t b = 0; b < nb; b++)
-    if (chg[b] == SPLIT) {
-      wp[b] = off;
-      off += cnt[0][b];
-    }
-  const uint32_t spare = off;
-  for (uint32_t b = 0; b < nb; b++)
-    if (chg[b] != SPLIT)
-      wp[b] = spare;
-  if (linear) {
-    const uint16_t *bk = z->bk;
-    for (size_t i = 0; i < n; i++) { /* bk[] still holds the buckets */
-      uint32_t b = bk[i];
-      t[wp[b]] = a[i];
-      wp[b] += chg[b] == SPLIT;
-    }
-  } else {
-    for (size_t i = 0; i < n; i++) {
-      uint32_t b = (uint32_t)((d2k(a[i]) - kmn) >> shift);
-      t[wp[b]] = a[i];
-      wp[b] += chg[b] == SPLIT;
-    }
+  const uint32_t spare = packed;
+  for (uint32_t b = 0; b < nb; b++) {
+    uint32_t c = (uint32_t)cc[b], h = (uint32_t)(cc[b] >> 32);
+    int sp = c > emax_ok && h > 1;
+    cnt[0][b] = c;
+    chg[b] = sp ? SPLIT : h;
+    wp[b] = sp ? off : spare;
+    off += sp ? c : 0;
+  }
+  const uint32_t *bk = z->bk;
+  for (size_t i = 0; i < n; i++) { /* bk[] still holds the buckets */
+    uint32_t b = bk[i] >> 3;
+    t[wp[b]] = a[i];
+    wp[b] += chg[b] == SPLIT;
   }
   off = 0;
   for (uint32_t b = 0; b < nb; b++) {

@@ -98,6 +98,10 @@ int stats_sketch_add_batch(stats_sketch_t *s, double *v, size_t n, double *t);
 int stats_sketch_add_batch_mm(stats_sketch_t *s, double *v, size_t n, double *t,
                               const double *mm);
 int stats_sketch_merge(stats_sketch_t *a, const stats_sketch_t *b);
+/* Which code variant batch summaries use: 0 SSE2 (plain C elsewhere), 1 AVX2
+ * (the best the CPU has by default); the same results either way.  want >= 0
+ * selects min(want, best) (tests); returns the variant in use. */
+int stats_sketch_isa(int want);
 /* Quantiles qs[0..nq) in [0,1] with numpy's "linear" interpolation over the
  * weighted items; exact when no compaction happened (err == 0).  NaN when
  * empty.  0 or MPC_ENOMEM. */
@@ -152,6 +156,7 @@ typedef struct stats_col {
   double bmm[2];        /* min and max of vals[0..nmom) */
   double *scratch;      /* for stats_sketch_add_batch */
   size_t capscratch;
+  unsigned wide_left;   /* blocks left before the block path tries 8-byte fields again */
 } stats_col_t;
 
 typedef struct stats_part {

@@ -527,6 +527,145 @@ static void test_crlf_block(void) {
   crlf_case(0, 1);
 }
 
+/* The AVX2 column loops find a field's start from its 16-byte window (the
+ * byte after the last delimiter or LF in it), so the delimiter matters to
+ * them: any byte, even one that can be part of a number, with the data
+ * after a header that ends in a lone CR, and fields of 7 to 9 and 15 to 17
+ * bytes.  Every value must equal strtod's bits with every code variant. */
+static void delim_case(char dl) {
+  enum { NCOL = 3, NROW = 6000 };
+  size_t cap = 1u << 20, len = 0;
+  char *csv = malloc(cap);
+  double *want[NCOL];
+  size_t nwant[NCOL] = {0};
+  for (int j = 0; j < NCOL; j++)
+    want[j] = malloc(NROW * sizeof(double));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+  len += (size_t)snprintf(csv, cap, "a%cb%c123\r", dl, dl); /* a lone CR ends the header */
+  size_t data = len;
+  int shape[NCOL] = {-1, 2, 104};
+  static const char *longs[] = {"123456789012345", "-12345678901234", "1234567890123456",
+                                "-123456789012345", "12345678901234567", "0.1234567890123",
+                                "-0.123456789012", "0.12345678901234", "1.234567890e-05",
+                                "12345678",        "-1234567",        "0.123456",
+                                "-0.12345",        "123456789",       "-12345678",
+                                "0.1234567",       "-0.123456",       "1234.5678"};
+  const int nlongs = (int)(sizeof longs / sizeof *longs);
+  for (size_t r = 0; r < NROW; r++) {
+    if (r % 200 == 0)
+      for (int j = 0; j < NCOL; j++)
+        shape[j] = rand() % 4 == 0   ? -1
+                   : rand() % 3 == 0 ? 100 + 8 * (rand() % 9) + rand() % 4
+                                     : 1 + rand() % 15;
+    for (int j = 0; j < NCOL; j++) {
+      char b[64];
+      if (rand() % 20 == 0)
+        snprintf(b, sizeof b, "%s", longs[rand() % nlongs]);
+      else
+        gen_shaped(b, j, r, shape[j]);
+      if (dl >= '0' && dl <= '9') {
+        for (char *q = b; *q; q++)
+          *q = *q == dl ? (char)(dl == '9' ? '0' : dl + 1) : *q;
+      } else if (strchr(b, dl) != NULL) {
+        strcpy(b, "7");
+      }
+      if (strcmp(b, ".") == 0 || strcmp(b, "-") == 0)
+        strcpy(b, "7");
+      if (b[0] && strcmp(b, "NA") != 0)
+        want[j][nwant[j]++] = strtod(b, NULL);
+      len += (size_t)snprintf(csv + len, cap - len, "%s%c", b, j + 1 < NCOL ? dl : '\n');
+    }
+  }
+  unsigned char want_cols[NCOL] = {1, 1, 1};
+  stats_cfg_t c = {dl, NCOL, want_cols, 1u << 30, 1, 0};
+  int prev = stats_parse_isa(-1);
+  for (int isa = prev; isa >= 0; isa--) {
+    stats_parse_isa(isa);
+    stats_part_t part;
+    CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
+    uint64_t end;
+    CU_ASSERT_EQUAL_FATAL(
+        stats_parse(&c, (const unsigned char *)csv, data, len, len, &part, &end), 0);
+    CU_ASSERT_FALSE(part.has_err);
+    CU_ASSERT_EQUAL(part.records, NROW);
+    if (isa > 0 && dl != '.' && dl != '-' && dl != 'e' && (dl < '0' || dl > '9'))
+      CU_ASSERT(part.block_records > NROW / 2);
+    for (int j = 0; j < NCOL; j++) {
+      CU_ASSERT_FALSE(part.cols[j].nonnum);
+      CU_ASSERT_EQUAL_FATAL(part.cols[j].nexact, nwant[j]);
+      size_t bad = 0;
+      for (size_t i = 0; i < nwant[j]; i++)
+        if (!same_bits(part.cols[j].exact[i], want[j][i]) && bad++ < 5)
+          fprintf(stderr, "delim '%c' isa %d col %d value %zu: %.17g vs strtod %.17g\n", dl,
+                  isa, j, i, part.cols[j].exact[i], want[j][i]);
+      CU_ASSERT_EQUAL(bad, 0);
+    }
+    stats_part_free(&part, &c);
+  }
+  stats_parse_isa(prev);
+  for (int j = 0; j < NCOL; j++)
+    free(want[j]);
+  free(csv);
+}
+
+static void test_block_delimiters(void) {
+  srand(99);
+  static const char dls[] = {',', ';', '\t', ' ', '|', 'x', '5', '0', '.', '-', 'e'};
+  for (size_t i = 0; i < sizeof dls; i++)
+    delim_case(dls[i]);
+}
+
+/* The block path checks that each LF ends the record after exactly ncols
+ * terminators; a row with more or fewer fields anywhere in a block (any
+ * offset in a 64-byte step, first or last of a block) stops it, and the
+ * record loop reports that row with every code variant. */
+static void test_block_ragged(void) {
+  const size_t rows = 3000, cap = rows * 40 + 20000;
+  char *csv = malloc(cap);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+  srand(5);
+  int prev = stats_parse_isa(-1);
+  for (int trial = 0; trial < 50; trial++) {
+    size_t badrow = trial < 4 ? (size_t)(255 + trial) : 1 + (size_t)rand() % (rows - 2);
+    int kind = trial % 5; /* one field more, one fewer, two more, a lone field, 4000 */
+    size_t len = (size_t)snprintf(csv, cap, "a,b,c\n"), bad_off = 0;
+    for (size_t r = 0; r < rows; r++) {
+      if (r == badrow) {
+        bad_off = len;
+        static const char *const badrec[] = {"1,2,3,4\n", "1,2\n", "1,2,3,4,5\n", "7\n"};
+        if (kind < 4) {
+          len += (size_t)snprintf(csv + len, cap - len, "%s", badrec[kind]);
+        } else { /* more terminators than a block holds before its LF */
+          for (int i = 0; i < 4000; i++)
+            len += (size_t)snprintf(csv + len, cap - len, "%d%s", i % 10, i < 3999 ? "," : "\n");
+        }
+        continue;
+      }
+      len += (size_t)snprintf(csv + len, cap - len, "%d,%d.%d,%d\n", rand() % 100000,
+                              rand() % 100, rand() % 10, rand() % (1 + rand() % 1000));
+    }
+    unsigned char w[3] = {1, 1, 1};
+    stats_cfg_t c = {',', 3, w, 1u << 30, 0, 0};
+    for (int isa = prev; isa >= 0; isa--) {
+      stats_parse_isa(isa);
+      stats_part_t part;
+      CU_ASSERT_EQUAL_FATAL(stats_part_init(&part, &c), 0);
+      uint64_t end;
+      CU_ASSERT_EQUAL_FATAL(stats_parse(&c, (const unsigned char *)csv, 6, len, len, &part, &end), 0);
+      CU_ASSERT_TRUE(part.has_err);
+      CU_ASSERT_EQUAL(part.err_pos, bad_off);
+      CU_ASSERT_EQUAL(part.records, badrow);
+      /* (the record loop may have taken the bad row's first fields) */
+      CU_ASSERT(stats_moments_count(&part.cols[2].mom) >= badrow);
+      if (isa > 0 && badrow > 600)
+        CU_ASSERT(part.block_records > badrow / 2);
+      stats_part_free(&part, &c);
+    }
+  }
+  stats_parse_isa(prev);
+  free(csv);
+}
+
 MPC_TESTS(stats_parse) = {
     {"number parser edge cases equal strtod", test_number_edges},
     {"number parser equals strtod on random strings", test_number_random},
@@ -539,5 +678,8 @@ MPC_TESTS(stats_parse) = {
     {"prescan: newlines, NUL, invalid UTF-8", test_prescan},
     {"sketch batch size: same counts, moments and values", test_batch_size},
     {"CRLF line ends: the same values as LF, numeric or text last column", test_crlf_block},
+    {"block path: other delimiters, lone CR header, long fields; every code variant",
+     test_block_delimiters},
+    {"block path: a row with more or fewer fields anywhere stops at that row", test_block_ragged},
     CU_TEST_INFO_NULL,
 };

@@ -323,6 +323,55 @@ static void test_sketch_batch_kinds(void) {
   free(s);
 }
 
+/* The batch summaries' code variants give the same sketch, item for item:
+ * value-linear and key-linear buckets (log-like data of both signs, an
+ * outlier), batch sizes that are no multiple of the vector width. */
+static void test_sketch_variants_same(void) {
+  size_t n = 200003;
+  double *v = malloc(n * sizeof *v), *c = malloc(n * sizeof *c), *t = malloc(n * sizeof *t);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(v && c && t);
+  int prev = stats_sketch_isa(-1);
+  for (int kind = 0; kind < 7; kind++) {
+    for (size_t i = 0; i < n; i++) {
+      double x;
+      switch (kind) {
+      case 0: x = urand() * 1e3 - 500; break;
+      case 1: x = nrand() * 20 + 50; break;
+      case 2: x = round(urand() * 2e5) / 100; break;
+      case 3: x = i % 997 == 0 ? 1e9 : urand(); break;
+      case 4: x = exp(2 * nrand()); break;
+      case 5: x = (rnd() % 2 ? -1.0 : 1.0) * exp(10 * nrand()); break; /* log-like, signed */
+      default: x = (double)(rnd() % 10); break;
+      }
+      v[i] = x;
+    }
+    stats_sketch_t sk[2];
+    for (int isa = 0; isa < 2; isa++) {
+      stats_sketch_isa(isa);
+      stats_sketch_init(&sk[isa], 8192);
+      for (size_t a = 0; a < n; a += 65541) {
+        size_t m = n - a < 65541 ? n - a : 65541;
+        memcpy(c, v + a, m * sizeof *c);
+        CU_ASSERT_EQUAL_FATAL(stats_sketch_add_batch(&sk[isa], c, m, t), 0);
+      }
+    }
+    CU_ASSERT_EQUAL(sk[0].err, sk[1].err);
+    CU_ASSERT_EQUAL_FATAL(sk[0].nlev, sk[1].nlev);
+    for (uint32_t h = 0; h < sk[0].nlev; h++) {
+      CU_ASSERT_EQUAL_FATAL(sk[0].lev[h].len, sk[1].lev[h].len);
+      if (sk[0].lev[h].len)
+        CU_ASSERT_EQUAL(
+            memcmp(sk[0].lev[h].v, sk[1].lev[h].v, sk[0].lev[h].len * sizeof(double)), 0);
+    }
+    stats_sketch_free(&sk[0]);
+    stats_sketch_free(&sk[1]);
+  }
+  stats_sketch_isa(prev);
+  free(v);
+  free(c);
+  free(t);
+}
+
 static void test_sketch_exact_small(void) {
   /* below k values nothing is compacted: quantiles are numpy's exactly */
   double v[10] = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5};
@@ -360,6 +409,7 @@ MPC_TESTS(stats_sketch) = {
     {"sketch rank error within the proven bound <= 0.5%", test_sketch_bound},
     {"sketch batch summaries within the bound on awkward data", test_sketch_batch_kinds},
     {"sketch exact below k; numpy interpolation", test_sketch_exact_small},
+    {"sketch batch summaries: same items in every code variant", test_sketch_variants_same},
     {"exact selection over sorted runs", test_select_runs},
     CU_TEST_INFO_NULL,
 };
