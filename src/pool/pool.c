@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pool/batch.h"
 #include "pool/internal.h"
 #include "pool/progress.h"
 
@@ -1938,6 +1939,54 @@ void mpc_future_free(mpc_future_t *f) {
   free(f);
 }
 
+int mpc__pool_batch_begin(mpc_pool_t *p, mpc__pool_batch_t *b, size_t n,
+                          size_t in_bytes) {
+  b->unit = NULL;
+  b->o = b->end = NULL;
+  b->n = b->max = 0;
+  if (!p || n > UINT32_MAX / 2 || in_bytes > SIZE_MAX / 2 - n * (ENTRY_HDR + 8))
+    return MPC_EINVAL;
+  int rc = usable(p);
+  if (rc < 0)
+    return rc;
+  /* Each entry: its header, its input padded to 8 (at most 7 bytes more). */
+  size_t bytes = UNIT_HDR + n * (ENTRY_HDR + 7) + in_bytes;
+  unit_t *u = unit_new(U_OWNED, S_CALLER);
+  if (!u || !(u->blob = malloc(bytes))) {
+    free(u);
+    return MPC_ENOMEM;
+  }
+  b->unit = u;
+  b->o = u->blob + UNIT_HDR;
+  b->end = u->blob + bytes;
+  b->max = (uint32_t)n;
+  return 0;
+}
+
+void mpc__pool_batch_abort(mpc__pool_batch_t *b) {
+  unit_free(b->unit);
+  b->unit = NULL;
+}
+
+int mpc__pool_batch_end(mpc_pool_t *p, mpc__pool_batch_t *b) {
+  unit_t *u = b->unit;
+  b->unit = NULL;
+  int rc = usable(p);
+  if (rc < 0 || !b->n) {
+    unit_free(u);
+    return rc < 0 ? rc : 0;
+  }
+  uint32_t hdr[2] = {b->n, 0};
+  memcpy(u->blob, hdr, UNIT_HDR);
+  u->blob_len = (size_t)(b->o - u->blob);
+  u->blob_off = UNIT_HDR;
+  u->count = b->n;
+  pend_push_back(p, u);
+  p->inflight += b->n;
+  p->caller_pending += b->n;
+  return 0;
+}
+
 int mpc_pool_submit_many(mpc_pool_t *p, const mpc_slice_t *in,
                          const uint64_t *tags, size_t n) {
   if (!p || (n && (!in || !tags)) || n > UINT32_MAX / 2)
@@ -1947,33 +1996,21 @@ int mpc_pool_submit_many(mpc_pool_t *p, const mpc_slice_t *in,
     return rc;
   if (n == 0)
     return 0;
-  size_t bytes = UNIT_HDR;
+  size_t bytes = 0;
   for (size_t i = 0; i < n; i++) {
     if (in[i].len && !in[i].data)
       return MPC_EINVAL;
-    bytes += ENTRY_HDR + PAD8(in[i].len);
+    bytes += in[i].len;
   }
-  unit_t *u = unit_new(U_OWNED, S_CALLER);
-  if (!u || !(u->blob = malloc(bytes))) {
-    free(u);
-    return MPC_ENOMEM;
-  }
-  u->blob_len = bytes;
-  uint32_t hdr[2] = {(uint32_t)n, 0};
-  memcpy(u->blob, hdr, UNIT_HDR);
-  unsigned char *o = u->blob + UNIT_HDR;
-  for (size_t i = 0; i < n; i++) {
-    uint64_t eh[2] = {tags[i], in[i].len};
-    memcpy(o, eh, ENTRY_HDR);
-    mpc__copy_pad8(o + ENTRY_HDR, in[i].data, in[i].len);
-    o += ENTRY_HDR + PAD8(in[i].len);
-  }
-  u->blob_off = UNIT_HDR;
-  u->count = (uint32_t)n;
-  pend_push_back(p, u);
-  p->inflight += n;
-  p->caller_pending += n;
-  return 0;
+  mpc__pool_batch_t b;
+  if ((rc = mpc__pool_batch_begin(p, &b, n, bytes)))
+    return rc;
+  for (size_t i = 0; i < n; i++)
+    if ((rc = mpc__pool_batch_add(&b, tags[i], in[i].data, in[i].len))) {
+      mpc__pool_batch_abort(&b); /* (cannot be: sized above) */
+      return rc;
+    }
+  return mpc__pool_batch_end(p, &b);
 }
 
 int mpc_pool_submit(mpc_pool_t *p, const void *in, size_t len, uint64_t tag) {
