@@ -713,21 +713,14 @@ struct mpc__farm {
   double last_progress;
 };
 
-/* task_tramp() with task faults to inject (MPC_FAULT). */
-static __attribute__((noinline)) int task_tramp_faults(mpc__farm_t *f, const void *in,
-                                                       size_t len, mpc_buf_t *out) {
+/* The pool's task function when there are task faults to inject
+ * (MPC_FAULT): the fault, else the job's run() with its state.  Without
+ * faults the pool calls run() directly (mpc__farm_new()). */
+static int task_tramp(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
+  mpc__farm_t *f = ctx;
   int rc = mpc__fault_task(&f->faults, f->rank_guess, mpc_worker_index(),
                            mpc_task_id(), out);
   return rc ? rc : f->job->run(f->state, in, len, out);
-}
-
-/* The pool's task function: the job's run() with its state (a tail call:
- * this runs once per task). */
-static int task_tramp(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
-  mpc__farm_t *f = ctx;
-  if (__builtin_expect(f->faults.n > f->faults.nrank, 0))
-    return task_tramp_faults(f, in, len, out);
-  return f->job->run(f->state, in, len, out);
 }
 
 int mpc__farm_new(mpc__farm_t **out, const mpc__farm_cfg_t *cfg, int job_argc,
@@ -783,10 +776,14 @@ int mpc__farm_new(mpc__farm_t **out, const mpc__farm_cfg_t *cfg, int job_argc,
     return rc;
   }
   f->job_inited = 1;
+  /* Without task faults to inject the pool calls the job's run() itself
+   * (same signature, its state as ctx): no trampoline per task.  The
+   * workers are forked with what f holds now. */
+  int tramp = f->faults.n > f->faults.nrank;
   mpc_pool_opts_t po = {
       .workers = cfg->workers,
-      .fn = task_tramp,
-      .ctx = f,
+      .fn = tramp ? task_tramp : f->job->run,
+      .ctx = tramp ? (void *)f : f->state,
       .timeout = cfg->timeout,
       .retries = 0,
       .mem_limit = cfg->mem_limit,
