@@ -1108,24 +1108,38 @@ static int worker_loop(mpc__farm_t *f) {
         if (!canceled_self &&
             (rc = mpc__pool_batch_begin(f->pool, &bt, n, (size_t)(rd.end - rd.p))))
           goto out;
-        for (uint32_t i = 0; i < n; i++) {
-          uint32_t len;
-          uint64_t tid = tid0 + i;
-          const void *in;
-          if (x & MPC__DOWN_RUN)
-            rc = mpc__wire_read_run_task(&rd, &in, &len);
-          else
-            rc = mpc__wire_read_task(&rd, &tid, &in, &len);
-          if (!rc && !canceled_self)
-            rc = mpc__pool_batch_add(&bt, tid, in, len);
-          if (rc) {
-            mpc__pool_batch_abort(&bt);
-            goto out;
+        if (!canceled_self && (x & MPC__DOWN_RUN)) {
+          /* The usual case in a loop of its own (no per-task tests of the
+           * message's kind). */
+          for (uint32_t i = 0; i < n; i++) {
+            uint32_t len;
+            const void *in;
+            if ((rc = mpc__wire_read_run_task(&rd, &in, &len)) ||
+                (rc = mpc__pool_batch_add(&bt, tid0 + i, in, len))) {
+              mpc__pool_batch_abort(&bt);
+              goto out;
+            }
           }
-          if (canceled_self) {
-            mpc_result_t cr = {.id = tid, .status = MPC_TASK_CANCELED,
-                               .worker = -1};
-            local_result_to_up(f, &cr);
+        } else {
+          for (uint32_t i = 0; i < n; i++) {
+            uint32_t len;
+            uint64_t tid = tid0 + i;
+            const void *in;
+            if (x & MPC__DOWN_RUN)
+              rc = mpc__wire_read_run_task(&rd, &in, &len);
+            else
+              rc = mpc__wire_read_task(&rd, &tid, &in, &len);
+            if (!rc && !canceled_self)
+              rc = mpc__pool_batch_add(&bt, tid, in, len);
+            if (rc) {
+              mpc__pool_batch_abort(&bt);
+              goto out;
+            }
+            if (canceled_self) {
+              mpc_result_t cr = {.id = tid, .status = MPC_TASK_CANCELED,
+                                 .worker = -1};
+              local_result_to_up(f, &cr);
+            }
           }
         }
         if (!canceled_self && (rc = mpc__pool_batch_end(f->pool, &bt)))

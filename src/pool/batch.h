@@ -28,6 +28,7 @@ typedef struct mpc__pool_batch {
   struct unit *unit;
   unsigned char *o, *end; /* where the next entry goes; the room's end */
   uint32_t n, max;        /* entries added; the most begin() allowed */
+  size_t esize;           /* the size of every entry so far (SIZE_MAX: mixed) */
 } mpc__pool_batch_t;
 
 /**
@@ -53,6 +54,8 @@ static inline MPC_MUST_CHECK int mpc__pool_batch_add(mpc__pool_batch_t *b, uint6
     return MPC_EINVAL;
   b->o = o + need;
   b->n = n + 1;
+  if (__builtin_expect(need != b->esize, 0))
+    b->esize = n ? SIZE_MAX : need;
   uint64_t eh[2] = {tag, len};
   memcpy(o, eh, ENTRY_HDR);
   mpc__copy_pad8(o + ENTRY_HDR, in, len);

@@ -54,6 +54,9 @@ typedef struct unit {
   size_t blob_skip; /* bytes cut off the front of the allocation (it starts
                        at blob - blob_skip) */
   size_t blob_off; /* U_OWNED: offset of the next entry to run */
+  size_t esize;    /* U_OWNED: the size of every entry (header and padded
+                      input) when all are the same, else 0: units are cut
+                      without a walk over their entries */
   mpc_future_t *fut;
 } unit_t;
 
@@ -251,6 +254,7 @@ static unit_t *unit_part(unit_t *u, uint32_t from, uint32_t n, size_t start, siz
     v->first = u->first + from;
     return v;
   }
+  v->esize = u->esize;
   v->blob_len = UNIT_HDR + (end - start);
   v->blob = malloc(v->blob_len);
   if (!v->blob) {
@@ -267,6 +271,9 @@ static unit_t *unit_part(unit_t *u, uint32_t from, uint32_t n, size_t start, siz
 static unit_t *unit_slice(const mpc_pool_t *p, unit_t *u, uint32_t from,
                           uint32_t n) {
   size_t off = UNIT_HDR, start = 0;
+  if (u->kind == U_OWNED && u->esize)
+    return unit_part(u, from, n, UNIT_HDR + from * u->esize,
+                     UNIT_HDR + (size_t)(from + n) * u->esize);
   if (u->kind == U_OWNED)
     for (uint32_t i = 0; i < from + n; i++) {
       if (i == from)
@@ -1028,6 +1035,12 @@ static uint32_t fit_entries(const mpc_pool_t *p, const unit_t *u, uint32_t n,
                             size_t limit, size_t *bytes) {
   size_t total = UNIT_HDR, off = u->blob_off ? u->blob_off : UNIT_HDR;
   uint32_t k = 0;
+  if (u->kind == U_OWNED && u->esize && n) { /* all of one size: no walk */
+    size_t fit = limit > UNIT_HDR ? (limit - UNIT_HDR) / u->esize : 0;
+    k = fit < n ? (fit ? (uint32_t)fit : 1) : n; /* the first goes anyway */
+    *bytes = UNIT_HDR + (size_t)k * u->esize;
+    return k;
+  }
   if (u->kind == U_OWNED) { /* the entries' sizes are in the blob */
     for (; k < n; k++) {
       uint64_t l;
@@ -1944,6 +1957,7 @@ int mpc__pool_batch_begin(mpc_pool_t *p, mpc__pool_batch_t *b, size_t n,
   b->unit = NULL;
   b->o = b->end = NULL;
   b->n = b->max = 0;
+  b->esize = 0;
   if (!p || n > UINT32_MAX / 2 || in_bytes > SIZE_MAX / 2 - n * (ENTRY_HDR + 8))
     return MPC_EINVAL;
   int rc = usable(p);
@@ -1980,6 +1994,7 @@ int mpc__pool_batch_end(mpc_pool_t *p, mpc__pool_batch_t *b) {
   memcpy(u->blob, hdr, UNIT_HDR);
   u->blob_len = (size_t)(b->o - u->blob);
   u->blob_off = UNIT_HDR;
+  u->esize = b->esize == SIZE_MAX ? 0 : b->esize;
   u->count = b->n;
   pend_push_back(p, u);
   p->inflight += b->n;

@@ -790,6 +790,32 @@ static void test_poll_many(void) {
   mpc_pool_free(p);
 }
 
+/* A batch whose inputs are all of one size is cut into chunks and slices
+ * by arithmetic, not by a walk over its entries: with a crash and a failure
+ * inside and a retry each, every task still runs on its own input (the echo
+ * checks it against the tag) and is answered once. */
+static void test_submit_many_uniform_retry(void) {
+  mpc_pool_t *p = make_pool(2, 0, 1);
+  static op_t o[1000];
+  static mpc_slice_t in[1000];
+  static uint64_t tag[1000];
+  for (int i = 0; i < 1000; i++) {
+    o[i] = (op_t){.op = i == 500 ? OP_SEGV : i == 700 ? OP_ERROR : OP_ECHO,
+                  .arg = 5, .val = (uint64_t)i + 1};
+    in[i] = (mpc_slice_t){&o[i], sizeof o[i]};
+    tag[i] = (uint64_t)i;
+  }
+  many_t m = {0};
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in, tag, 1000), 0);
+  poll_until(p, &m, 1000);
+  CU_ASSERT_EQUAL(m.n, 1000);
+  CU_ASSERT_EQUAL(m.ok, 998);
+  CU_ASSERT_EQUAL(m.crashed, 1);
+  CU_ASSERT_EQUAL(m.bad, 0);
+  CU_ASSERT_EQUAL(mpc_pool_pending(p), 0);
+  mpc_pool_free(p);
+}
+
 /* A batch written in place (mpc__pool_batch_*, what mpc-run's ranks use):
  * every task runs once under its tag with its own input, whatever its
  * length; the bounds given to begin() are enforced; an aborted batch and an
@@ -1307,6 +1333,7 @@ MPC_TESTS(pool) = {
     {"submit a batch: crash inside, cancel one, drain", test_submit_many},
     {"poll_many: arrays of a batch's successes, every input length", test_poll_many},
     {"batch written in place: tags, inputs, bounds, abort", test_batch_builder},
+    {"batch of one input size: crash and failure inside, retried", test_submit_many_uniform_retry},
     {"poll_many: cancels from the callback get canceled or real outcomes", test_poll_many_cancel},
     {"SIGINT mid-run: clean return, no child left", test_sigint_parent},
     {"1M-task generator keeps memory bounded", test_generator_bounded_memory},
