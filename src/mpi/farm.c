@@ -1110,16 +1110,19 @@ static int worker_loop(mpc__farm_t *f) {
           goto out;
         if (!canceled_self && (x & MPC__DOWN_RUN)) {
           /* The usual case in a loop of its own (no per-task tests of the
-           * message's kind). */
+           * message's kind), on a copy of the batch whose address is not
+           * taken, so that its cursor can stay in registers. */
+          mpc__pool_batch_t lb = bt;
           for (uint32_t i = 0; i < n; i++) {
             uint32_t len;
             const void *in;
             if ((rc = mpc__wire_read_run_task(&rd, &in, &len)) ||
-                (rc = mpc__pool_batch_add(&bt, tid0 + i, in, len))) {
+                (rc = mpc__pool_batch_add(&lb, tid0 + i, in, len))) {
               mpc__pool_batch_abort(&bt);
               goto out;
             }
           }
+          bt = lb;
         } else {
           for (uint32_t i = 0; i < n; i++) {
             uint32_t len;
