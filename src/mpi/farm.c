@@ -1104,6 +1104,12 @@ static int worker_loop(mpc__farm_t *f) {
           tid0 = mpc__get64(rd.p);
           rd.p += 8;
         }
+        /* Every task takes at least a byte of the message: a count past
+         * that is a broken message, not a reason to allocate its room. */
+        if ((size_t)n > (size_t)(rd.end - rd.p)) {
+          rc = MPC_EPROTO;
+          goto out;
+        }
         mpc__pool_batch_t bt = {0};
         if (!canceled_self &&
             (rc = mpc__pool_batch_begin(f->pool, &bt, n, (size_t)(rd.end - rd.p))))
