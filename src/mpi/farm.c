@@ -27,6 +27,7 @@
 #include "core/identity.h"
 #include "mpc/log.h"
 #include "mpc/pool.h"
+#include "pool/batch.h"
 #include "mpi/fault.h"
 #include "mpi/journal.h"
 #include "mpi/trace.h"
@@ -712,21 +713,14 @@ struct mpc__farm {
   double last_progress;
 };
 
-/* task_tramp() with task faults to inject (MPC_FAULT). */
-static __attribute__((noinline)) int task_tramp_faults(mpc__farm_t *f, const void *in,
-                                                       size_t len, mpc_buf_t *out) {
+/* The pool's task function when there are task faults to inject
+ * (MPC_FAULT): the fault, else the job's run() with its state.  Without
+ * faults the pool calls run() directly (mpc__farm_new()). */
+static int task_tramp(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
+  mpc__farm_t *f = ctx;
   int rc = mpc__fault_task(&f->faults, f->rank_guess, mpc_worker_index(),
                            mpc_task_id(), out);
   return rc ? rc : f->job->run(f->state, in, len, out);
-}
-
-/* The pool's task function: the job's run() with its state (a tail call:
- * this runs once per task). */
-static int task_tramp(void *ctx, const void *in, size_t len, mpc_buf_t *out) {
-  mpc__farm_t *f = ctx;
-  if (__builtin_expect(f->faults.n > f->faults.nrank, 0))
-    return task_tramp_faults(f, in, len, out);
-  return f->job->run(f->state, in, len, out);
 }
 
 int mpc__farm_new(mpc__farm_t **out, const mpc__farm_cfg_t *cfg, int job_argc,
@@ -782,10 +776,14 @@ int mpc__farm_new(mpc__farm_t **out, const mpc__farm_cfg_t *cfg, int job_argc,
     return rc;
   }
   f->job_inited = 1;
+  /* Without task faults to inject the pool calls the job's run() itself
+   * (same signature, its state as ctx): no trampoline per task.  The
+   * workers are forked with what f holds now. */
+  int tramp = f->faults.n > f->faults.nrank;
   mpc_pool_opts_t po = {
       .workers = cfg->workers,
-      .fn = task_tramp,
-      .ctx = f,
+      .fn = tramp ? task_tramp : f->job->run,
+      .ctx = tramp ? (void *)f : f->state,
       .timeout = cfg->timeout,
       .retries = 0,
       .mem_limit = cfg->mem_limit,
@@ -919,6 +917,54 @@ static inline __attribute__((always_inline)) int up_put(mpc__farm_t *f,
   return mpc__wire_result(&f->up, &w);
 }
 
+/* 0.9^n by squaring: pow() cost ~125 instructions, and this runs once per
+ * array of results (a dozen tasks each with trivial tasks). */
+static double pow09(size_t n) {
+  double r = 1, b = 0.9;
+  for (; n; n >>= 1, b *= b)
+    if (n & 1)
+      r *= b;
+  return r;
+}
+
+/* The longest run from r[0] of plain successes that go as short entries
+ * into the room `up` has now, written there: what up_put() does for each,
+ * with the message's end, the last task id and the run-time sum in
+ * registers (a store through a byte pointer would make the compiler reload
+ * them every entry).  Returns how many were written; 0 when r[0] needs
+ * up_put(). */
+static size_t up_put_shorts(mpc__farm_t *f, const mpc_result_t *r, size_t n,
+                            double *dsum, size_t *dn) {
+  unsigned char *o = f->up.data + f->up.len;
+  const unsigned char *lim = f->up.data + f->up.cap;
+  uint64_t prev = f->up_prev;
+  double s = 0;
+  size_t i, k = 0;
+  for (i = 0; i < n; i++) {
+    const mpc_result_t *x = &r[i];
+    unsigned wk = (unsigned)x->worker;
+    double d = x->end - x->start;
+    if (x->status != MPC_TASK_OK || !(x->start > 0) ||
+        !mpc__wire_short_fits(prev, x->id, x->worker, d, x->len) ||
+        x->pid <= 0 || f->up_pid[wk] != x->pid ||
+        (size_t)(lim - o) < MPC__RES_SHORT + x->len)
+      break;
+    if (d > 0) { /* (what the running mean counts: end > start > 0) */
+      s += d;
+      k++;
+    }
+    o = mpc__wire_result_short_at(o, prev, x->id, (int)wk, d, x->data,
+                                  (uint32_t)x->len);
+    prev = x->id;
+  }
+  f->up.len = (size_t)(o - f->up.data);
+  f->up_prev = prev;
+  f->up_n += (uint32_t)i;
+  *dsum += s;
+  *dn += k;
+  return i;
+}
+
 /* Results into the UP message being collected, in arrays as
  * mpc_pool_poll_many() hands them over (most are the successes of one
  * worker's batch).  The running mean of task times moves once per array:
@@ -935,6 +981,8 @@ static int local_results_to_up(void *ctx, const mpc_result_t *r, size_t n) {
   double dsum = 0;
   size_t dn = 0;
   for (size_t i = 0; i < n; i++) {
+    if (f->up_short && (i += up_put_shorts(f, r + i, n - i, &dsum, &dn)) == n)
+      break;
     if (r[i].end > r[i].start && r[i].start > 0) {
       dsum += r[i].end - r[i].start;
       dn++;
@@ -947,7 +995,7 @@ static int local_results_to_up(void *ctx, const mpc_result_t *r, size_t n) {
   }
   if (dn) {
     double m = dsum / (double)dn;
-    double keep = dn == 1 ? 0.9 : pow(0.9, (double)dn);
+    double keep = pow09(dn);
     f->task_avg = f->task_avg > 0 ? keep * f->task_avg + (1 - keep) * m : m;
   }
   return 0;
@@ -1042,9 +1090,9 @@ static int worker_loop(mpc__farm_t *f) {
       if (f->cfg.debug_protocol)
         MPC_LOG(MPC_LOG_ERROR, "<- master: kind %u, %u tasks", kind, n);
       if (kind == MPC__DOWN_TASKS) {
-        /* The message's tasks go to the pool as one batch. */
-        if ((rc = sub_reserve(f, n)))
-          goto out;
+        /* The message's tasks go to the pool as one batch, written into
+         * the pool's unit as they are decoded (their inputs are at most
+         * the rest of the message). */
         if (x & MPC__DOWN_SHORT)
           f->up_short = 1;
         uint64_t tid0 = 0;
@@ -1056,24 +1104,54 @@ static int worker_loop(mpc__farm_t *f) {
           tid0 = mpc__get64(rd.p);
           rd.p += 8;
         }
-        for (uint32_t i = 0; i < n; i++) {
-          uint32_t len;
-          if (x & MPC__DOWN_RUN) {
-            f->sub_tag[i] = tid0 + i;
-            rc = mpc__wire_read_run_task(&rd, &f->sub_in[i].data, &len);
-          } else {
-            rc = mpc__wire_read_task(&rd, &f->sub_tag[i], &f->sub_in[i].data, &len);
+        /* Every task takes at least a byte of the message: a count past
+         * that is a broken message, not a reason to allocate its room. */
+        if ((size_t)n > (size_t)(rd.end - rd.p)) {
+          rc = MPC_EPROTO;
+          goto out;
+        }
+        mpc__pool_batch_t bt = {0};
+        if (!canceled_self &&
+            (rc = mpc__pool_batch_begin(f->pool, &bt, n, (size_t)(rd.end - rd.p))))
+          goto out;
+        if (!canceled_self && (x & MPC__DOWN_RUN)) {
+          /* The usual case in a loop of its own (no per-task tests of the
+           * message's kind), on a copy of the batch whose address is not
+           * taken, so that its cursor can stay in registers. */
+          mpc__pool_batch_t lb = bt;
+          for (uint32_t i = 0; i < n; i++) {
+            uint32_t len;
+            const void *in;
+            if ((rc = mpc__wire_read_run_task(&rd, &in, &len)) ||
+                (rc = mpc__pool_batch_add(&lb, tid0 + i, in, len))) {
+              mpc__pool_batch_abort(&bt);
+              goto out;
+            }
           }
-          if (rc)
-            goto out;
-          f->sub_in[i].len = len;
-          if (canceled_self) {
-            mpc_result_t cr = {.id = f->sub_tag[i], .status = MPC_TASK_CANCELED,
-                               .worker = -1};
-            local_result_to_up(f, &cr);
+          bt = lb;
+        } else {
+          for (uint32_t i = 0; i < n; i++) {
+            uint32_t len;
+            uint64_t tid = tid0 + i;
+            const void *in;
+            if (x & MPC__DOWN_RUN)
+              rc = mpc__wire_read_run_task(&rd, &in, &len);
+            else
+              rc = mpc__wire_read_task(&rd, &tid, &in, &len);
+            if (!rc && !canceled_self)
+              rc = mpc__pool_batch_add(&bt, tid, in, len);
+            if (rc) {
+              mpc__pool_batch_abort(&bt);
+              goto out;
+            }
+            if (canceled_self) {
+              mpc_result_t cr = {.id = tid, .status = MPC_TASK_CANCELED,
+                                 .worker = -1};
+              local_result_to_up(f, &cr);
+            }
           }
         }
-        if (!canceled_self && (rc = mpc_pool_submit_many(f->pool, f->sub_in, f->sub_tag, n)))
+        if (!canceled_self && (rc = mpc__pool_batch_end(f->pool, &bt)))
           goto out;
         got_batch += n;
         if (asked_at > 0) {

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pool/batch.h"
 #include "pool/internal.h"
 #include "pool/progress.h"
 
@@ -53,6 +54,9 @@ typedef struct unit {
   size_t blob_skip; /* bytes cut off the front of the allocation (it starts
                        at blob - blob_skip) */
   size_t blob_off; /* U_OWNED: offset of the next entry to run */
+  size_t esize;    /* U_OWNED: the size of every entry (header and padded
+                      input) when all are the same, else 0: units are cut
+                      without a walk over their entries */
   mpc_future_t *fut;
 } unit_t;
 
@@ -250,6 +254,7 @@ static unit_t *unit_part(unit_t *u, uint32_t from, uint32_t n, size_t start, siz
     v->first = u->first + from;
     return v;
   }
+  v->esize = u->esize;
   v->blob_len = UNIT_HDR + (end - start);
   v->blob = malloc(v->blob_len);
   if (!v->blob) {
@@ -266,6 +271,9 @@ static unit_t *unit_part(unit_t *u, uint32_t from, uint32_t n, size_t start, siz
 static unit_t *unit_slice(const mpc_pool_t *p, unit_t *u, uint32_t from,
                           uint32_t n) {
   size_t off = UNIT_HDR, start = 0;
+  if (u->kind == U_OWNED && u->esize)
+    return unit_part(u, from, n, UNIT_HDR + from * u->esize,
+                     UNIT_HDR + (size_t)(from + n) * u->esize);
   if (u->kind == U_OWNED)
     for (uint32_t i = 0; i < from + n; i++) {
       if (i == from)
@@ -1027,6 +1035,12 @@ static uint32_t fit_entries(const mpc_pool_t *p, const unit_t *u, uint32_t n,
                             size_t limit, size_t *bytes) {
   size_t total = UNIT_HDR, off = u->blob_off ? u->blob_off : UNIT_HDR;
   uint32_t k = 0;
+  if (u->kind == U_OWNED && u->esize && n) { /* all of one size: no walk */
+    size_t fit = limit > UNIT_HDR ? (limit - UNIT_HDR) / u->esize : 0;
+    k = fit < n ? (fit ? (uint32_t)fit : 1) : n; /* the first goes anyway */
+    *bytes = UNIT_HDR + (size_t)k * u->esize;
+    return k;
+  }
   if (u->kind == U_OWNED) { /* the entries' sizes are in the blob */
     for (; k < n; k++) {
       uint64_t l;
@@ -1938,6 +1952,56 @@ void mpc_future_free(mpc_future_t *f) {
   free(f);
 }
 
+int mpc__pool_batch_begin(mpc_pool_t *p, mpc__pool_batch_t *b, size_t n,
+                          size_t in_bytes) {
+  b->unit = NULL;
+  b->o = b->end = NULL;
+  b->n = b->max = 0;
+  b->esize = 0;
+  if (!p || n > UINT32_MAX / 2 || in_bytes > SIZE_MAX / 2 - n * (ENTRY_HDR + 8))
+    return MPC_EINVAL;
+  int rc = usable(p);
+  if (rc < 0)
+    return rc;
+  /* Each entry: its header, its input padded to 8 (at most 7 bytes more). */
+  size_t bytes = UNIT_HDR + n * (ENTRY_HDR + 7) + in_bytes;
+  unit_t *u = unit_new(U_OWNED, S_CALLER);
+  if (!u || !(u->blob = malloc(bytes))) {
+    free(u);
+    return MPC_ENOMEM;
+  }
+  b->unit = u;
+  b->o = u->blob + UNIT_HDR;
+  b->end = u->blob + bytes;
+  b->max = (uint32_t)n;
+  return 0;
+}
+
+void mpc__pool_batch_abort(mpc__pool_batch_t *b) {
+  unit_free(b->unit);
+  b->unit = NULL;
+}
+
+int mpc__pool_batch_end(mpc_pool_t *p, mpc__pool_batch_t *b) {
+  unit_t *u = b->unit;
+  b->unit = NULL;
+  int rc = usable(p);
+  if (rc < 0 || !b->n) {
+    unit_free(u);
+    return rc < 0 ? rc : 0;
+  }
+  uint32_t hdr[2] = {b->n, 0};
+  memcpy(u->blob, hdr, UNIT_HDR);
+  u->blob_len = (size_t)(b->o - u->blob);
+  u->blob_off = UNIT_HDR;
+  u->esize = b->esize == SIZE_MAX ? 0 : b->esize;
+  u->count = b->n;
+  pend_push_back(p, u);
+  p->inflight += b->n;
+  p->caller_pending += b->n;
+  return 0;
+}
+
 int mpc_pool_submit_many(mpc_pool_t *p, const mpc_slice_t *in,
                          const uint64_t *tags, size_t n) {
   if (!p || (n && (!in || !tags)) || n > UINT32_MAX / 2)
@@ -1947,33 +2011,21 @@ int mpc_pool_submit_many(mpc_pool_t *p, const mpc_slice_t *in,
     return rc;
   if (n == 0)
     return 0;
-  size_t bytes = UNIT_HDR;
+  size_t bytes = 0;
   for (size_t i = 0; i < n; i++) {
     if (in[i].len && !in[i].data)
       return MPC_EINVAL;
-    bytes += ENTRY_HDR + PAD8(in[i].len);
+    bytes += in[i].len;
   }
-  unit_t *u = unit_new(U_OWNED, S_CALLER);
-  if (!u || !(u->blob = malloc(bytes))) {
-    free(u);
-    return MPC_ENOMEM;
-  }
-  u->blob_len = bytes;
-  uint32_t hdr[2] = {(uint32_t)n, 0};
-  memcpy(u->blob, hdr, UNIT_HDR);
-  unsigned char *o = u->blob + UNIT_HDR;
-  for (size_t i = 0; i < n; i++) {
-    uint64_t eh[2] = {tags[i], in[i].len};
-    memcpy(o, eh, ENTRY_HDR);
-    mpc__copy_pad8(o + ENTRY_HDR, in[i].data, in[i].len);
-    o += ENTRY_HDR + PAD8(in[i].len);
-  }
-  u->blob_off = UNIT_HDR;
-  u->count = (uint32_t)n;
-  pend_push_back(p, u);
-  p->inflight += n;
-  p->caller_pending += n;
-  return 0;
+  mpc__pool_batch_t b;
+  if ((rc = mpc__pool_batch_begin(p, &b, n, bytes)))
+    return rc;
+  for (size_t i = 0; i < n; i++)
+    if ((rc = mpc__pool_batch_add(&b, tags[i], in[i].data, in[i].len))) {
+      mpc__pool_batch_abort(&b); /* (cannot be: sized above) */
+      return rc;
+    }
+  return mpc__pool_batch_end(p, &b);
 }
 
 int mpc_pool_submit(mpc_pool_t *p, const void *in, size_t len, uint64_t tag) {

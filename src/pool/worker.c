@@ -249,6 +249,11 @@ static void batch_room(batch_t *bt, size_t need) {
   bt->cap = bt->b.cap;
 }
 
+/* Run the entries of one unit.  The batch's cursor (bt->d, len, n) and the
+ * control block are kept in locals across the task calls, written back
+ * (BT_OUT) before anything that uses bt and read again (BT_IN) after: the
+ * task function may write anywhere as far as the compiler knows, so fields
+ * behind a pointer would be reloaded after every call. */
 static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
                      const unsigned char *p, size_t len, mpc_buf_t *out,
                      batch_t *bt) {
@@ -256,24 +261,34 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
     _exit(WORKER_EXIT_INIT + 1);
   uint32_t count;
   memcpy(&count, p, 4);
+  wshm_t *const shm = w->shm;
+  const mpc_task_fn fn = cfg->fn;
+  void *const ctx = cfg->ctx;
   size_t off = UNIT_HDR;
   uint64_t t = mpc__now_ns();
   int sampling = 0;        /* tasks are tiny: not every one is timed */
   size_t untimed[SAMPLE_EVERY];
   uint32_t nuntimed = 0;
+  unsigned char *d = bt->d;
+  size_t blen = bt->len;
+  uint32_t bn = bt->n;
+#define BT_OUT() (bt->d = d, bt->len = blen, bt->n = bn)
+#define BT_IN() (d = bt->d, blen = bt->len, bn = bt->n)
+  /* The running entry's start: it changes only when a task is timed (the
+   * untimed ones in between all start at t as far as the parent knows). */
+  atomic_store_explicit(&shm->cur_start_ns, t, memory_order_relaxed);
   for (uint32_t i = 0; i < count; i++) {
     uint64_t id, elen;
     memcpy(&id, p + off, 8);
     memcpy(&elen, p + off + 8, 8);
     const unsigned char *in = p + off + ENTRY_HDR;
     off += ENTRY_HDR + PAD8(elen);
-    atomic_store_explicit(&w->shm->cur_start_ns, t, memory_order_relaxed);
-    atomic_store_explicit(&w->shm->cur, CUR_PACK(did, i), memory_order_release);
+    atomic_store_explicit(&shm->cur, CUR_PACK(did, i), memory_order_release);
     out->len = 0;
     g_task_id = id;
-    int code = cfg->fn(cfg->ctx, in, (size_t)elen, out);
-    g_task_id = UINT64_MAX;
-    int batched = count > 1 && out->len <= BATCH_MAX_OUT;
+    int code = fn(ctx, in, (size_t)elen, out);
+    size_t olen = out->len;
+    int batched = count > 1 && olen <= BATCH_MAX_OUT;
     uint64_t end = 0;
     if (!sampling || !batched || nuntimed + 1 == SAMPLE_EVERY ||
         i + 1 == count) {
@@ -281,7 +296,7 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
       if (nuntimed) { /* spread [t, end] over the untimed tasks and this one */
         uint64_t step = (end - t) / (nuntimed + 1);
         for (uint32_t k = 0; k < nuntimed; k++) {
-          batch_ent_t *e = (batch_ent_t *)(bt->d + untimed[k]);
+          batch_ent_t *e = (batch_ent_t *)(d + untimed[k]);
           e->end_ns = t + step * (k + 1);
         }
         sampling = (end - t) / (nuntimed + 1) < SAMPLE_NS;
@@ -292,37 +307,52 @@ static void run_unit(wctx_t *w, const worker_cfg_t *cfg, uint64_t did,
       }
       note_rss(w, end);
     }
-    atomic_store_explicit(&w->shm->child_pgid, 0, memory_order_relaxed);
+    atomic_store_explicit(&shm->child_pgid, 0, memory_order_relaxed);
     if (batched) {
       /* Small result of a many-task unit: batch it. */
-      if (!bt->n) {
-        batch_hdr_t h = {.n = 0, .first = i, .start_ns = t};
-        batch_open(w, bt, &h);
-        bt->t0 = t;
+      size_t need = sizeof(batch_ent_t) + PAD8(olen);
+      if (!bn || bt->cap - blen < need) {
+        BT_OUT();
+        if (!bn) {
+          batch_hdr_t h = {.n = 0, .first = i, .start_ns = t};
+          batch_open(w, bt, &h);
+          bt->t0 = t;
+        }
+        batch_room(bt, need);
+        BT_IN();
       }
-      batch_ent_t e = {.code = code, .len = (uint32_t)out->len, .end_ns = end};
-      size_t need = sizeof e + PAD8(out->len);
-      batch_room(bt, need);
       if (!end)
-        untimed[nuntimed++] = bt->len;
+        untimed[nuntimed++] = blen;
       /* Plain copies (this runs once per tiny task). */
-      unsigned char *o = bt->d + bt->len;
+      unsigned char *o = d + blen;
+      batch_ent_t e = {.code = code, .len = (uint32_t)olen, .end_ns = end};
       memcpy(o, &e, sizeof e);
-      mpc__copy_pad8(o + sizeof e, out->data, out->len);
-      bt->len += need;
-      bt->n++;
+      mpc__copy_pad8(o + sizeof e, out->data, olen);
+      blen += need;
+      bn++;
       if (end && (i + 1 == count || end - bt->t0 >= BATCH_MAX_NS ||
-                  bt->len >= BATCH_MAX_BYTES))
+                  blen >= BATCH_MAX_BYTES)) {
+        BT_OUT();
         batch_flush(w, did, bt);
+        BT_IN();
+      }
     } else {
+      BT_OUT();
       batch_flush(w, did, bt);
       res_hdr_t h = {.id = id, .idx = i, .code = code, .start_ns = t,
                      .end_ns = end};
-      put_result(w, did, &h, out->data, out->len);
+      put_result(w, did, &h, out->data, olen);
+      BT_IN();
     }
-    if (end)
+    if (end) {
       t = end;
+      atomic_store_explicit(&shm->cur_start_ns, t, memory_order_relaxed);
+    }
   }
+  g_task_id = UINT64_MAX;
+  BT_OUT();
+#undef BT_OUT
+#undef BT_IN
   batch_flush(w, did, bt);
   /* Keep big outputs from pinning memory for the rest of the worker's life. */
   if (out->cap > (1u << 20))

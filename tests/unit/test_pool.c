@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mpc/pool.h"
+#include "pool/batch.h"
 
 /* The 8-byte value at p (outputs need not be aligned). */
 static uint64_t u64at(const void *p) {
@@ -789,6 +790,124 @@ static void test_poll_many(void) {
   mpc_pool_free(p);
 }
 
+/* A batch whose inputs are all of one size is cut into chunks and slices
+ * by arithmetic, not by a walk over its entries: with a crash and a failure
+ * inside and a retry each, every task still runs on its own input (the echo
+ * checks it against the tag) and is answered once. */
+static void test_submit_many_uniform_retry(void) {
+  mpc_pool_t *p = make_pool(2, 0, 1);
+  static op_t o[1000];
+  static mpc_slice_t in[1000];
+  static uint64_t tag[1000];
+  for (int i = 0; i < 1000; i++) {
+    o[i] = (op_t){.op = i == 500 ? OP_SEGV : i == 700 ? OP_ERROR : OP_ECHO,
+                  .arg = 5, .val = (uint64_t)i + 1};
+    in[i] = (mpc_slice_t){&o[i], sizeof o[i]};
+    tag[i] = (uint64_t)i;
+  }
+  many_t m = {0};
+  CU_ASSERT_EQUAL(mpc_pool_submit_many(p, in, tag, 1000), 0);
+  poll_until(p, &m, 1000);
+  CU_ASSERT_EQUAL(m.n, 1000);
+  CU_ASSERT_EQUAL(m.ok, 998);
+  CU_ASSERT_EQUAL(m.crashed, 1);
+  CU_ASSERT_EQUAL(m.bad, 0);
+  CU_ASSERT_EQUAL(mpc_pool_pending(p), 0);
+  mpc_pool_free(p);
+}
+
+/* A batch written in place (mpc__pool_batch_*, what mpc-run's ranks use):
+ * every task runs once under its tag with its own input, whatever its
+ * length; the bounds given to begin() are enforced; an aborted batch and an
+ * empty one queue nothing. */
+#define PB_N 3000
+typedef struct pb {
+  int n, ok, failed, bad;
+  unsigned char seen[PB_N];
+} pb_t;
+
+/* Task i's input length: 0..23 but sizeof(op_t) (test_fn runs those). */
+static size_t pb_len(int i) {
+  size_t l = (size_t)(i % 24);
+  return l == sizeof(op_t) ? l - 1 : l;
+}
+
+static int pb_cb(void *ctx, const mpc_result_t *r, size_t n) {
+  pb_t *m = ctx;
+  for (size_t k = 0; k < n; k++) {
+    const mpc_result_t *x = &r[k];
+    m->n++;
+    if (x->id < 50000 || x->id >= 50000 + PB_N || m->seen[x->id - 50000]++) {
+      m->bad++;
+      continue;
+    }
+    int i = (int)(x->id - 50000);
+    if (i == 1500) {
+      m->failed += x->status == MPC_TASK_ERROR && x->code == 7;
+      continue;
+    }
+    size_t len = pb_len(i);
+    if (x->status != MPC_TASK_OK || x->len != len) {
+      m->bad++;
+      continue;
+    }
+    m->ok++;
+    for (size_t b = 0; b < len; b++)
+      m->bad += ((const unsigned char *)x->data)[b] != pm_byte(i, b);
+  }
+  return 0;
+}
+
+static void test_batch_builder(void) {
+  mpc_pool_t *p = make_pool(2, 0, 0);
+  static unsigned char bytes[PB_N][24];
+  static pb_t m;
+  memset(&m, 0, sizeof m);
+  op_t fail = {.op = OP_ERROR, .arg = 7, .val = 1};
+  size_t total = 0;
+  for (int i = 0; i < PB_N; i++) {
+    for (size_t b = 0; b < 24; b++)
+      bytes[i][b] = pm_byte(i, b);
+    total += i == 1500 ? sizeof fail : pb_len(i);
+  }
+  mpc__pool_batch_t b;
+  CU_ASSERT_EQUAL(mpc__pool_batch_begin(NULL, &b, 1, 8), MPC_EINVAL);
+  /* Aborted, and empty: nothing queued. */
+  CU_ASSERT_EQUAL(mpc__pool_batch_begin(p, &b, 4, 64), 0);
+  CU_ASSERT_EQUAL(mpc__pool_batch_add(&b, 1, bytes[0], 8), 0);
+  mpc__pool_batch_abort(&b);
+  CU_ASSERT_EQUAL(mpc__pool_batch_begin(p, &b, 4, 64), 0);
+  CU_ASSERT_EQUAL(mpc__pool_batch_end(p, &b), 0);
+  CU_ASSERT_EQUAL(mpc_pool_pending(p), 0);
+  /* The real batch, in two parts: the bound on inputs is exact. */
+  CU_ASSERT_EQUAL(mpc__pool_batch_begin(p, &b, PB_N, total), 0);
+  for (int i = 0; i < PB_N; i++) {
+    int rc = i == 1500 ? mpc__pool_batch_add(&b, 50000 + (uint64_t)i, &fail, sizeof fail)
+                       : mpc__pool_batch_add(&b, 50000 + (uint64_t)i,
+                                             pb_len(i) ? bytes[i] : NULL, pb_len(i));
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+  }
+  /* One more than begin() allowed is refused, and adds nothing. */
+  CU_ASSERT_EQUAL(mpc__pool_batch_add(&b, 1, NULL, 0), MPC_EINVAL);
+  CU_ASSERT_EQUAL(mpc__pool_batch_end(p, &b), 0);
+  CU_ASSERT_EQUAL(mpc_pool_pending(p), PB_N);
+  /* Inputs past the byte bound are refused too (room: 100 entries of up to
+   * 7 bytes, 2308 bytes in all). */
+  CU_ASSERT_EQUAL(mpc__pool_batch_begin(p, &b, 100, 0), 0);
+  CU_ASSERT_EQUAL(mpc__pool_batch_add(&b, 1, bytes[0], 4096), MPC_EINVAL);
+  mpc__pool_batch_abort(&b);
+  double end = mpct_now() + 60;
+  while (m.n < PB_N && mpct_now() < end)
+    CU_ASSERT(mpc_pool_poll_many(p, 1.0, pb_cb, &m) >= 0);
+  CU_ASSERT_EQUAL(m.n, PB_N);
+  CU_ASSERT_EQUAL(m.ok, PB_N - 1);
+  CU_ASSERT_EQUAL(m.failed, 1);
+  CU_ASSERT_EQUAL(m.bad, 0);
+  CU_ASSERT_EQUAL(mpc_pool_pending(p), 0);
+  CU_ASSERT_EQUAL(mpc_pool_join(p, NULL, NULL), 0);
+  mpc_pool_free(p);
+}
+
 /* Cancels from inside a poll_many callback, of tasks of the batch being
  * delivered: a cancel that succeeded gets MPC_TASK_CANCELED, one that found
  * the task finished (MPC_ENOTFOUND) gets its real outcome. */
@@ -1213,6 +1332,8 @@ MPC_TESTS(pool) = {
     {"cancel of a task queued on a worker, not started", test_cancel_queued},
     {"submit a batch: crash inside, cancel one, drain", test_submit_many},
     {"poll_many: arrays of a batch's successes, every input length", test_poll_many},
+    {"batch written in place: tags, inputs, bounds, abort", test_batch_builder},
+    {"batch of one input size: crash and failure inside, retried", test_submit_many_uniform_retry},
     {"poll_many: cancels from the callback get canceled or real outcomes", test_poll_many_cancel},
     {"SIGINT mid-run: clean return, no child left", test_sigint_parent},
     {"1M-task generator keeps memory bounded", test_generator_bounded_memory},
