@@ -2189,7 +2189,10 @@ static void lose_rank(mpc__farm_t *f, int rank, double silent) {
  * copy of the oldest tasks running elsewhere (jobs that declared their tasks
  * idempotent).  The first result wins; the other attempt is canceled. */
 static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
-  double min_age = fmax(SPEC_MIN_AGE, 2 * dur_estimate(f));
+  /* Age counts from dispatch, and credits queue up to two tasks a worker:
+   * a task that did not start yet can be two task times old (with twice,
+   * a 2-rank run of 300 ms tasks sometimes copied a task still queued). */
+  double min_age = fmax(SPEC_MIN_AGE, 3 * dur_estimate(f));
   for (int r = 0; r < f->nranks; r++) {
     rstate_t *rs = &f->r[r];
     if (rs->lost || rs->bye || rs->draining || rs->inflight >= (size_t)rs->workers)
