@@ -220,6 +220,22 @@ static void gen_shaped(char *b, int col, size_t row, int shape) {
   b[k] = 0;
 }
 
+/* Every one of the ncol numeric columns of `part` holds strtod's exact bits
+ * for want[j]. */
+static void check_cols_exact(const stats_part_t *part, int ncol, double *const *want,
+                             const size_t *nwant, const char *what) {
+  for (int j = 0; j < ncol; j++) {
+    CU_ASSERT_FALSE(part->cols[j].nonnum);
+    CU_ASSERT_EQUAL_FATAL(part->cols[j].nexact, nwant[j]);
+    size_t bad = 0;
+    for (size_t i = 0; i < nwant[j]; i++)
+      if (!same_bits(part->cols[j].exact[i], want[j][i]) && bad++ < 5)
+        fprintf(stderr, "%s col %d value %zu: %.17g vs strtod %.17g\n", what, j, i,
+                part->cols[j].exact[i], want[j][i]);
+    CU_ASSERT_EQUAL(bad, 0);
+  }
+}
+
 static void test_csv_shaped_exact(void) {
   enum { NCOL = 4, NROW = 60000 };
   size_t cap = 8u << 20, len = 0;
@@ -269,16 +285,9 @@ static void test_csv_shaped_exact(void) {
       }
       CU_ASSERT_FALSE(part.has_err);
       CU_ASSERT_EQUAL(part.records, NROW);
-      for (int j = 0; j < NCOL; j++) {
-        CU_ASSERT_FALSE(part.cols[j].nonnum);
-        CU_ASSERT_EQUAL_FATAL(part.cols[j].nexact, nwant[j]);
-        size_t bad = 0;
-        for (size_t i = 0; i < nwant[j]; i++)
-          if (!same_bits(part.cols[j].exact[i], want[j][i]) && bad++ < 5)
-            fprintf(stderr, "isa %d col %d value %zu: %.17g vs strtod %.17g\n", isa, j, i,
-                    part.cols[j].exact[i], want[j][i]);
-        CU_ASSERT_EQUAL(bad, 0);
-      }
+      char what[32];
+      snprintf(what, sizeof what, "isa %d", isa);
+      check_cols_exact(&part, NCOL, want, nwant, what);
       stats_part_free(&part, &c);
     }
   }
@@ -590,16 +599,9 @@ static void delim_case(char dl) {
     CU_ASSERT_EQUAL(part.records, NROW);
     if (isa > 0 && dl != '.' && dl != '-' && dl != 'e' && (dl < '0' || dl > '9'))
       CU_ASSERT(part.block_records > NROW / 2);
-    for (int j = 0; j < NCOL; j++) {
-      CU_ASSERT_FALSE(part.cols[j].nonnum);
-      CU_ASSERT_EQUAL_FATAL(part.cols[j].nexact, nwant[j]);
-      size_t bad = 0;
-      for (size_t i = 0; i < nwant[j]; i++)
-        if (!same_bits(part.cols[j].exact[i], want[j][i]) && bad++ < 5)
-          fprintf(stderr, "delim '%c' isa %d col %d value %zu: %.17g vs strtod %.17g\n", dl,
-                  isa, j, i, part.cols[j].exact[i], want[j][i]);
-      CU_ASSERT_EQUAL(bad, 0);
-    }
+    char what[32];
+    snprintf(what, sizeof what, "delim '%c' isa %d", dl, isa);
+    check_cols_exact(&part, NCOL, want, nwant, what);
     stats_part_free(&part, &c);
   }
   stats_parse_isa(prev);
