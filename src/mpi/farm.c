@@ -1321,7 +1321,9 @@ static void note_failure(mpc__farm_t *f, task_t *t, const mpc_job_result_t *r) {
   if (f->nfails >= FAILS_KEPT)
     return;
   mpc__fail_item_t *it = &f->fails[f->nfails++];
-  it->key = strdup(task_key(t));
+  /* complete() made the key before r pointed at the input; if memory ran
+   * out then, making it now would move the input from under r. */
+  it->key = strdup(t->in_rec ? "" : task_key(t));
   it->status = r->status;
   it->code = r->code;
   it->rank = r->rank;
