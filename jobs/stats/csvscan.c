@@ -1225,7 +1225,6 @@ fb_column(const stats_cfg_t *c, const unsigned char *bb, const uint32_t *ix, siz
   } else
 #endif
   {
-    (void)simd;
     const uint32_t *te = ix + f, *ts = ix + f - 1;
     for (size_t r = 0; r < nrec && k >= 0; r++) {
       uint32_t s = ts[r * nc] + 1, e = te[r * nc];

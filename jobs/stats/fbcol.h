@@ -301,9 +301,6 @@ FB_COL_NAME(const unsigned char *bb, const uint32_t *ix, size_t nrec, size_t nc,
     const __m128i m1 = _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1);
     const __m128i m2 = _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1);
     const __m128i m4 = _mm_setr_epi16(10000, 1, 10000, 1, 10000, 1, 10000, 1);
-    (void)sg;
-    (void)delim;
-    (void)quad;
     for (; r < nrec; r++, tp += nc) {
       uint32_t s = tp[-1] + 1, e = tp[0];
       size_t len = e - s;

@@ -78,13 +78,6 @@ __attribute__((target("avx2"))) static size_t sum_sq_dev_avx2(const double *v, s
   return i;
 }
 
-static int have_avx2(void) {
-  static int have = -1;
-  if (have < 0)
-    have = __builtin_cpu_supports("avx2") ? 1 : 0;
-  return have;
-}
-
 /* The same with two 128-bit registers (SSE2, every x86-64). */
 static size_t sum_min_max_sse2(const double *v, size_t n, double *s, double *lo, double *hi) {
   size_t i = 0;
@@ -131,7 +124,7 @@ static size_t sum_sq_dev_sse2(const double *v, size_t n, double mean, double *q)
 static void sum_min_max(const double *v, size_t n, double *sum, double *mn, double *mx) {
   double s, lo = *mn, hi = *mx;
 #if defined(__x86_64__)
-  size_t i = have_avx2() ? sum_min_max_avx2(v, n, &s, &lo, &hi)
+  size_t i = stats_sketch_isa(-1) >= 1 ? sum_min_max_avx2(v, n, &s, &lo, &hi)
                          : sum_min_max_sse2(v, n, &s, &lo, &hi);
 #else
   size_t i = 0;
@@ -159,7 +152,7 @@ static void sum_min_max(const double *v, size_t n, double *sum, double *mn, doub
 static double sum_sq_dev(const double *v, size_t n, double mean) {
   double q;
 #if defined(__x86_64__)
-  size_t i = have_avx2() ? sum_sq_dev_avx2(v, n, mean, &q) : sum_sq_dev_sse2(v, n, mean, &q);
+  size_t i = stats_sketch_isa(-1) >= 1 ? sum_sq_dev_avx2(v, n, mean, &q) : sum_sq_dev_sse2(v, n, mean, &q);
 #else
   size_t i = 0;
   double q4[4] = {0, 0, 0, 0};

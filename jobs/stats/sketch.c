@@ -457,6 +457,15 @@ static void fill64(uint64_t *p, uint64_t v, size_t n) {
 
 /* One pass over the tallies: the largest count, the buckets to split (more
  * than emax_ok values, not all the same) and how many values they hold. */
+/* tally() for a[0..n) into the buckets bk[] gave them. */
+static inline __attribute__((always_inline)) void tally_all(uint64_t *cc, uint64_t *rep,
+                                                            const uint32_t *bk,
+                                                            const double *a, size_t n) {
+#pragma GCC unroll 2
+  for (size_t i = 0; i < n; i++)
+    tally(cc, rep, bk[i], a[i]);
+}
+
 static void scan_tallies(const uint64_t *cc, uint32_t nb, uint64_t emax_ok, uint32_t *most,
                          uint32_t *heavy, uint32_t *packed) {
   uint32_t mo = 0, hv = 0, pk = 0;
@@ -583,11 +592,8 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
   uint64_t kmn = d2k(mn);
   uint32_t most, heavy, packed;
   if (linear) {
-    uint32_t *bk = z->bk;
-    lin_buckets(a, n, mn, scale, nb, bk);
-#pragma GCC unroll 2
-    for (size_t i = 0; i < n; i++)
-      tally(cc, rep, bk[i], a[i]);
+    lin_buckets(a, n, mn, scale, nb, z->bk);
+    tally_all(cc, rep, z->bk, a, n);
     scan_tallies(cc, nb, emax_ok, &most, &heavy, &packed);
     if (most > n / 2) { /* the sample missed the skew: use bit digits */
       linear = 0;
@@ -601,10 +607,7 @@ static void summ_split(summ_t *z, double *a, double *t, size_t n, uint64_t emax_
     while ((kr >> shift) >= nb)
       shift++;
     key_buckets(a, n, kmn, shift, z->bk);
-    const uint32_t *bk = z->bk;
-#pragma GCC unroll 2
-    for (size_t i = 0; i < n; i++)
-      tally(cc, rep, bk[i], a[i]);
+    tally_all(cc, rep, z->bk, a, n);
     scan_tallies(cc, nb, emax_ok, &most, &heavy, &packed);
   }
   if (heavy == 0) { /* summ_leaf() for every bucket, the state in registers */

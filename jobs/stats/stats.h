@@ -98,7 +98,8 @@ int stats_sketch_add_batch(stats_sketch_t *s, double *v, size_t n, double *t);
 int stats_sketch_add_batch_mm(stats_sketch_t *s, double *v, size_t n, double *t,
                               const double *mm);
 int stats_sketch_merge(stats_sketch_t *a, const stats_sketch_t *b);
-/* Which code variant batch summaries use: 0 SSE2 (plain C elsewhere), 1 AVX2
+/* Which code variant batch summaries and block moments use: 0 SSE2 (plain C
+ * elsewhere), 1 AVX2
  * (the best the CPU has by default); the same results either way.  want >= 0
  * selects min(want, best) (tests); returns the variant in use. */
 int stats_sketch_isa(int want);

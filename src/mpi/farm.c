@@ -300,6 +300,19 @@ static void tm_trim(tmap_t *m) {
   }
 }
 
+/* The next record of block b, for task seq, with `flags` (and live). */
+static inline __attribute__((always_inline)) task_t *rec_put(tmap_t *m, tblock_t *b,
+                                                             uint64_t seq, uint32_t flags) {
+  task_t *t = &b->rec[b->n++];
+  /* The flags of a new record, as constants the compiler folds. */
+  task_t in_block = {.flags = 0};
+  in_block.live = 1;
+  *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1, .flags = in_block.flags | flags};
+  b->live++;
+  m->live++;
+  return t;
+}
+
 /* A new record for task `seq` (the next seq, always) with `dlen` bytes for its
  * key and input at *data (none, *data NULL, if dlen is 0).  The record is new
  * but for seq, live, own_data and the flags in `flags` (one store per field as
@@ -364,17 +377,10 @@ static task_t *tm_new(tmap_t *m, uint64_t seq, size_t dlen, unsigned char **data
     d = c->b + c->used;
     c->used += dlen;
   }
-  task_t *t = &b->rec[b->n++];
-  /* The flags of a new record, as constants the compiler folds. */
-  task_t in_block = {.flags = 0}, own = {.flags = 0};
-  in_block.live = 1;
-  own.live = own.own_data = 1;
-  *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1,
-                .flags = (dlen > TB_INLINE ? own.flags : in_block.flags) | flags};
-  b->live++;
-  m->live++;
+  task_t own = {.flags = 0};
+  own.own_data = 1;
   *data = d;
-  return t;
+  return rec_put(m, b, seq, (dlen > TB_INLINE ? own.flags : 0) | flags);
 }
 
 /* tm_new() for a record without key or input bytes (in_rec): inline while
@@ -386,13 +392,7 @@ static inline __attribute__((always_inline)) task_t *tm_new_rec(tmap_t *m, uint6
     unsigned char *d;
     return tm_new(m, seq, 0, &d, flags);
   }
-  task_t *t = &b->rec[b->n++];
-  task_t in_block = {.flags = 0};
-  in_block.live = 1;
-  *t = (task_t){.seq = seq, .run_rank = {-1, -1}, .rank = -1, .flags = in_block.flags | flags};
-  b->live++;
-  m->live++;
-  return t;
+  return rec_put(m, b, seq, flags);
 }
 
 static task_t *tm_get_slow(tmap_t *m, uint64_t seq) {
@@ -1665,6 +1665,20 @@ static inline __attribute__((always_inline)) int okrun_put(mpc__farm_t *f, okrun
   return rc;
 }
 
+/* A success of task `tid` from o's rank: put in the run if it takes the
+ * plain path (1, with gather()'s code in *rc), else 0 (the caller flushes
+ * the run and takes the general path). */
+static inline __attribute__((always_inline)) int okrun_try(mpc__farm_t *f, okrun_t *o,
+                                                           uint64_t tid, int worker, int pid,
+                                                           double d, const void *out,
+                                                           size_t len, int *rc) {
+  task_t *t = tm_get(&f->map, tid);
+  if (!okrun_fits(t, o->r.rank))
+    return 0;
+  *rc = okrun_put(f, o, t, worker, pid, d, out, len);
+  return 1;
+}
+
 /* One attempt's outcome from `rank`. */
 static int on_result(mpc__farm_t *f, int rank, const mpc__wres_t *w) {
   task_t *t = tm_get(&f->map, w->tid);
@@ -1746,21 +1760,16 @@ static int master_local_many(void *ctx, const mpc_result_t *r, size_t n) {
   const int plain = f->plain; /* (fixed at the start) */
   for (size_t i = 0; i < n; i++) {
     int rc;
-    if (plain && r[i].status == MPC_TASK_OK && r[i].pid) {
-      task_t *t = tm_get(&f->map, r[i].id);
-      if (okrun_fits(t, 0)) {
-        /* (as wres_from() and on_result() make it) */
-        double s = r[i].start > 0 ? r[i].start - f->t0 : 0;
-        double e = r[i].end > 0 ? r[i].end - f->t0 : 0;
-        rc = okrun_put(f, &o, t, r[i].worker, (int)r[i].pid, e > s ? e - s : 0,
-                       r[i].data, r[i].len);
-        goto next;
-      }
+    /* (the run time as wres_from() and on_result() make it) */
+    double s = r[i].start > 0 ? r[i].start - f->t0 : 0;
+    double e = r[i].end > 0 ? r[i].end - f->t0 : 0;
+    if (!(plain && r[i].status == MPC_TASK_OK && r[i].pid &&
+          okrun_try(f, &o, r[i].id, r[i].worker, (int)r[i].pid, e > s ? e - s : 0,
+                    r[i].data, r[i].len, &rc))) {
+      okrun_flush(f, &o);
+      mpc__wres_t w = wres_from(f, &r[i]);
+      rc = on_result(f, 0, &w);
     }
-    okrun_flush(f, &o);
-    mpc__wres_t w = wres_from(f, &r[i]);
-    rc = on_result(f, 0, &w);
-  next:
     if (rc && !f->fatal) {
       f->fatal = 1;
       set_why(f, "%s", mpc_strerror(rc));
@@ -1996,9 +2005,9 @@ static size_t take(mpc__farm_t *f, int rank, size_t n, task_t **out, taken_t *tk
 static uint64_t remaining(mpc__farm_t *f) {
   if (!f->gen_done) {
     /* Look ahead so that the end is seen before it comes. */
-    if (gen_fill(f, LOOKAHEAD)) { /* (guided only: tasks are fresh ones) */
-      /* an error: take() meets it again and stops the run */
-    }
+    /* (guided only: tasks are fresh ones.  An error is met again by
+     * take(), which stops the run.) */
+    (void)gen_fill(f, LOOKAHEAD);
     keys_flush(f);
   }
   /* While the generator is not done, what is known is a lower bound: batches
@@ -2006,25 +2015,14 @@ static uint64_t remaining(mpc__farm_t *f) {
   return queued_total(f);
 }
 
-/* Send (or, for rank 0, submit) scratch[0..k) to `rank`.  `partial`: this
- * answers only part of the rank's request (the send window is full), so the
- * last message is not flagged last and the rest of the request stays open.
- * `tk`: the tasks came from take() (marked, and for rank 0 in sub_in), with
- * what it learnt; NULL: not marked yet (for rank 0, sub_reserve(f, k) was
- * called). */
+/* Send (or, for rank 0, submit) scratch[0..k) to `rank`: tasks that
+ * take_one() marked as dispatched (for rank 0 also put in sub_in), with what
+ * it learnt of them in tk.  `partial`: this answers only part of the rank's
+ * request (the send window is full), so the last message is not flagged last
+ * and the rest of the request stays open. */
 static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
                     size_t k, int partial, const taken_t *tk) {
   int rc = 0;
-  float at = (float)(f->tnow - f->t0);
-  if (!tk) {
-    for (size_t i = 0; i < k; i++) {
-      mark_dispatched(scratch[i], rank, at);
-      if (rank == 0) {
-        f->sub_in[i] = (mpc_slice_t){TASK_IN(scratch[i]), scratch[i]->in_len};
-        f->sub_tag[i] = scratch[i]->seq;
-      }
-    }
-  }
   /* In flight even if a message fails: the run stops, and the end of the
    * master loop cancels what is in flight, so each gets its line. */
   f->r[rank].inflight += k;
@@ -2042,7 +2040,7 @@ static int dispatch(mpc__farm_t *f, int rank, sendq_t *sq, task_t **scratch,
     uint64_t tid0 = scratch[i]->seq;
     int run = 1;
     size_t bytes = MPC__HDR_BYTES + 8 + 12 * m;
-    if (tk && m == k) {
+    if (m == k) {
       run = tk->run;
       bytes += tk->in_bytes;
     } else {
@@ -2205,6 +2203,11 @@ static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
     size_t wr = wall_room(f, rs);
     if (room > wr)
       room = wr;
+    float at = (float)(f->tnow - f->t0);
+    taken_t tk = {0, 1};
+    int rc = r == 0 ? sub_reserve(f, room) : 0;
+    if (rc)
+      return rc;
     while (k < room) {
       task_t *best = NULL, *t;
       uint64_t cur = 0;
@@ -2224,15 +2227,10 @@ static int speculate(mpc__farm_t *f, sendq_t *sq, task_t **scratch) {
         MPC_LOG(MPC_LOG_ERROR, "task %s: running for %.1f s on rank %d; a copy "
                 "starts on rank %d", task_key(best), f->tnow - f->t0 - best->run_at[0],
                 best->run_rank[0], r);
-      scratch[k++] = best;
+      take_one(f, r, at, best, scratch, k++, &tk);
     }
-    if (k) {
-      int rc = r == 0 ? sub_reserve(f, k) : 0;
-      if (!rc)
-        rc = dispatch(f, r, sq, scratch, k, 0, NULL);
-      if (rc)
-        return rc;
-    }
+    if (k && (rc = dispatch(f, r, sq, scratch, k, 0, &tk)))
+      return rc;
   }
   return 0;
 }
@@ -2282,9 +2280,8 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg, sendq_t *sq,
       const void *data;
       if (mpc__wire_read_short(&rd, &prev, &tid, &wk, &ns, &data, &len)) {
         int32_t pid = rs->wpid[wk];
-        task_t *t = pid ? tm_get(&f->map, tid) : NULL;
-        if (okrun_fits(t, src)) {
-          if ((s = okrun_put(f, &o, t, wk, pid, (double)ns * 1e-9, data, len)))
+        if (pid && okrun_try(f, &o, tid, wk, pid, (double)ns * 1e-9, data, len, &s)) {
+          if (s)
             goto fail;
           continue;
         }
@@ -2308,14 +2305,12 @@ static int handle_up(mpc__farm_t *f, int src, mpc_buf_t *msg, sendq_t *sq,
       }
       rs->wpid[w.worker] = w.pid;
     }
-    if (f->plain && w.status == MPC_TASK_OK && w.pid) { /* most: every short one */
-      task_t *t = tm_get(&f->map, w.tid);
-      if (okrun_fits(t, src)) {
-        if ((s = okrun_put(f, &o, t, w.worker, w.pid, w.end > w.start ? w.end - w.start : 0,
-                           w.data, w.len)))
-          goto fail;
-        continue;
-      }
+    if (f->plain && w.status == MPC_TASK_OK && w.pid && /* most: every short one */
+        okrun_try(f, &o, w.tid, w.worker, w.pid, w.end > w.start ? w.end - w.start : 0,
+                  w.data, w.len, &s)) {
+      if (s)
+        goto fail;
+      continue;
     }
     okrun_flush(f, &o);
     if ((rc = on_result(f, src, &w)))

@@ -283,22 +283,14 @@ static inline int mpc__wire_read_result(mpc__wrd_t *r, mpc__wres_t *res, uint64_
     return MPC_EPROTO;
   const unsigned char *o = r->p;
   if (*o) {
-    if (r->end - o < MPC__RES_SHORT)
+    uint64_t tid;
+    int wk;
+    uint32_t ns, len;
+    const void *data;
+    if (!mpc__wire_read_short(r, prev, &tid, &wk, &ns, &data, &len))
       return MPC_EPROTO;
-    uint32_t len = (uint32_t)o[6] | (uint32_t)o[7] << 8;
-    if ((size_t)(r->end - o - MPC__RES_SHORT) < len)
-      return MPC_EPROTO;
-    res->tid = *prev += (uint64_t)(int64_t)(int8_t)o[1];
-    res->status = 0;
-    res->code = 0;
-    res->worker = o[0] - 1;
-    res->pid = 0;
-    res->start = 0;
-    res->end = (double)mpc__get32(o + 2) * 1e-9;
-    res->maxrss_kb = 0;
-    res->data = o + MPC__RES_SHORT;
-    res->len = len;
-    r->p = o + MPC__RES_SHORT + len;
+    *res = (mpc__wres_t){.tid = tid, .worker = wk, .end = (double)ns * 1e-9,
+                         .data = data, .len = len};
     return 1;
   }
   if (r->end - r->p < MPC__RES_FIXED)

@@ -215,6 +215,15 @@ static unsigned char *cbits_slice(const unit_t *u, uint32_t from, uint32_t n) {
   return b;
 }
 
+/* The owned-unit entry at blob + off: its id in *id; returns where the next
+ * entry starts. */
+static inline size_t ent_next(const unsigned char *blob, size_t off, uint64_t *id) {
+  uint64_t l;
+  memcpy(id, blob + off, 8);
+  memcpy(&l, blob + off + 8, 8);
+  return off + ENTRY_HDR + PAD8(l);
+}
+
 static void entry_get(const mpc_pool_t *p, const unit_t *u, uint32_t i,
                       size_t *blob_off, uint64_t *id, const void **in,
                       size_t *len) {
@@ -238,9 +247,9 @@ static void entry_get(const mpc_pool_t *p, const unit_t *u, uint32_t i,
   *blob_off += ENTRY_HDR + PAD8(l);
 }
 
-/* Split off entries [from, from+n) of u into a new unit (same sink, future). */
-/* A new unit of u's entries [from, from + n); for an owned unit they are the
- * bytes u->blob[start, end), copied under a header of their own. */
+/* A new unit of u's entries [from, from + n) (same sink, future); for an
+ * owned unit they are the bytes u->blob[start, end), copied under a header
+ * of their own. */
 static unit_t *unit_part(unit_t *u, uint32_t from, uint32_t n, size_t start, size_t end) {
   unit_t *v = unit_new(u->kind, u->sink);
   if (!v)
@@ -276,11 +285,10 @@ static unit_t *unit_slice(const mpc_pool_t *p, unit_t *u, uint32_t from,
                      UNIT_HDR + (size_t)(from + n) * u->esize);
   if (u->kind == U_OWNED)
     for (uint32_t i = 0; i < from + n; i++) {
+      uint64_t id;
       if (i == from)
         start = off;
-      uint64_t l;
-      memcpy(&l, u->blob + off + 8, 8);
-      off += ENTRY_HDR + PAD8(l);
+      off = ent_next(u->blob, off, &id);
     }
   return unit_part(u, from, n, start, off);
 }
@@ -547,10 +555,8 @@ static void entry_done(worker_t *w, unit_t *u) {
 static uint64_t next_result_id(unit_t *u) {
   if (u->kind != U_OWNED)
     return u->first + u->done;
-  uint64_t id, l;
-  memcpy(&id, u->blob + u->blob_off, 8);
-  memcpy(&l, u->blob + u->blob_off + 8, 8);
-  u->blob_off += ENTRY_HDR + PAD8(l);
+  uint64_t id;
+  u->blob_off = ent_next(u->blob, u->blob_off, &id);
   return id;
 }
 
@@ -687,10 +693,8 @@ static int handle_result(mpc_pool_t *p, int slot, worker_t *w, uint32_t type,
           p->many_init = nmany + 1;
         }
         if (owned) { /* the id of entry `done` (next_result_id()) */
-          uint64_t id, l;
-          memcpy(&id, u->blob + boff, 8);
-          memcpy(&l, u->blob + boff + 8, 8);
-          boff += ENTRY_HDR + PAD8(l);
+          uint64_t id;
+          boff = ent_next(u->blob, boff, &id);
           r->id = id;
         } else {
           r->id = u->first + done;
@@ -1043,13 +1047,12 @@ static uint32_t fit_entries(const mpc_pool_t *p, const unit_t *u, uint32_t n,
   }
   if (u->kind == U_OWNED) { /* the entries' sizes are in the blob */
     for (; k < n; k++) {
-      uint64_t l;
-      memcpy(&l, u->blob + off + 8, 8);
-      size_t add = ENTRY_HDR + PAD8(l);
+      uint64_t id;
+      size_t next = ent_next(u->blob, off, &id), add = next - off;
       if (k > 0 && total + add > limit)
         break;
       total += add;
-      off += add;
+      off = next;
     }
     *bytes = total;
     return k;

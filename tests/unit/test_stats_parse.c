@@ -318,8 +318,8 @@ static void test_csv_block_text(void) {
   stats_part_free(&part, &c);
 }
 
-/* Many columns and long runs of blank lines: the block path's arrays hold
- * every line end it sees before a record is complete. */
+/* Many columns and long runs of blank lines: the block path's terminator
+ * array holds every LF it sees before a record is complete. */
 static void block_blank_lines(size_t NC) {
   size_t cap = 1 << 20, len = 0;
   char *csv = malloc(cap);

@@ -100,13 +100,18 @@ static void test_moments_block_order(void) {
     double d = v[i] - mean;
     q += d * d;
   }
-  stats_moments_t m;
-  stats_moments_init(&m);
-  stats_moments_add_block(&m, v, N);
-  CU_ASSERT_EQUAL(m.n, N);
-  CU_ASSERT(m.mean == mean);
-  CU_ASSERT(m.m2 == q);
-  CU_ASSERT(m.min == mn && m.max == mx);
+  int prev = stats_sketch_isa(-1);
+  for (int isa = prev; isa >= 0; isa--) { /* every variant the CPU has */
+    stats_sketch_isa(isa);
+    stats_moments_t m;
+    stats_moments_init(&m);
+    stats_moments_add_block(&m, v, N);
+    CU_ASSERT_EQUAL(m.n, N);
+    CU_ASSERT(m.mean == mean);
+    CU_ASSERT(m.m2 == q);
+    CU_ASSERT(m.min == mn && m.max == mx);
+  }
+  stats_sketch_isa(prev);
 }
 
 static void test_moments_special(void) {
