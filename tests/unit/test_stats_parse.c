@@ -220,6 +220,23 @@ static void gen_shaped(char *b, int col, size_t row, int shape) {
   b[k] = 0;
 }
 
+/* New shapes for gen_shaped(), column by column. */
+static void pick_shapes(int *shape, int ncol) {
+  for (int j = 0; j < ncol; j++)
+    shape[j] = rand() % 4 == 0   ? -1
+               : rand() % 3 == 0 ? 100 + 8 * (rand() % 9) + rand() % 4
+                                 : 1 + rand() % 15;
+}
+
+/* A generated field b: "." or "-" become "7" (every column stays numeric),
+ * and its strtod value goes in want[] unless it is missing. */
+static void note_field(char *b, double *want, size_t *nwant) {
+  if (strcmp(b, ".") == 0 || strcmp(b, "-") == 0)
+    strcpy(b, "7");
+  if (b[0] && strcmp(b, "NA") != 0)
+    want[(*nwant)++] = strtod(b, NULL);
+}
+
 /* Every one of the ncol numeric columns of `part` holds strtod's exact bits
  * for want[j]. */
 static void check_cols_exact(const stats_part_t *part, int ncol, double *const *want,
@@ -250,18 +267,12 @@ static void test_csv_shaped_exact(void) {
   int shape[NCOL] = {-1, 3, 6, 1};
   for (size_t r = 0; r < NROW; r++) {
     if (r % 300 == 0)
-      for (int j = 0; j < NCOL; j++)
-        shape[j] = rand() % 4 == 0   ? -1
-                   : rand() % 3 == 0 ? 100 + 8 * (rand() % 9) + rand() % 4
-                                     : 1 + rand() % 15;
+      pick_shapes(shape, NCOL);
     int quoted = rand() % 50 == 0;
     for (int j = 0; j < NCOL; j++) {
       char b[64];
       gen_shaped(b, j, r, shape[j]);
-      if (strcmp(b, ".") == 0 || strcmp(b, "-") == 0)
-        strcpy(b, "7"); /* keep every column numeric */
-      if (b[0] && strcmp(b, "NA") != 0)
-        want[j][nwant[j]++] = strtod(b, NULL);
+      note_field(b, want[j], &nwant[j]);
       len += (size_t)snprintf(csv + len, cap - len, quoted && j == 1 ? "\"%s\"%s" : "%s%s", b,
                               j + 1 < NCOL ? "," : r % 97 == 5 ? "\r\n" : "\n");
     }
@@ -562,10 +573,7 @@ static void delim_case(char dl) {
   const int nlongs = (int)(sizeof longs / sizeof *longs);
   for (size_t r = 0; r < NROW; r++) {
     if (r % 200 == 0)
-      for (int j = 0; j < NCOL; j++)
-        shape[j] = rand() % 4 == 0   ? -1
-                   : rand() % 3 == 0 ? 100 + 8 * (rand() % 9) + rand() % 4
-                                     : 1 + rand() % 15;
+      pick_shapes(shape, NCOL);
     for (int j = 0; j < NCOL; j++) {
       char b[64];
       if (rand() % 20 == 0)
@@ -578,10 +586,7 @@ static void delim_case(char dl) {
       } else if (strchr(b, dl) != NULL) {
         strcpy(b, "7");
       }
-      if (strcmp(b, ".") == 0 || strcmp(b, "-") == 0)
-        strcpy(b, "7");
-      if (b[0] && strcmp(b, "NA") != 0)
-        want[j][nwant[j]++] = strtod(b, NULL);
+      note_field(b, want[j], &nwant[j]);
       len += (size_t)snprintf(csv + len, cap - len, "%s%c", b, j + 1 < NCOL ? dl : '\n');
     }
   }
